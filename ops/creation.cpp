@@ -1,0 +1,191 @@
+// Tensor creation from C++ values: nested lists with TensorFlow's dtype inference, and scalars
+// converted exactly to a requested dtype.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "ops/ops.h"
+
+namespace kiln {
+namespace {
+
+struct ListInfo {
+  Shape shape;
+  bool any_bool = false, any_int = false, any_float = false, any_complex = false, any_u64 = false;
+  int64_t min_int = 0, max_int = 0;
+};
+
+// Walks the nested list, checking that it is rectangular and collecting what dtype it needs.
+void scan(const NestedList& l, size_t depth, ListInfo& info, bool& shape_set) {
+  if (l.kind() == NestedList::Kind::List) {
+    int64_t n = static_cast<int64_t>(l.items().size());
+    if (!shape_set) {
+      if (info.shape.rank() == static_cast<int64_t>(depth)) info.shape.push_back(n);
+    }
+    if (static_cast<int64_t>(depth) >= info.shape.rank() || info.shape.dim(depth) != n)
+      fail<InvalidArgument>("constant", "can't convert a non-rectangular nested list to a tensor (a list of length ", n,
+                            " at depth ", depth, " where shape ", info.shape.to_list_string(), " was expected); ",
+                            "use kiln::ragged::constant for ragged data");
+    if (n == 0) {
+      shape_set = true;
+      return;
+    }
+    for (const NestedList& it : l.items()) scan(it, depth + 1, info, shape_set);
+    return;
+  }
+  // a scalar: its depth fixes the rank
+  if (!shape_set) shape_set = true;
+  if (static_cast<int64_t>(depth) != info.shape.rank())
+    fail<InvalidArgument>("constant", "can't convert a non-rectangular nested list to a tensor (a scalar at depth ", depth,
+                          " where shape ", info.shape.to_list_string(), " was expected)");
+  switch (l.kind()) {
+    case NestedList::Kind::Bool:
+      info.any_bool = true;
+      break;
+    case NestedList::Kind::Int:
+      if (!info.any_int) info.min_int = info.max_int = l.as_int();
+      info.any_int = true;
+      info.any_u64 |= l.is_u64();
+      info.min_int = std::min(info.min_int, l.as_int());
+      info.max_int = std::max(info.max_int, l.as_int());
+      break;
+    case NestedList::Kind::Float:
+      info.any_float = true;
+      break;
+    case NestedList::Kind::Complex:
+      info.any_complex = true;
+      break;
+    case NestedList::Kind::List:
+      break;
+  }
+}
+
+template <class T>
+bool exactly_representable(std::complex<double> v) {
+  if constexpr (is_complex_v<T>) {
+    return true;
+  } else {
+    if (v.imag() != 0) return false;
+    double r = v.real();
+    if constexpr (std::is_same_v<T, bool>) {
+      return r == 0 || r == 1;
+    } else if constexpr (std::is_integral_v<T>) {
+      if (std::isnan(r) || r != std::trunc(r)) return false;
+      return r >= static_cast<double>(std::numeric_limits<T>::min()) &&
+             r <= static_cast<double>(std::numeric_limits<T>::max());
+    } else {
+      return true;  // floats: rounding is the usual conversion
+    }
+  }
+}
+
+template <class T>
+T convert(std::complex<double> v) {
+  if constexpr (is_complex_v<T>) return T(static_cast<typename T::value_type>(v.real()),
+                                          static_cast<typename T::value_type>(v.imag()));
+  else if constexpr (std::is_same_v<T, bool>) return v.real() != 0;
+  else return static_cast<T>(v.real());
+}
+
+template <class T>
+T convert_int(int64_t v) {
+  if constexpr (is_complex_v<T>) return T(static_cast<typename T::value_type>(v));
+  else if constexpr (std::is_same_v<T, bool>) return v != 0;
+  else return static_cast<T>(v);
+}
+
+template <class T>
+bool int_representable(int64_t v) {
+  if constexpr (std::is_same_v<T, bool>) return v == 0 || v == 1;
+  else if constexpr (std::is_integral_v<T>) {
+    if constexpr (std::is_unsigned_v<T>) {
+      return v >= 0 && static_cast<uint64_t>(v) <= std::numeric_limits<T>::max();
+    } else {
+      return v >= std::numeric_limits<T>::min() && v <= std::numeric_limits<T>::max();
+    }
+  } else return true;
+}
+
+void fill_values(const NestedList& l, DType dtype, char*& out, bool strict) {
+  if (l.kind() == NestedList::Kind::List) {
+    for (const NestedList& it : l.items()) fill_values(it, dtype, out, strict);
+    return;
+  }
+  visit_dtype(dtype, "constant", [&](auto tag) {
+    using T = decltype(tag);
+    T v;
+    if (l.kind() == NestedList::Kind::Int || l.kind() == NestedList::Kind::Bool) {
+      if (l.is_u64() && std::is_same_v<T, uint64_t>) {
+        v = static_cast<T>(static_cast<uint64_t>(l.as_int()));
+      } else {
+        if (strict && l.kind() == NestedList::Kind::Int && !int_representable<T>(l.as_int()))
+          fail<InvalidArgument>("constant", "value ", l.as_int(), " cannot be converted to ", dtype_name(dtype));
+        v = convert_int<T>(l.as_int());
+      }
+    } else {
+      if (strict && !exactly_representable<T>(l.as_complex()))
+        fail<InvalidArgument>("constant", "value ", l.as_complex().real(), " cannot be converted to ", dtype_name(dtype));
+      v = convert<T>(l.as_complex());
+    }
+    std::memcpy(out, &v, sizeof(T));
+    out += sizeof(T);
+  });
+}
+
+}  // namespace
+
+Tensor constant(const NestedList& values, std::optional<DType> dtype) {
+  ListInfo info;
+  bool shape_set = false;
+  scan(values, 0, info, shape_set);
+  DType dt;
+  if (dtype) {
+    dt = *dtype;
+    if (dt == DType::String) fail<InvalidArgument>("constant", "numeric values cannot make a string tensor");
+    if (info.any_complex && !is_complex(dt))
+      fail<InvalidArgument>("constant", "complex values cannot be converted to ", dtype_name(dt));
+  } else {
+    if (info.any_bool && (info.any_int || info.any_float || info.any_complex))
+      fail<InvalidArgument>("constant", "a nested list mixes bools and numbers; pass a dtype");
+    if (info.any_complex) dt = DType::Complex128;
+    else if (info.any_float) dt = DType::Float32;
+    else if (info.any_int) {
+      if (info.any_u64 && info.min_int < 0) dt = DType::UInt64;
+      else if (info.min_int >= INT32_MIN && info.max_int <= INT32_MAX) dt = DType::Int32;
+      else dt = DType::Int64;
+    } else if (info.any_bool) dt = DType::Bool;
+    else dt = DType::Float32;  // empty list, as TensorFlow
+  }
+  Tensor t = Tensor::empty(info.shape, dt);
+  char* out = static_cast<char*>(t.mutable_raw_data());
+  fill_values(values, dt, out, /*strict=*/true);
+  return t;
+}
+
+Tensor scalar_of(std::complex<double> value, DType dtype, std::string_view op) {
+  Tensor t = Tensor::empty(Shape{}, dtype);
+  visit_dtype(dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    if (!exactly_representable<T>(value)) {
+      if (value.imag() != 0)
+        fail<InvalidArgument>(op, "cannot convert (", value.real(), "+", value.imag(), "j) to a tensor of dtype ",
+                              dtype_name(dtype));
+      fail<InvalidArgument>(op, "cannot convert ", value.real(), " to a tensor of dtype ", dtype_name(dtype));
+    }
+    *static_cast<T*>(t.mutable_raw_data()) = convert<T>(value);
+  });
+  return t;
+}
+
+Tensor scalar_of(int64_t value, DType dtype, std::string_view op) {
+  Tensor t = Tensor::empty(Shape{}, dtype);
+  visit_dtype(dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    if (!int_representable<T>(value))
+      fail<InvalidArgument>(op, "cannot convert ", value, " to a tensor of dtype ", dtype_name(dtype));
+    *static_cast<T*>(t.mutable_raw_data()) = convert_int<T>(value);
+  });
+  return t;
+}
+
+}  // namespace kiln

@@ -1,0 +1,104 @@
+// ops::apply and the thread-local level stack. The eager fast path touches no lock and no heap
+// beyond the output tensor.
+#include "ops/dispatch.h"
+
+#include <atomic>
+
+#include "ops/variable.h"
+
+namespace kiln::ops {
+namespace {
+thread_local Level* t_top = nullptr;
+std::atomic<uint64_t> g_next_level_id{1};
+
+[[noreturn]] void bad_input(const OpDef& def, size_t i, const char* why) {
+  fail<InvalidArgument>(def.name, "input ", i, " ", why);
+}
+}  // namespace
+
+Level::Level() : id_(g_next_level_id.fetch_add(1, std::memory_order_relaxed)) {}
+Level::~Level() = default;
+
+Tensor Level::read_variable(VariableImpl& var) { return read_variable_below(var); }
+
+TensorList Level::process_below(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs,
+                                const TypeList& types) {
+  return below_ ? below_->process(def, attrs, inputs, types) : execute_eager(def, attrs, inputs, types);
+}
+
+Tensor Level::read_variable_below(VariableImpl& var) {
+  return below_ ? below_->read_variable(var) : var.value();
+}
+
+void Level::assign_variable(VariableImpl& var, const Tensor& value) { assign_variable_below(var, value); }
+
+void Level::assign_variable_below(VariableImpl& var, const Tensor& value) {
+  if (below_) below_->assign_variable(var, value);
+  else var.write(value);
+}
+
+LevelScope::LevelScope(Level& level) : level_(level) {
+  if (level.active_) fail<FailedPrecondition>("level", "a level cannot be entered twice");
+  level.below_ = t_top;
+  level.active_ = true;
+  t_top = &level;
+}
+
+LevelScope::~LevelScope() {
+  t_top = level_.below_;
+  level_.below_ = nullptr;
+  level_.active_ = false;
+}
+
+Level* current_level() { return t_top; }
+
+bool level_active(uint64_t id) {
+  for (Level* l = t_top; l; l = l->below())
+    if (l->id() == id) return true;
+  return false;
+}
+
+TensorList apply(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
+  const OpDef& def = op_def(id);
+  if (def.num_inputs >= 0 && static_cast<size_t>(def.num_inputs) != inputs.size())
+    fail<InvalidArgument>(def.name, "expects ", def.num_inputs, " inputs, got ", inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    TensorImpl* t = inputs[i].impl_ref().get();
+    if (!t) bad_input(def, i, "is undefined (None)");
+    if (!t->storage && t->level_id != 0 && !level_active(t->level_id))
+      bad_input(def, i, "is a symbolic tensor leaked from a trace that has ended");
+  }
+  TypeList types = def.infer(def, attrs, inputs);
+  if (Level* top = t_top) return top->process(def, attrs, inputs, types);
+  return execute_eager(def, attrs, inputs, types);
+}
+
+Tensor apply1(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
+  TensorList out = apply(id, attrs, inputs);
+  return std::move(out[0]);
+}
+
+TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs,
+                         const TypeList& types) {
+  TensorList outputs(types.size());
+  for (const Tensor& t : inputs)
+    if (t.device().type != DeviceType::CPU)
+      fail<Unimplemented>(def.name, "no kernel for device ", t.device().to_string(), " in this build");
+  KernelContext ctx{def, attrs, inputs, types, outputs};
+  def.cpu_kernel(ctx);
+  return outputs;
+}
+
+Tensor read_variable(VariableImpl& var) {
+  if (Level* top = t_top) return top->read_variable(var);
+  return var.value();
+}
+
+}  // namespace kiln::ops
+
+namespace kiln::ops {
+void assign_variable(VariableImpl& var, const Tensor& value) {
+  if (Level* top = t_top) top->assign_variable(var, value);
+  else var.write(value);
+}
+}  // namespace kiln::ops

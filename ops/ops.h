@@ -1,0 +1,284 @@
+// The public op functions. Each builds attributes and calls ops::apply, so the same call works
+// eagerly, under a gradient tape and under a trace. Every function throws InvalidArgument naming
+// the op and the offending values for bad input.
+#pragma once
+
+#include <complex>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace kiln {
+
+// ---------------------------------------------------------------------------------------------
+// Creation
+
+/// A nested initializer list of C++ scalars: `{{1, 2}, {3, 4}}`. Integers infer int32 (int64
+/// when a value does not fit), floating values float32, bools bool, complex values complex128,
+/// as in TensorFlow. Mixed ints and floats infer float32; bools mixed with numbers are an error.
+class NestedList {
+ public:
+  enum class Kind : uint8_t { List, Bool, Int, Float, Complex };
+  template <class T>
+    requires std::is_same_v<T, bool>
+  NestedList(T v) : kind_(Kind::Bool), i_(v) {}  // NOLINT
+  template <class T>
+    requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
+  NestedList(T v) : kind_(Kind::Int), i_(static_cast<int64_t>(v)), u64_(std::is_unsigned_v<T> && sizeof(T) == 8) {}  // NOLINT
+  template <class T>
+    requires std::is_floating_point_v<T>
+  NestedList(T v) : kind_(Kind::Float), f_(static_cast<double>(v)) {}  // NOLINT
+  template <class T>
+  NestedList(std::complex<T> v) : kind_(Kind::Complex), c_(v.real(), v.imag()) {}  // NOLINT
+  NestedList(std::initializer_list<NestedList> items) : kind_(Kind::List), items_(items) {}
+
+  Kind kind() const { return kind_; }
+  const std::vector<NestedList>& items() const { return items_; }
+  int64_t as_int() const { return i_; }
+  double as_float() const { return kind_ == Kind::Float ? f_ : static_cast<double>(i_); }
+  std::complex<double> as_complex() const { return kind_ == Kind::Complex ? c_ : std::complex<double>(as_float()); }
+  bool is_u64() const { return u64_; }
+
+ private:
+  Kind kind_;
+  int64_t i_ = 0;
+  double f_ = 0;
+  std::complex<double> c_;
+  bool u64_ = false;
+  std::vector<NestedList> items_;
+};
+
+/// A tensor from nested lists, e.g. `constant({{1, 2}, {3, 4}})` (int32, shape (2, 2)). With
+/// `dtype`, values convert to it. Non-rectangular lists throw InvalidArgument.
+Tensor constant(const NestedList& values, std::optional<DType> dtype = std::nullopt);
+/// A tensor from a flat vector in row-major order and a shape; dtype follows T. Throws
+/// InvalidArgument if the sizes disagree.
+template <class T>
+Tensor constant(const std::vector<T>& values, const Shape& shape) {
+  Tensor t = Tensor::empty(shape, dtype_v<T>);
+  if (static_cast<int64_t>(values.size()) != t.num_elements())
+    fail<InvalidArgument>("constant", "got ", values.size(), " values for shape ", shape.to_string(), " (",
+                          t.num_elements(), " elements)");
+  std::copy(values.begin(), values.end(), static_cast<T*>(t.mutable_raw_data()));
+  return t;
+}
+/// A scalar of T's dtype.
+template <class T>
+Tensor scalar(T value) {
+  Tensor t = Tensor::empty(Shape{}, dtype_v<T>);
+  *static_cast<T*>(t.mutable_raw_data()) = value;
+  return t;
+}
+/// A scalar of `dtype` holding `value`; throws InvalidArgument if the value does not convert
+/// exactly (2.5 to int32, 300 to uint8, a complex value to a real type).
+Tensor scalar_of(std::complex<double> value, DType dtype, std::string_view op = "constant");
+Tensor scalar_of(int64_t value, DType dtype, std::string_view op = "constant");
+
+Tensor zeros(const Shape& shape, DType dtype = float32);
+Tensor ones(const Shape& shape, DType dtype = float32);
+Tensor zeros_like(const Tensor& x);
+Tensor ones_like(const Tensor& x);
+/// A tensor of `shape` whose elements all equal the scalar tensor `value` (and its dtype).
+Tensor fill(const Shape& shape, const Tensor& value);
+/// The identity matrix (num_rows x num_cols, default square).
+Tensor eye(int64_t num_rows, DType dtype = float32);
+Tensor eye(int64_t num_rows, int64_t num_cols, DType dtype);
+
+/// A number for range(): an integer or a floating value.
+struct Number {
+  double value;
+  bool is_float;
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  Number(T v) : value(static_cast<double>(v)), is_float(std::is_floating_point_v<T>) {}  // NOLINT
+};
+/// [start, limit) in steps of delta; int32 for integer arguments, float32 if any is floating
+/// (as TensorFlow), or `dtype`. delta 0 throws InvalidArgument.
+Tensor range(Number start, Number limit, Number delta = 1, std::optional<DType> dtype = std::nullopt);
+Tensor range(Number limit);
+/// `num` evenly spaced values from start to stop inclusive.
+Tensor linspace(double start, double stop, int64_t num, DType dtype = float32);
+
+namespace random {
+/// Sets the global seed that unseeded random ops draw from (resets their counter).
+void set_seed(uint64_t seed);
+/// Normal samples. With a seed the result depends only on (shape, seed, dtype, mean, stddev);
+/// without one it draws from the global generator (a new sample on each call).
+Tensor normal(const Shape& shape, std::optional<uint64_t> seed = std::nullopt, double mean = 0.0,
+              double stddev = 1.0, DType dtype = float32);
+/// Uniform samples in [minval, maxval); for integer dtypes `maxval` must exceed `minval`.
+Tensor uniform(const Shape& shape, std::optional<uint64_t> seed = std::nullopt, double minval = 0.0,
+               double maxval = 1.0, DType dtype = float32);
+}  // namespace random
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise math (NumPy broadcasting; both operands must have the same dtype)
+
+Tensor add(const Tensor& x, const Tensor& y);
+Tensor subtract(const Tensor& x, const Tensor& y);
+Tensor multiply(const Tensor& x, const Tensor& y);
+/// True division: integer inputs give float64 (float32 for 8/16-bit), as in TensorFlow.
+Tensor divide(const Tensor& x, const Tensor& y);
+/// Floor division; integer division by zero throws InvalidArgument.
+Tensor floordiv(const Tensor& x, const Tensor& y);
+/// Floor modulo (the result has the divisor's sign); integer modulo by zero throws.
+Tensor mod(const Tensor& x, const Tensor& y);
+/// x^y; integers to negative integer powers throw InvalidArgument.
+Tensor pow(const Tensor& x, const Tensor& y);
+Tensor maximum(const Tensor& x, const Tensor& y);
+Tensor minimum(const Tensor& x, const Tensor& y);
+Tensor equal(const Tensor& x, const Tensor& y);
+Tensor not_equal(const Tensor& x, const Tensor& y);
+Tensor less(const Tensor& x, const Tensor& y);
+Tensor less_equal(const Tensor& x, const Tensor& y);
+Tensor greater(const Tensor& x, const Tensor& y);
+Tensor greater_equal(const Tensor& x, const Tensor& y);
+Tensor logical_and(const Tensor& x, const Tensor& y);
+Tensor logical_or(const Tensor& x, const Tensor& y);
+Tensor logical_xor(const Tensor& x, const Tensor& y);
+Tensor logical_not(const Tensor& x);
+
+Tensor negative(const Tensor& x);
+/// |x|; for complex inputs the result is real (complex64 -> float32).
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor tan(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor softplus(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor floor(const Tensor& x);
+Tensor ceil(const Tensor& x);
+/// Rounds half to even, as TensorFlow.
+Tensor round(const Tensor& x);
+/// min(max(x, lo), hi); lo and hi broadcast against x.
+Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi);
+Tensor clip(const Tensor& x, double lo, double hi);
+/// Elementwise choice: cond ? x : y, all three broadcast together; cond must be bool.
+Tensor where(const Tensor& cond, const Tensor& x, const Tensor& y);
+/// Converts between numeric dtypes: floats to integers truncate toward zero (saturating at the
+/// integer's range, NaN to 0), complex to real keeps the real part, numbers to bool test != 0.
+Tensor cast(const Tensor& x, DType dtype);
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+/// The axes to reduce: all of them (default), one, or a list (negative axes count from the end).
+struct Axes {
+  std::optional<std::vector<int64_t>> axes;
+  Axes() = default;
+  Axes(int64_t a) : axes(std::vector<int64_t>{a}) {}  // NOLINT
+  Axes(int a) : axes(std::vector<int64_t>{a}) {}      // NOLINT
+  Axes(std::initializer_list<int64_t> a) : axes(std::vector<int64_t>(a)) {}
+  Axes(std::vector<int64_t> a) : axes(std::move(a)) {}  // NOLINT
+};
+
+Tensor reduce_sum(const Tensor& x, Axes axes = {}, bool keepdims = false);
+/// Mean; integer inputs give the integer (truncated) mean, as in TensorFlow.
+Tensor reduce_mean(const Tensor& x, Axes axes = {}, bool keepdims = false);
+Tensor reduce_max(const Tensor& x, Axes axes = {}, bool keepdims = false);
+Tensor reduce_min(const Tensor& x, Axes axes = {}, bool keepdims = false);
+Tensor reduce_prod(const Tensor& x, Axes axes = {}, bool keepdims = false);
+Tensor reduce_any(const Tensor& x, Axes axes = {}, bool keepdims = false);
+Tensor reduce_all(const Tensor& x, Axes axes = {}, bool keepdims = false);
+/// Index of the largest value along `axis` (first one on ties); int64 unless `output_type`.
+Tensor argmax(const Tensor& x, int64_t axis = 0, DType output_type = int64);
+Tensor argmin(const Tensor& x, int64_t axis = 0, DType output_type = int64);
+/// exp(x) / sum(exp(x)) along `axis`, computed stably (a composite of primitives).
+Tensor softmax(const Tensor& x, int64_t axis = -1);
+Tensor log_softmax(const Tensor& x, int64_t axis = -1);
+
+// ---------------------------------------------------------------------------------------------
+// Linear algebra
+
+/// Matrix product over the last two axes with broadcast batch axes. Ranks must be >= 2.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+
+// ---------------------------------------------------------------------------------------------
+// Shapes and data movement
+
+/// Same elements, new shape; one dim may be -1 (inferred). Shares storage (no copy).
+Tensor reshape(const Tensor& x, const Shape& shape);
+/// Permutes axes; an empty `perm` reverses them.
+Tensor transpose(const Tensor& x, std::vector<int64_t> perm = {});
+Tensor expand_dims(const Tensor& x, int64_t axis);
+/// Removes size-1 axes (all of them, or the listed ones, which must have size 1).
+Tensor squeeze(const Tensor& x, Axes axes = {});
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
+Tensor stack(const std::vector<Tensor>& xs, int64_t axis = 0);
+/// Splits into `num` equal parts along `axis` (the size must divide evenly).
+std::vector<Tensor> split(const Tensor& x, int64_t num, int64_t axis = 0);
+/// Splits into parts of the given sizes (one may be -1) along `axis`.
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis);
+Tensor tile(const Tensor& x, std::vector<int64_t> multiples);
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+/// Pads each axis with (before, after) elements of `constant_value`.
+Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& paddings, double constant_value = 0);
+/// Gathers slices of `params` along `axis` at integer `indices`; an index out of
+/// [0, dim) throws InvalidArgument naming it (never reads out of bounds).
+Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis = 0, int64_t batch_dims = 0);
+/// One-hot vectors of length `depth` for integer `indices` (new axis at `axis`); indices outside
+/// [0, depth) give all-off rows, as in TensorFlow.
+Tensor one_hot(const Tensor& indices, int64_t depth, double on_value = 1, double off_value = 0, int64_t axis = -1,
+               DType dtype = float32);
+Tensor reverse(const Tensor& x, Axes axes);
+/// The shape as a 1-D tensor (int32 unless `out_type` is int64).
+Tensor shape_of(const Tensor& x, DType out_type = int32);
+/// The rank as an int32 scalar tensor.
+Tensor rank(const Tensor& x);
+/// The number of elements as an int32 scalar tensor (int64 with `out_type`).
+Tensor size(const Tensor& x, DType out_type = int32);
+
+// ---------------------------------------------------------------------------------------------
+// Operators. A C++ scalar takes the tensor's dtype (as in TensorFlow); two tensors of
+// different dtypes are an InvalidArgument error that names both.
+
+namespace detail {
+template <class T>
+Tensor scalar_for(const Tensor& like, T v, std::string_view op) {
+  if constexpr (is_complex_v<T>) return scalar_of(std::complex<double>(v), like.dtype(), op);
+  else if constexpr (std::is_integral_v<T>) return scalar_of(static_cast<int64_t>(v), like.dtype(), op);
+  else return scalar_of(std::complex<double>(static_cast<double>(v)), like.dtype(), op);
+}
+template <class T>
+concept Scalar = std::is_arithmetic_v<T> || is_complex_v<T>;
+}  // namespace detail
+
+#define KILN_BINARY_OPERATOR(OP, FN)                                                                   \
+  inline Tensor operator OP(const Tensor& x, const Tensor& y) { return FN(x, y); }                     \
+  template <detail::Scalar T>                                                                          \
+  Tensor operator OP(const Tensor& x, T y) { return FN(x, detail::scalar_for(x, y, #FN)); }          \
+  template <detail::Scalar T>                                                                          \
+  Tensor operator OP(T x, const Tensor& y) { return FN(detail::scalar_for(y, x, #FN), y); }
+KILN_BINARY_OPERATOR(+, add)
+KILN_BINARY_OPERATOR(-, subtract)
+KILN_BINARY_OPERATOR(*, multiply)
+KILN_BINARY_OPERATOR(/, divide)
+KILN_BINARY_OPERATOR(%, mod)
+KILN_BINARY_OPERATOR(==, equal)
+KILN_BINARY_OPERATOR(!=, not_equal)
+KILN_BINARY_OPERATOR(<, less)
+KILN_BINARY_OPERATOR(<=, less_equal)
+KILN_BINARY_OPERATOR(>, greater)
+KILN_BINARY_OPERATOR(>=, greater_equal)
+KILN_BINARY_OPERATOR(&, logical_and)
+KILN_BINARY_OPERATOR(|, logical_or)
+KILN_BINARY_OPERATOR(^, logical_xor)
+#undef KILN_BINARY_OPERATOR
+inline Tensor operator-(const Tensor& x) { return negative(x); }
+inline Tensor operator!(const Tensor& x) { return logical_not(x); }
+
+}  // namespace kiln

@@ -1,0 +1,73 @@
+// Device parsing and the thread-local placement scope.
+#include "runtime/device.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <ostream>
+
+#include "runtime/errors.h"
+#include "runtime/logging.h"
+
+namespace kiln {
+namespace {
+thread_local Device g_current = kCPU;
+std::atomic<bool> g_warned_soft_placement{false};
+}  // namespace
+
+Device Device::parse(std::string_view spec) {
+  std::string s(spec);
+  std::string_view v = s;
+  if (auto pos = v.rfind("device:"); pos != std::string_view::npos) v = v.substr(pos + 7);
+  std::string up(v);
+  std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return std::toupper(c); });
+  Device d;
+  std::string_view rest;
+  if (up.starts_with("CPU")) {
+    d.type = DeviceType::CPU;
+    rest = std::string_view(up).substr(3);
+  } else if (up.starts_with("GPU") || up.starts_with("CUDA")) {
+    d.type = DeviceType::GPU;
+    rest = std::string_view(up).substr(up.starts_with("GPU") ? 3 : 4);
+  } else {
+    fail<InvalidArgument>("device", "unknown device '", spec, "' (expected CPU:N or GPU:N)");
+  }
+  if (rest.empty()) return d;
+  if (rest[0] != ':' || rest.size() < 2 || rest.size() > 6)
+    fail<InvalidArgument>("device", "malformed device '", spec, "' (expected CPU:N or GPU:N)");
+  int idx = 0;
+  for (char c : rest.substr(1)) {
+    if (c < '0' || c > '9') fail<InvalidArgument>("device", "malformed device index in '", spec, "'");
+    idx = idx * 10 + (c - '0');
+  }
+  d.index = idx;
+  return d;
+}
+
+std::string Device::to_string() const {
+  return std::string(type == DeviceType::CPU ? "CPU:" : "GPU:") + std::to_string(index);
+}
+
+std::string Device::full_name() const { return "/job:localhost/replica:0/task:0/device:" + to_string(); }
+
+std::ostream& operator<<(std::ostream& os, const Device& d) { return os << d.to_string(); }
+
+int gpu_count() { return 0; }  // the CUDA backend overrides this when it is built
+
+Device current_device() { return g_current; }
+
+DeviceScope::DeviceScope(Device device) : requested_(device), placed_(device), previous_(g_current) {
+  if (device.type == DeviceType::GPU && device.index >= gpu_count()) {
+    placed_ = kCPU;
+    if (!g_warned_soft_placement.exchange(true))
+      log::warn("[device] {} is not available (this build has {} GPUs); placing on CPU:0 instead",
+                device.to_string(), gpu_count());
+  } else if (device.type == DeviceType::CPU && device.index != 0) {
+    fail<InvalidArgument>("device", "unknown device ", device.to_string(), " (this machine has CPU:0)");
+  }
+  g_current = placed_;
+}
+
+DeviceScope::~DeviceScope() { g_current = previous_; }
+
+}  // namespace kiln

@@ -1,0 +1,69 @@
+// Tensor basics: allocation, host access checks, from_blob.
+#include "runtime/tensor.h"
+
+#include "runtime/allocator.h"
+
+namespace kiln {
+
+void* TensorImpl::operator new(size_t n) { return memory::host_alloc(n); }
+void TensorImpl::operator delete(void* p, size_t n) { memory::host_free(p, n); }
+
+size_t checked_nbytes(std::string_view op, const Shape& shape, DType dtype) {
+  for (int64_t d : shape)
+    if (d < 0) fail<InvalidArgument>(op, "shape ", shape.to_list_string(), " has a negative dimension");
+  int64_t n = shape.num_elements();
+  size_t es = static_cast<size_t>(dtype_size(dtype));
+  // keep allocations well inside what the allocator's size classes can express
+  if (es != 0 && static_cast<uint64_t>(n) > (uint64_t{1} << 46) / es)
+    fail<InvalidArgument>(op, "shape ", shape.to_list_string(), " of ", dtype_name(dtype), " needs ", n,
+                          " elements, more than can be allocated");
+  return static_cast<size_t>(n) * es;
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  size_t nbytes = checked_nbytes("empty", shape, dtype);
+  Ref<TensorImpl> t(new TensorImpl());
+  t->dtype = dtype;
+  t->shape = shape;
+  t->numel = shape.num_elements();
+  t->storage = Storage::allocate(nbytes, device);
+  t->device = device;
+  return Tensor(std::move(t));
+}
+
+TensorImpl* Tensor::impl() const {
+  if (!impl_) fail<FailedPrecondition>("tensor", "the tensor is undefined (None)");
+  return impl_.get();
+}
+
+const void* Tensor::raw_data() const {
+  TensorImpl* t = impl();
+  if (!t->storage)
+    fail<FailedPrecondition>("tensor",
+                             "cannot read the value of a symbolic tensor while tracing: its value exists only "
+                             "when the graph runs. Use kiln::cond or kiln::while_loop for control flow that "
+                             "depends on tensor values");
+  return static_cast<const char*>(t->storage->data()) + t->offset;
+}
+
+void Tensor::check_access(DType want, const char* what) const {
+  if (dtype() != want)
+    fail<InvalidArgument>(what, "requested element type ", dtype_name(want), " but the tensor has dtype ",
+                          dtype_name(dtype()));
+  if (device().type != DeviceType::CPU)
+    fail<InvalidArgument>(what, "the tensor lives on ", device().to_string(), "; copy it to the CPU first");
+}
+
+Tensor from_blob(void* data, const Shape& shape, DType dtype, std::function<void(void*)> deleter, Device device) {
+  size_t nbytes = checked_nbytes("from_blob", shape, dtype);
+  if (!data && nbytes) fail<InvalidArgument>("from_blob", "data is null for a non-empty shape ", shape.to_string());
+  Ref<TensorImpl> t(new TensorImpl());
+  t->dtype = dtype;
+  t->shape = shape;
+  t->numel = shape.num_elements();
+  t->storage = Storage::wrap(data, nbytes, device, std::move(deleter));
+  t->device = device;
+  return Tensor(std::move(t));
+}
+
+}  // namespace kiln
