@@ -189,3 +189,98 @@ Tensor scalar_of(int64_t value, DType dtype, std::string_view op) {
 }
 
 }  // namespace kiln
+
+// ---------------------------------------------------------------------------------------------
+// Creation ops through the dispatcher (so traces record them as nodes).
+
+#include <atomic>
+#include <random>
+
+#include "ops/dispatch.h"
+
+namespace kiln {
+
+using ops::apply1;
+using ops::Attrs;
+using ops::OpId;
+
+namespace {
+std::vector<int64_t> dims_of(const Shape& s) { return s.as_list(); }
+}  // namespace
+
+Tensor fill(const Shape& shape, const Tensor& value) {
+  return apply1(OpId::Fill, Attrs{{"shape", dims_of(shape)}}, std::span<const Tensor>(&value, 1));
+}
+Tensor zeros(const Shape& shape, DType dtype) { return fill(shape, scalar_of(int64_t{0}, dtype, "zeros")); }
+Tensor ones(const Shape& shape, DType dtype) { return fill(shape, scalar_of(int64_t{1}, dtype, "ones")); }
+Tensor zeros_like(const Tensor& x) { return zeros(x.shape(), x.dtype()); }
+Tensor ones_like(const Tensor& x) { return ones(x.shape(), x.dtype()); }
+
+Tensor eye(int64_t num_rows, DType dtype) { return eye(num_rows, num_rows, dtype); }
+Tensor eye(int64_t num_rows, int64_t num_cols, DType dtype) {
+  return apply1(OpId::Eye, Attrs{{"num_rows", num_rows}, {"num_columns", num_cols}, {"dtype", dtype}}, {});
+}
+
+Tensor range(Number start, Number limit, Number delta, std::optional<DType> dtype) {
+  DType dt = dtype ? *dtype : (start.is_float || limit.is_float || delta.is_float) ? DType::Float32 : DType::Int32;
+  return apply1(OpId::Range, Attrs{{"start", start.value}, {"limit", limit.value}, {"delta", delta.value}, {"dtype", dt}},
+                {});
+}
+Tensor range(Number limit) { return range(limit.is_float ? Number(0.0) : Number(0), limit, 1); }
+
+Tensor linspace(double start, double stop, int64_t num, DType dtype) {
+  return apply1(OpId::Linspace, Attrs{{"start", start}, {"stop", stop}, {"num", num}, {"dtype", dtype}}, {});
+}
+
+namespace random {
+namespace {
+// The global generator: a seed and a counter of Philox blocks handed out so far.
+std::atomic<uint64_t> g_seed{std::random_device{}()};
+std::atomic<uint64_t> g_offset{0};
+
+// Each unseeded op takes a fresh 2^64-block stream (the offset is Philox's high counter words).
+std::pair<int64_t, int64_t> next_stream(std::optional<uint64_t> seed) {
+  if (seed) return {static_cast<int64_t>(*seed), 0};
+  return {static_cast<int64_t>(g_seed.load()), static_cast<int64_t>(g_offset.fetch_add(1) + 1)};
+}
+}  // namespace
+
+void set_seed(uint64_t seed) {
+  g_seed = seed;
+  g_offset = 0;
+}
+
+Tensor normal(const Shape& shape, std::optional<uint64_t> seed, double mean, double stddev, DType dtype) {
+  auto [s, off] = next_stream(seed);
+  return apply1(OpId::RandomNormal,
+                Attrs{{"shape", dims_of(shape)},
+                      {"dtype", dtype},
+                      {"seed", s},
+                      {"offset", off},
+                      {"mean", mean},
+                      {"stddev", stddev}},
+                {});
+}
+
+Tensor uniform(const Shape& shape, std::optional<uint64_t> seed, double minval, double maxval, DType dtype) {
+  auto [s, off] = next_stream(seed);
+  return apply1(OpId::RandomUniform,
+                Attrs{{"shape", dims_of(shape)},
+                      {"dtype", dtype},
+                      {"seed", s},
+                      {"offset", off},
+                      {"minval", minval},
+                      {"maxval", maxval}},
+                {});
+}
+}  // namespace random
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  return apply1(OpId::Reshape, Attrs{{"shape", dims_of(shape)}}, std::span<const Tensor>(&x, 1));
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  return apply1(OpId::MatMul, {a, b}, Attrs{{"transpose_a", transpose_a}, {"transpose_b", transpose_b}});
+}
+
+}  // namespace kiln

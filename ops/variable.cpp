@@ -109,8 +109,11 @@ std::string Variable::name() const { return impl()->name() + ":0"; }
 
 std::string Variable::to_string() const {
   if (!impl_) return "None";
+  // as TensorFlow: a multi-line value starts on its own line
+  std::string value = numpy_repr(impl_->value());
+  if (value.find('\n') != std::string::npos) value.insert(0, "\n");
   return "<kiln.Variable '" + name() + "' shape=" + shape().to_string() + " dtype=" +
-         std::string(dtype_name(dtype())) + ", numpy=" + numpy_repr(impl_->value()) + ">";
+         std::string(dtype_name(dtype())) + ", numpy=" + value + ">";
 }
 
 std::ostream& operator<<(std::ostream& os, const Variable& v) { return os << v.to_string(); }

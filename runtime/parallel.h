@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace kiln {
 
@@ -28,7 +29,7 @@ void parallel_for(int64_t n, int64_t grain, F&& f) {
     return;
   }
   detail::parallel_run(
-      n, grain, [](void* c, int64_t b, int64_t e) { (*static_cast<F*>(c))(b, e); },
+      n, grain, [](void* c, int64_t b, int64_t e) { (*static_cast<std::remove_reference_t<F>*>(c))(b, e); },
       const_cast<void*>(static_cast<const void*>(&f)));
 }
 

@@ -1,0 +1,10 @@
+# Runs PROG and fails unless its standard output equals the file EXPECTED byte for byte.
+execute_process(COMMAND ${PROG} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${PROG} exited with ${rc}")
+endif()
+file(READ ${EXPECTED} want)
+if(NOT out STREQUAL want)
+  file(WRITE ${PROG}.actual.txt "${out}")
+  message(FATAL_ERROR "output of ${PROG} differs from ${EXPECTED}; see ${PROG}.actual.txt")
+endif()

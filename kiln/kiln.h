@@ -1,0 +1,13 @@
+// Kiln's public API in one include.
+#pragma once
+
+#include "ops/ops.h"
+#include "ops/variable.h"
+#include "runtime/device.h"
+#include "runtime/dtype.h"
+#include "runtime/errors.h"
+#include "runtime/npy.h"
+#include "runtime/parallel.h"
+#include "runtime/printing.h"
+#include "runtime/shape.h"
+#include "runtime/tensor.h"
