@@ -24,9 +24,7 @@ Tensor squeeze(const Tensor& x, Axes axes) {
   return apply1(OpId::Squeeze, {x}, {{"axes", axes.axes.value_or(std::vector<int64_t>{})}});
 }
 
-Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
-  return apply1(OpId::Concat, Attrs{{"axis", axis}}, xs);
-}
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis) { return apply1(OpId::Concat, Attrs{{"axis", axis}}, xs); }
 
 Tensor stack(const std::vector<Tensor>& xs, int64_t axis) {
   if (xs.empty()) fail<InvalidArgument>("stack", "needs at least one tensor");
@@ -92,7 +90,8 @@ Tensor one_hot(const Tensor& indices, int64_t depth, double on_value, double off
 
 Tensor reverse(const Tensor& x, Axes axes) {
   std::vector<int64_t> list;
-  if (axes.axes) list = std::move(*axes.axes);
+  if (axes.axes)
+    list = std::move(*axes.axes);
   else if (x.defined())
     for (int64_t i = 0; i < x.ndim(); ++i) list.push_back(i);
   return apply1(OpId::Reverse, {x}, {{"axes", std::move(list)}});

@@ -71,8 +71,10 @@ bool exactly_representable(std::complex<double> v) {
       return r == 0 || r == 1;
     } else if constexpr (std::is_integral_v<T>) {
       if (std::isnan(r) || r != std::trunc(r)) return false;
-      return r >= static_cast<double>(std::numeric_limits<T>::min()) &&
-             r <= static_cast<double>(std::numeric_limits<T>::max());
+      // max()+1 is a power of two and exact as a double; comparing with `<` keeps 2^63 (which
+      // rounds from INT64_MAX) out, so the static_cast that follows is always defined
+      const double upper = std::ldexp(1.0, std::numeric_limits<T>::digits);
+      return r >= static_cast<double>(std::numeric_limits<T>::min()) && r < upper;
     } else {
       return true;  // floats: rounding is the usual conversion
     }

@@ -59,7 +59,10 @@ std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.to_s
 
 SmallVector<int64_t, 6> contiguous_strides(const Shape& s) {
   SmallVector<int64_t, 6> st(static_cast<size_t>(s.rank()), 1);
-  for (int64_t i = s.rank() - 2; i >= 0; --i) st[i] = st[i + 1] * s.dim(i + 1);
+  // a shape with a zero dim can have dims whose product overflows; its strides are never used
+  // to address memory, so saturate instead of overflowing
+  for (int64_t i = s.rank() - 2; i >= 0; --i)
+    if (__builtin_mul_overflow(st[i + 1], s.dim(i + 1), &st[i])) st[i] = INT64_MAX;
   return st;
 }
 

@@ -6,22 +6,37 @@
 
 namespace kiln {
 
-void* Storage::operator new(size_t n) { return memory::host_alloc(n); }
-void Storage::operator delete(void* p, size_t n) { memory::host_free(p, n); }
+namespace {
+// The header occupies the first kHeader bytes of a block; owned data follows, still aligned.
+constexpr size_t kHeader = (sizeof(void*) * 12 + memory::kAlignment - 1) / memory::kAlignment * memory::kAlignment;
+}  // namespace
+
+void Storage::operator delete(Storage* p, std::destroying_delete_t) {
+  size_t bytes = p->block_bytes_;
+  p->~Storage();
+  memory::host_free(p, bytes);
+}
 
 Ref<Storage> Storage::allocate(size_t nbytes, Device device) {
+  static_assert(sizeof(Storage) <= kHeader);
   if (device.type != DeviceType::CPU)
     fail<Unimplemented>("allocate", "device ", device.to_string(), " has no allocator in this build");
-  Ref<Storage> s(new Storage());
-  s->data_ = memory::host_alloc(nbytes);
+  // one allocator block for header and data: an eager op's output costs a single cache hit
+  size_t block = kHeader + nbytes;
+  void* mem = memory::host_alloc(block);
+  Storage* s = new (mem) Storage();
+  s->data_ = static_cast<char*>(mem) + kHeader;
   s->nbytes_ = nbytes;
+  s->block_bytes_ = block;
   s->device_ = device;
   s->owned_ = true;
-  return s;
+  return Ref<Storage>(s);
 }
 
 Ref<Storage> Storage::wrap(void* data, size_t nbytes, Device device, Deleter deleter) {
-  Ref<Storage> s(new Storage());
+  void* mem = memory::host_alloc(kHeader);
+  Ref<Storage> s(new (mem) Storage());
+  s->block_bytes_ = kHeader;
   s->data_ = data;
   s->nbytes_ = nbytes;
   s->device_ = device;
@@ -30,8 +45,7 @@ Ref<Storage> Storage::wrap(void* data, size_t nbytes, Device device, Deleter del
 }
 
 Storage::~Storage() {
-  if (owned_) memory::host_free(data_, nbytes_);
-  else if (deleter_) deleter_(data_);
+  if (!owned_ && deleter_) deleter_(data_);
 }
 
 }  // namespace kiln

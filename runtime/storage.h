@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <new>
 
 #include "runtime/device.h"
 #include "runtime/ref.h"
@@ -27,13 +28,15 @@ class Storage final : public RefCounted {
   bool unique() const { return use_count() == 1; }
 
   ~Storage() override;
-  static void* operator new(size_t n);
-  static void operator delete(void* p, size_t n);
+  /// Storage objects are destroyed through Ref only; owned storage shares one block with its
+  /// header, so deletion frees the block with the size it was allocated with.
+  static void operator delete(Storage* p, std::destroying_delete_t);
 
  private:
   Storage() = default;
   void* data_ = nullptr;
   size_t nbytes_ = 0;
+  size_t block_bytes_ = 0;  // size of the allocator block holding this object (and owned data)
   Device device_ = kCPU;
   bool owned_ = false;
   Deleter deleter_;

@@ -31,10 +31,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(t));
 }
 
-TensorImpl* Tensor::impl() const {
-  if (!impl_) fail<FailedPrecondition>("tensor", "the tensor is undefined (None)");
-  return impl_.get();
-}
+void Tensor::throw_undefined() { fail<FailedPrecondition>("tensor", "the tensor is undefined (None)"); }
 
 const void* Tensor::raw_data() const {
   TensorImpl* t = impl();

@@ -140,12 +140,18 @@ class Tensor {
   /// Just the values in NumPy's `str()` layout, e.g. `[[1. 2.]\n [3. 4.]]`.
   std::string numpy_string() const;
 
-  TensorImpl* impl() const;
+  /// The state behind the tensor; throws FailedPrecondition for an undefined tensor.
+  TensorImpl* impl() const {
+    if (!impl_) [[unlikely]]
+      throw_undefined();
+    return impl_.get();
+  }
   const Ref<TensorImpl>& impl_ref() const { return impl_; }
   bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
 
  private:
   void check_access(DType want, const char* what) const;
+  [[noreturn]] static void throw_undefined();
   Ref<TensorImpl> impl_;
 };
 

@@ -60,9 +60,12 @@ To convert(From v) {
   } else if constexpr (is_half_v<From>) {
     return convert<To>(static_cast<float>(v));
   } else if constexpr (std::is_same_v<From, bool>) {
-    if constexpr (is_complex_v<To>) return To(v ? 1 : 0, 0);
-    else if constexpr (is_half_v<To>) return To(v ? 1.0f : 0.0f);
-    else return static_cast<To>(v ? 1 : 0);
+    if constexpr (is_complex_v<To>)
+      return To(v ? 1 : 0, 0);
+    else if constexpr (is_half_v<To>)
+      return To(v ? 1.0f : 0.0f);
+    else
+      return static_cast<To>(v ? 1 : 0);
   } else if constexpr (std::is_same_v<To, bool>) {
     return v != From(0);
   } else if constexpr (is_complex_v<To>) {

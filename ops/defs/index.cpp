@@ -34,8 +34,9 @@ void visit_index_type(const Tensor& t, std::string_view op, F&& f) {
   }
 }
 
-// "[1, 0]": the multi-index of flat position `flat` in `shape`.
+// "[1, 0]": the multi-index of flat position `flat` in `shape` ("" for a scalar).
 std::string position_string(int64_t flat, const Shape& shape) {
+  if (shape.rank() == 0) return "";
   SmallVector<int64_t, 8> idx(size_t(shape.rank()), 0);
   for (int64_t i = shape.rank() - 1; i >= 0; --i) {
     idx[size_t(i)] = flat % shape.dim(size_t(i));
@@ -57,13 +58,12 @@ GatherDims gather_dims(const OpDef& def, const Attrs& attrs, const Tensor& param
   const int64_t pr = params.ndim(), ir = indices.ndim();
   int64_t bd = attrs.get_int("batch_dims");
   if (bd < -ir || bd > ir)
-    fail<InvalidArgument>(def.name, "batch_dims ", bd, " is out of range for indices of rank ", ir, " (expected [",
-                          -ir, ", ", ir, "])");
+    fail<InvalidArgument>(def.name, "batch_dims ", bd, " is out of range for indices of rank ", ir, " (expected [", -ir,
+                          ", ", ir, "])");
   if (bd < 0) bd += ir;
   if (pr == 0) fail<InvalidArgument>(def.name, "params must have rank >= 1, got a scalar");
   const int64_t axis = normalize_axis(def.name, attrs.get_int("axis"), pr);
-  if (bd > axis)
-    fail<InvalidArgument>(def.name, "batch_dims ", bd, " must be <= axis ", axis);
+  if (bd > axis) fail<InvalidArgument>(def.name, "batch_dims ", bd, " must be <= axis ", axis);
   return {axis, bd};
 }
 
@@ -99,8 +99,8 @@ void kernel_gather(KernelContext& ctx) {
     for (int64_t i = 0; i < count; ++i) {
       const int64_t v = static_cast<int64_t>(idx[i]);
       if (v < 0 || v >= n)
-        fail<InvalidArgument>(ctx.def.name, "indices", position_string(i, indices.shape()), " = ", v,
-                              " is not in [0, ", n, ") (axis ", axis, " of params with shape ", ps.to_string(), ")");
+        fail<InvalidArgument>(ctx.def.name, "indices", position_string(i, indices.shape()), " = ", v, " is not in [0, ",
+                              n, ") (axis ", axis, " of params with shape ", ps.to_string(), ")");
     }
   });
   Tensor& out = ctx.output(0);
@@ -226,7 +226,9 @@ SliceSpec make_slice_spec(const OpDef& def, const Attrs& attrs, const Shape& in)
                           " and ", s.size());
   const int n = static_cast<int>(b.size());
   if (n > 62) fail<InvalidArgument>(def.name, "a slice spec has at most 62 entries, got ", n);
-  auto bits = [&](const char* name) { return static_cast<uint64_t>(attrs.get_int_or(name, 0)) & ((uint64_t{1} << n) - 1); };
+  auto bits = [&](const char* name) {
+    return static_cast<uint64_t>(attrs.get_int_or(name, 0)) & ((uint64_t{1} << n) - 1);
+  };
   const uint64_t begin_mask = bits("begin_mask"), end_mask = bits("end_mask"), new_axis_mask = bits("new_axis_mask"),
                  shrink_mask = bits("shrink_axis_mask");
   uint64_t ellipsis_mask = bits("ellipsis_mask");
@@ -306,12 +308,16 @@ SliceSpec make_slice_spec(const OpDef& def, const Attrs& attrs, const Shape& in)
     const int64_t stop = canonical(end[k], em[k], true);
     const int64_t len = stop - begin;
     spec.begin[k] = begin;
-    if (len == 0 || ((len < 0) != (stride < 0))) spec.size[k] = 0;
-    else spec.size[k] = len / stride + (len % stride != 0 ? 1 : 0);
+    if (len == 0 || ((len < 0) != (stride < 0)))
+      spec.size[k] = 0;
+    else
+      spec.size[k] = len / stride + (len % stride != 0 ? 1 : 0);
   }
   for (int64_t g : gather) {
-    if (g == kNewAxisDim) spec.out.push_back(1);
-    else if (g != kShrinkDim) spec.out.push_back(spec.size[size_t(g)]);
+    if (g == kNewAxisDim)
+      spec.out.push_back(1);
+    else if (g != kShrinkDim)
+      spec.out.push_back(spec.size[size_t(g)]);
   }
   return spec;
 }
@@ -405,8 +411,10 @@ Tensor Tensor::index(std::span<const IndexItem> items) const {
   const int64_t rank = shape.rank();
   int64_t consumed = 0, ellipses = 0;
   for (const IndexItem& it : items) {
-    if (std::holds_alternative<int64_t>(it.v) || std::holds_alternative<Slice>(it.v)) ++consumed;
-    else if (std::holds_alternative<Ellipsis_t>(it.v)) ++ellipses;
+    if (std::holds_alternative<int64_t>(it.v) || std::holds_alternative<Slice>(it.v))
+      ++consumed;
+    else if (std::holds_alternative<Ellipsis_t>(it.v))
+      ++ellipses;
   }
   if (ellipses > 1) fail<InvalidArgument>("index", "an index can only have a single ellipsis, got ", ellipses);
   if (consumed > rank)
@@ -435,10 +443,14 @@ Tensor Tensor::index(std::span<const IndexItem> items) const {
     } else if (const Slice* sl = std::get_if<Slice>(&v)) {
       if (sl->step == 0) fail<InvalidArgument>("index", "slice step cannot be zero");
       s = sl->step;
-      if (const int64_t* x = std::get_if<int64_t>(&sl->start)) b = *x;
-      else begin_mask |= bit;
-      if (const int64_t* x = std::get_if<int64_t>(&sl->stop)) e = *x;
-      else end_mask |= bit;
+      if (const int64_t* x = std::get_if<int64_t>(&sl->start))
+        b = *x;
+      else
+        begin_mask |= bit;
+      if (const int64_t* x = std::get_if<int64_t>(&sl->stop))
+        e = *x;
+      else
+        end_mask |= bit;
       ++axis;
     } else if (std::holds_alternative<NewAxis_t>(v)) {
       new_axis_mask |= bit;
@@ -450,14 +462,9 @@ Tensor Tensor::index(std::span<const IndexItem> items) const {
     end.push_back(e);
     strides.push_back(s);
   }
-  ops::Attrs attrs{{"begin", std::move(begin)},
-                   {"end", std::move(end)},
-                   {"strides", std::move(strides)},
-                   {"begin_mask", begin_mask},
-                   {"end_mask", end_mask},
-                   {"ellipsis_mask", ellipsis_mask},
-                   {"new_axis_mask", new_axis_mask},
-                   {"shrink_axis_mask", shrink_mask}};
+  ops::Attrs attrs{{"begin", std::move(begin)},      {"end", std::move(end)},          {"strides", std::move(strides)},
+                   {"begin_mask", begin_mask},       {"end_mask", end_mask},           {"ellipsis_mask", ellipsis_mask},
+                   {"new_axis_mask", new_axis_mask}, {"shrink_axis_mask", shrink_mask}};
   return ops::apply1(ops::OpId::StridedSlice, {*this}, attrs);
 }
 

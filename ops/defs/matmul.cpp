@@ -88,25 +88,31 @@ void gemm_loops(const MatDims& d, const T* a, bool ta, const T* b, bool tb, T* c
   parallel_for(M, std::max<int64_t>(1, cpu::kParallelGrain / work_per_row), rows);
 }
 
-// Small fixed-cost path for tiny matrices (the `power(x, 100)` pattern): no allocation.
-template <class T>
-bool gemm_tiny(const MatDims& d, const T* a, bool ta, const T* b, bool tb, T* c) {
+// Tiny products (the `power(x, 100)` pattern): op(B) is copied into a zero-padded stack tile of
+// NP columns so the inner loop has a compile-time width and vectorizes; no heap allocation.
+template <class T, int NP>
+void gemm_tiny_fixed(const MatDims& d, const T* a, bool ta, const T* b, bool tb, T* c) {
   using Acc = acc_t<T>;
-  if (d.n > 32 || d.m * d.n * d.k > 32 * 32 * 32) return false;
-  Acc acc[32];
+  constexpr int kMaxK = 64;
+  Acc bp[kMaxK][NP];
+  for (int64_t k = 0; k < d.k; ++k)
+    for (int64_t j = 0; j < NP; ++j)
+      bp[k][j] = j < d.n ? static_cast<Acc>(tb ? b[j * d.k + k] : b[k * d.n + j]) : Acc(0);
   for (int64_t i = 0; i < d.m; ++i) {
-    for (int64_t j = 0; j < d.n; ++j) acc[j] = Acc(0);
+    Acc acc[NP] = {};
     for (int64_t k = 0; k < d.k; ++k) {
       const Acc av = static_cast<Acc>(ta ? a[k * d.m + i] : a[i * d.k + k]);
-      if (tb) {
-        for (int64_t j = 0; j < d.n; ++j) acc[j] += av * static_cast<Acc>(b[j * d.k + k]);
-      } else {
-        const T* brow = b + k * d.n;
-        for (int64_t j = 0; j < d.n; ++j) acc[j] += av * static_cast<Acc>(brow[j]);
-      }
+      for (int j = 0; j < NP; ++j) acc[j] += av * bp[k][j];
     }
     for (int64_t j = 0; j < d.n; ++j) c[i * d.n + j] = static_cast<T>(acc[j]);
   }
+}
+
+template <class T>
+bool gemm_tiny(const MatDims& d, const T* a, bool ta, const T* b, bool tb, T* c) {
+  if (d.k > 64 || d.n > 32 || d.m > 64) return false;
+  if (d.n <= 16) gemm_tiny_fixed<T, 16>(d, a, ta, b, tb, c);
+  else gemm_tiny_fixed<T, 32>(d, a, ta, b, tb, c);
   return true;
 }
 

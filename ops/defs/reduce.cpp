@@ -4,9 +4,10 @@
 // Kernels view the input as (outer, reduced, inner): the reduced axes, after dropping size-1
 // dims and merging neighbours, must form one block; otherwise the input is first copied with
 // the reduced axes moved last. Rows (inner == 1) and columns (inner > 1) have their own loops.
-// Floating sums and products are pairwise (float32 accumulates in float32, float16/bfloat16 in
-// float), so the rounding error grows with log(n), not n. Work is split into tasks whose
-// boundaries depend only on the shape, so results do not depend on the thread count.
+// Floating sums and products are pairwise: float32 accumulates in float32 (in vector lanes,
+// then a tree), float16/bfloat16 in float, so the rounding error grows with log(n), not n.
+// Work is split into tasks whose boundaries depend only on the shape, so results do not depend
+// on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -51,8 +52,7 @@ std::vector<int64_t> normalize_reduction_axes(std::string_view op, const std::ve
   }
   std::sort(out.begin(), out.end());
   auto dup = std::adjacent_find(out.begin(), out.end());
-  if (dup != out.end())
-    fail<InvalidArgument>(op, "axes ", list_string(axes), " name axis ", *dup, " more than once");
+  if (dup != out.end()) fail<InvalidArgument>(op, "axes ", list_string(axes), " name axis ", *dup, " more than once");
   return out;
 }
 
@@ -80,8 +80,10 @@ TypeList infer_reduce(const OpDef& def, const Attrs& attrs, std::span<const Tens
   }
   Shape out;
   for (int64_t i = 0; i < s.rank(); ++i) {
-    if (!reduced[i]) out.push_back(s.dim(i));
-    else if (keepdims) out.push_back(1);
+    if (!reduced[i])
+      out.push_back(s.dim(i));
+    else if (keepdims)
+      out.push_back(1);
   }
   return {TensorType{ToBool ? DType::Bool : x.dtype(), out}};
 }
@@ -166,8 +168,8 @@ struct MeanAccType {
 template <class T>
   requires cpu::is_int_v<T>
 struct MeanAccType<T> {
-  using type = std::conditional_t<sizeof(T) == 8, std::conditional_t<cpu::is_signed_int_v<T>, Int128, UInt128>,
-                                  uint64_t>;
+  using type =
+      std::conditional_t<sizeof(T) == 8, std::conditional_t<cpu::is_signed_int_v<T>, Int128, UInt128>, uint64_t>;
 };
 
 template <class T>
@@ -184,8 +186,10 @@ struct MeanR {
     if constexpr (cpu::is_int_v<T>) {
       if (n == 0) return T(0);
       // division truncates toward zero; the quotient lies in T's range
-      if constexpr (cpu::is_signed_int_v<T> && sizeof(T) < 8) return static_cast<T>(static_cast<int64_t>(a) / n);
-      else return static_cast<T>(a / static_cast<A>(n));
+      if constexpr (cpu::is_signed_int_v<T> && sizeof(T) < 8)
+        return static_cast<T>(static_cast<int64_t>(a) / n);
+      else
+        return static_cast<T>(a / static_cast<A>(n));
     } else if constexpr (is_complex_v<A>) {
       using V = typename A::value_type;
       if (n == 0) return T(std::numeric_limits<V>::quiet_NaN(), std::numeric_limits<V>::quiet_NaN());
@@ -206,17 +210,22 @@ struct ExtremeR {
   static A init() {
     if constexpr (std::is_floating_point_v<A>)
       return IsMax ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::infinity();
-    else return IsMax ? std::numeric_limits<A>::lowest() : std::numeric_limits<A>::max();
+    else
+      return IsMax ? std::numeric_limits<A>::lowest() : std::numeric_limits<A>::max();
   }
   static A load(T v) { return static_cast<A>(v); }
   template <class V>
   static V merge(V a, V b) {
     if constexpr (std::is_floating_point_v<A>) {
-      if constexpr (IsMax) return ((b > a) | (b != b)) ? b : a;
-      else return ((b < a) | (b != b)) ? b : a;
+      if constexpr (IsMax)
+        return ((b > a) | (b != b)) ? b : a;
+      else
+        return ((b < a) | (b != b)) ? b : a;
     } else {
-      if constexpr (IsMax) return (b > a) ? b : a;
-      else return (b < a) ? b : a;
+      if constexpr (IsMax)
+        return (b > a) ? b : a;
+      else
+        return (b < a) ? b : a;
     }
   }
   static T finalize(A a, int64_t) { return static_cast<T>(a); }
@@ -264,19 +273,23 @@ struct View {
 // blocks only when there are few outputs, so that a full reduction still uses every thread;
 // the partial results of the blocks are then merged in order.
 struct Split {
-  int64_t nblk = 1, rb = 0;     // blocks of the reduced dim and their length
+  int64_t nblk = 1, rb = 0;      // blocks of the reduced dim and their length
   int64_t ntiles = 1, tile = 1;  // tiles of the inner dim and their width
   int64_t tasks(const View& v) const { return v.outer * ntiles * nblk; }
 };
 
-constexpr int64_t kTile = 128;             // inner elements per column task
-constexpr int64_t kBlockElems = 1 << 16;   // minimum elements per reduced-dim block
+// Inner elements per column task: 2 KiB of accumulators (a buffer per pairwise level lives on
+// the stack), and at least 64.
+template <class A>
+inline constexpr int64_t kTile = std::max<int64_t>(64, 2048 / static_cast<int64_t>(sizeof(A)));
+constexpr int64_t kArgTile = 512;
+constexpr int64_t kBlockElems = 1 << 16;  // minimum elements per reduced-dim block
 constexpr int64_t kMaxBlocks = 64;
 constexpr int64_t kFewOutputs = 4096;
 
-Split make_split(const View& v) {
+Split make_split(const View& v, int64_t max_tile) {
   Split s;
-  s.tile = v.inner == 1 ? 1 : std::min(kTile, v.inner);
+  s.tile = v.inner == 1 ? 1 : std::min(max_tile, v.inner);
   s.ntiles = (v.inner + s.tile - 1) / s.tile;
   s.rb = v.red;
   const int64_t outputs = v.outer * v.inner;
@@ -322,13 +335,12 @@ struct PackOf {
 template <class A>
 using Pack = typename PackOf<A>::type;
 template <class A>
-inline constexpr bool kPackable = (std::is_integral_v<A> || std::is_floating_point_v<A>) &&
-                                  !std::is_same_v<A, bool> && !std::is_same_v<A, Int128> &&
-                                  !std::is_same_v<A, UInt128>;
+inline constexpr bool kPackable = (std::is_integral_v<A> || std::is_floating_point_v<A>)&&!std::is_same_v<A, bool> &&
+                                  !std::is_same_v<A, Int128> && !std::is_same_v<A, UInt128>;
 
-constexpr int kPacks = 4;           // independent packs, to hide the latency of each merge
-constexpr int64_t kRowBase = 512;   // elements reduced directly (16 per lane)
-constexpr int64_t kColBase = 32;    // rows reduced directly in a column tile
+constexpr int kPacks = 4;          // independent packs, to hide the latency of each merge
+constexpr int64_t kRowBase = 512;  // elements reduced directly (16 per lane)
+constexpr int64_t kColBase = 32;   // rows reduced directly in a column tile
 
 template <class R, class T>
 Pack<typename R::A> load_pack(const T* p) {
@@ -384,7 +396,7 @@ typename R::A reduce_row(const T* p, int64_t n) {
   return r;
 }
 
-// acc[j] = reduction of p[r * stride + j] over r in [0, rows), for j < w (w <= kTile).
+// acc[j] = reduction of p[r * stride + j] over r in [0, rows), for j < w (w <= kTile<A>).
 template <class R, class T>
 void reduce_cols(const T* p, int64_t rows, int64_t stride, int64_t w, typename R::A* acc) {
   using A = typename R::A;
@@ -398,7 +410,7 @@ void reduce_cols(const T* p, int64_t rows, int64_t stride, int64_t w, typename R
   }
   const int64_t half = rows / 2;
   reduce_cols<R>(p, half, stride, w, acc);
-  A tmp[kTile];
+  A tmp[kTile<A>];
   reduce_cols<R>(p + half * stride, rows - half, stride, w, tmp);
   for (int64_t j = 0; j < w; ++j) acc[j] = R::merge(acc[j], tmp[j]);
 }
@@ -407,7 +419,7 @@ void reduce_cols(const T* p, int64_t rows, int64_t stride, int64_t w, typename R
 template <class R, class T>
 void run_reduce(const View& v, const T* x, typename R::Out* out) {
   using A = typename R::A;
-  const Split s = make_split(v);
+  const Split s = make_split(v, kTile<A>);
   const int64_t no = v.outer * v.inner;
   if (s.nblk == 1) {
     for_each_task(v, s, [&](int64_t o, int64_t t, int64_t) {
@@ -416,14 +428,13 @@ void run_reduce(const View& v, const T* x, typename R::Out* out) {
         return;
       }
       const int64_t j0 = t * s.tile, w = std::min(s.tile, v.inner - j0);
-      A acc[kTile];
+      A acc[kTile<A>];
       reduce_cols<R>(x + o * v.red * v.inner + j0, v.red, v.inner, w, acc);
       for (int64_t j = 0; j < w; ++j) out[o * v.inner + j0 + j] = R::finalize(acc[j], v.red);
     });
     return;
   }
-  // partial[(o * nblk + b) * inner + j]
-  // (a plain array: A may be bool, and std::vector<bool> has no data())
+  // partial[(o * nblk + b) * inner + j]: the result of block b
   std::unique_ptr<A[]> partial(new A[static_cast<size_t>(no * s.nblk)]);
   for_each_task(v, s, [&](int64_t o, int64_t t, int64_t b) {
     const int64_t r0 = b * s.rb, rows = std::min(s.rb, v.red - r0);
@@ -438,7 +449,8 @@ void run_reduce(const View& v, const T* x, typename R::Out* out) {
   for (int64_t o = 0; o < v.outer; ++o)
     for (int64_t j = 0; j < v.inner; ++j) {
       A a = partial[static_cast<size_t>(o * s.nblk * v.inner + j)];
-      for (int64_t b = 1; b < s.nblk; ++b) a = R::merge(a, partial[static_cast<size_t>((o * s.nblk + b) * v.inner + j)]);
+      for (int64_t b = 1; b < s.nblk; ++b)
+        a = R::merge(a, partial[static_cast<size_t>((o * s.nblk + b) * v.inner + j)]);
       out[o * v.inner + j] = R::finalize(a, v.red);
     }
 }
@@ -603,7 +615,7 @@ inline bool replaces(C v, C best) {
 template <class T, class I, bool IsMax>
 void run_arg(const View& v, const T* x, I* out) {
   using C = cpu::compute_t<T>;
-  const Split s = make_split(v);
+  const Split s = make_split(v, kArgTile);
   const int64_t no = v.outer * v.inner;
   // Per (output, block): the best value and its index; blocks are merged in order, so an
   // earlier index wins ties.
@@ -614,8 +626,8 @@ void run_arg(const View& v, const T* x, I* out) {
     const int64_t r0 = b * s.rb, rows = std::min(s.rb, v.red - r0);
     const int64_t j0 = t * s.tile, w = std::min(s.tile, v.inner - j0);
     const T* p = x + (o * v.red + r0) * v.inner + j0;
-    C bv[kTile];
-    int64_t bi[kTile];
+    C bv[kArgTile];
+    int64_t bi[kArgTile];
     for (int64_t j = 0; j < w; ++j) {
       bv[j] = static_cast<C>(p[j]);
       bi[j] = r0;
@@ -665,7 +677,7 @@ void run_arg_rows(const View& v, const T* x, I* out) {
   using C = typename R::A;
   std::unique_ptr<T[]> ext(new T[static_cast<size_t>(v.outer)]);
   run_reduce<R>(v, x, ext.get());
-  const Split s = make_split(v);
+  const Split s = make_split(v, 1);
   std::unique_ptr<int64_t[]> first(new int64_t[static_cast<size_t>(v.outer * s.nblk)]);
   for_each_task(v, s, [&](int64_t o, int64_t, int64_t b) {
     const int64_t r0 = b * s.rb, rows = std::min(s.rb, v.red - r0);
@@ -710,11 +722,15 @@ void kernel_arg(KernelContext& ctx) {
       const T* data = static_cast<const T*>(x.raw_data());
       auto run = [&](auto* o) {
         using I = std::remove_pointer_t<decltype(o)>;
-        if (v.inner == 1) run_arg_rows<T, I, IsMax>(v, data, o);
-        else run_arg<T, I, IsMax>(v, data, o);
+        if (v.inner == 1)
+          run_arg_rows<T, I, IsMax>(v, data, o);
+        else
+          run_arg<T, I, IsMax>(v, data, o);
       };
-      if (out.dtype() == DType::Int32) run(static_cast<int32_t*>(out.mutable_raw_data()));
-      else run(static_cast<int64_t*>(out.mutable_raw_data()));
+      if (out.dtype() == DType::Int32)
+        run(static_cast<int32_t*>(out.mutable_raw_data()));
+      else
+        run(static_cast<int64_t*>(out.mutable_raw_data()));
     }
   });
 }

@@ -71,7 +71,8 @@ template <class E>
 void copy_row_typed(int64_t n, const E* s, int64_t ss, E* d, int64_t ds) {
   if (ss == 0) {
     const E v = s[0];
-    if (ds == 1) std::fill(d, d + n, v);
+    if (ds == 1)
+      std::fill(d, d + n, v);
     else
       for (int64_t i = 0; i < n; ++i) d[i * ds] = v;
   } else if (ds == 1) {
@@ -206,9 +207,9 @@ template <class T>
 bool fits_integer(double v) {
   if (!std::isfinite(v) || v != std::trunc(v)) return false;
   // 2^63 and 2^64 are exact doubles; compare with < so the cast below is always defined
-  constexpr double hi = std::is_same_v<T, bool>      ? 1.0
-                        : sizeof(T) == 8             ? (std::is_signed_v<T> ? 9223372036854775808.0 : 18446744073709551616.0)
-                                                     : static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
+  constexpr double hi = std::is_same_v<T, bool> ? 1.0
+                        : sizeof(T) == 8        ? (std::is_signed_v<T> ? 9223372036854775808.0 : 18446744073709551616.0)
+                                                : static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
   constexpr double lo = std::is_same_v<T, bool> ? 0.0 : static_cast<double>(std::numeric_limits<T>::min());
   return v >= lo && (std::is_same_v<T, bool> ? v <= hi : v < hi);
 }
@@ -222,8 +223,10 @@ void scalar_to_bytes(std::string_view op, std::string_view what, double v, DType
     if constexpr (std::is_integral_v<T>) {
       if (!fits_integer<T>(v))
         fail<InvalidArgument>(op, what, " ", v, " is not exactly representable as ", dtype_name(dtype));
-      if constexpr (std::is_same_v<T, bool>) t = v != 0;
-      else t = static_cast<T>(v);
+      if constexpr (std::is_same_v<T, bool>)
+        t = v != 0;
+      else
+        t = static_cast<T>(v);
     } else if constexpr (is_complex_v<T>) {
       using R = typename T::value_type;
       if (std::isfinite(v) && std::isinf(static_cast<R>(v)))
@@ -345,7 +348,8 @@ TypeList infer_squeeze(const OpDef& def, const Attrs& attrs, std::span<const Ten
   } else {
     for (int64_t a : axes) {
       int64_t ax = normalize_axis(def.name, a, s.rank());
-      if (drop[size_t(ax)]) fail<InvalidArgument>(def.name, "axis ", a, " is listed more than once in ", list_string(axes));
+      if (drop[size_t(ax)])
+        fail<InvalidArgument>(def.name, "axis ", a, " is listed more than once in ", list_string(axes));
       int64_t d = s.dim(size_t(ax));
       if (d != 1 && d != kUnknownDim)
         fail<InvalidArgument>(def.name, "cannot squeeze axis ", a, " of size ", d, " (shape ", s.to_string(),
@@ -592,8 +596,7 @@ void kernel_broadcast_to(KernelContext& ctx) {
   const int64_t off = os.rank() - x.ndim();
   auto xs = strides_of(x.shape());
   SmallVector<int64_t, 8> src(size_t(os.rank()), 0);
-  for (int64_t i = 0; i < x.ndim(); ++i)
-    src[size_t(i + off)] = x.shape().dim(size_t(i)) == 1 ? 0 : xs[size_t(i)];
+  for (int64_t i = 0; i < x.ndim(); ++i) src[size_t(i + off)] = x.shape().dim(size_t(i)) == 1 ? 0 : xs[size_t(i)];
   copy_or_view(ctx, x, make_copy_plan(os.dims(), src, strides_of(os)), 0);
 }
 
@@ -650,7 +653,8 @@ SmallVector<bool, 8> reversed_axes(const OpDef& def, const std::vector<int64_t>&
   SmallVector<bool, 8> rev(size_t(rank), false);
   for (int64_t a : axes) {
     int64_t ax = normalize_axis(def.name, a, rank);
-    if (rev[size_t(ax)]) fail<InvalidArgument>(def.name, "axis ", a, " is listed more than once in ", list_string(axes));
+    if (rev[size_t(ax)])
+      fail<InvalidArgument>(def.name, "axis ", a, " is listed more than once in ", list_string(axes));
     rev[size_t(ax)] = true;
   }
   return rev;

@@ -13,7 +13,7 @@ using namespace kiln;
 
 namespace {
 
-const std::vector<DType> kAllDTypes = {bool_,   int8,    int16,   int32,    int64,     uint8,     uint16,    uint32,
+const std::vector<DType> kAllDTypes = {bool_,  int8,    int16,    int32,   int64,   uint8,     uint16,    uint32,
                                        uint64, float16, bfloat16, float32, float64, complex64, complex128};
 
 }  // namespace
@@ -48,9 +48,9 @@ TEST_CASE("floats to integers truncate toward zero and saturate", "[cast]") {
   Tensor d = constant(std::vector<double>{two63, -two63, 9.3e18, -9.3e18, 1e19, two64, -1.0}, Shape{7});
   CHECK(cast(d, int64).to_vector<int64_t>() ==
         std::vector<int64_t>{INT64_MAX, INT64_MIN, INT64_MAX, INT64_MIN, INT64_MAX, INT64_MAX, -1});
-  CHECK(cast(d, uint64).to_vector<uint64_t>() ==
-        std::vector<uint64_t>{9223372036854775808ull, 0, 9300000000000000000ull, 0, 10000000000000000000ull,
-                              UINT64_MAX, 0});
+  CHECK(cast(d, uint64).to_vector<uint64_t>() == std::vector<uint64_t>{9223372036854775808ull, 0,
+                                                                       9300000000000000000ull, 0,
+                                                                       10000000000000000000ull, UINT64_MAX, 0});
   CHECK(cast(constant({4294967295.5, 4294967296.0}, float64), uint32).to_vector<uint32_t>() ==
         std::vector<uint32_t>{UINT32_MAX, UINT32_MAX});
   Tensor h = constant(std::vector<Half>{Half(-3.75f), Half(65504.0f), Half(nan)}, Shape{3});

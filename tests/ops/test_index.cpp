@@ -19,9 +19,12 @@ template <class T>
 Tensor iota(const Shape& shape) {
   std::vector<T> v(static_cast<size_t>(shape.num_elements()));
   for (size_t i = 0; i < v.size(); ++i) {
-    if constexpr (std::is_same_v<T, bool>) v[i] = i % 2 == 1;
-    else if constexpr (is_complex_v<T>) v[i] = T(typename T::value_type(i), -typename T::value_type(i));
-    else v[i] = T(static_cast<int>(i));
+    if constexpr (std::is_same_v<T, bool>)
+      v[i] = i % 2 == 1;
+    else if constexpr (is_complex_v<T>)
+      v[i] = T(typename T::value_type(i), -typename T::value_type(i));
+    else
+      v[i] = T(static_cast<int>(i));
   }
   return constant(v, shape);
 }
@@ -229,8 +232,8 @@ TEST_CASE("gather along an axis", "[gather]") {
         I64{0, 2});
 }
 
-TEMPLATE_TEST_CASE("gather works for every element size", "[gather]", bool, uint8_t, Half, float, int64_t,
-                   complex64_t, complex128_t) {
+TEMPLATE_TEST_CASE("gather works for every element size", "[gather]", bool, uint8_t, Half, float, int64_t, complex64_t,
+                   complex128_t) {
   Tensor p = iota<TestType>({4, 3});
   std::vector<TestType> all = p.to_vector<TestType>();
   Tensor rows = gather(p, constant({3, 0}));
@@ -267,6 +270,7 @@ TEST_CASE("gather checks every index before reading", "[gather][errors]") {
                     "[gather] indices[1, 0] = -1 is not in [0, 3) (axis 0 of params with shape (3, 2))");
   CHECK_THROWS_WITH(gather(p, constant({2}), 1),
                     "[gather] indices[0] = 2 is not in [0, 2) (axis 1 of params with shape (3, 2))");
+  CHECK_THROWS_WITH(gather(p, scalar(5)), "[gather] indices = 5 is not in [0, 3) (axis 0 of params with shape (3, 2))");
   // far outside the buffer: AddressSanitizer would report a read
   CHECK_THROWS_AS(gather(p, constant(std::vector<int64_t>{int64_t{1} << 40}, Shape{1})), InvalidArgument);
   CHECK_THROWS_AS(gather(p, constant(std::vector<int64_t>{std::numeric_limits<int64_t>::min()}, Shape{1})),
@@ -321,7 +325,8 @@ TEST_CASE("one_hot", "[one_hot]") {
 
 TEST_CASE("one_hot errors", "[one_hot][errors]") {
   CHECK_THROWS_WITH(one_hot(constant({0}), -1), "[one_hot] depth must be non-negative, got -1");
-  CHECK_THROWS_WITH(one_hot(constant({0}), 2, 1, 0, 2), "[one_hot] axis 2 must be -1 or in [0, 1] for indices of rank 1");
+  CHECK_THROWS_WITH(one_hot(constant({0}), 2, 1, 0, 2),
+                    "[one_hot] axis 2 must be -1 or in [0, 1] for indices of rank 1");
   CHECK_THROWS_WITH(one_hot(constant({0.0f}), 2), "[one_hot] indices must be int32, int64 or uint8, got float32");
   CHECK_THROWS_WITH(one_hot(constant({0}), 2, 0.5, 0, -1, int32),
                     "[one_hot] on_value 0.5 is not exactly representable as int32");

@@ -9,6 +9,7 @@
 
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "runtime/parallel.h"
 
 using namespace kiln;
 
@@ -52,10 +53,18 @@ std::vector<double> reference(const std::vector<double>& x, const std::vector<in
     double& acc = out[static_cast<size_t>(o)];
     switch (op) {
       case Op::Sum:
-      case Op::Mean: acc += x[k]; break;
-      case Op::Prod: acc *= x[k]; break;
-      case Op::Max: acc = std::max(acc, x[k]); break;
-      case Op::Min: acc = std::min(acc, x[k]); break;
+      case Op::Mean:
+        acc += x[k];
+        break;
+      case Op::Prod:
+        acc *= x[k];
+        break;
+      case Op::Max:
+        acc = std::max(acc, x[k]);
+        break;
+      case Op::Min:
+        acc = std::min(acc, x[k]);
+        break;
     }
     for (size_t i = r; i-- > 0;) {
       if (++idx[i] < shape[i]) break;
@@ -69,11 +78,16 @@ std::vector<double> reference(const std::vector<double>& x, const std::vector<in
 
 Tensor run(Op op, const Tensor& x, Axes axes, bool keepdims = false) {
   switch (op) {
-    case Op::Sum: return reduce_sum(x, axes, keepdims);
-    case Op::Prod: return reduce_prod(x, axes, keepdims);
-    case Op::Max: return reduce_max(x, axes, keepdims);
-    case Op::Min: return reduce_min(x, axes, keepdims);
-    case Op::Mean: return reduce_mean(x, axes, keepdims);
+    case Op::Sum:
+      return reduce_sum(x, axes, keepdims);
+    case Op::Prod:
+      return reduce_prod(x, axes, keepdims);
+    case Op::Max:
+      return reduce_max(x, axes, keepdims);
+    case Op::Min:
+      return reduce_min(x, axes, keepdims);
+    case Op::Mean:
+      return reduce_mean(x, axes, keepdims);
   }
   return {};
 }
@@ -415,6 +429,41 @@ TEST_CASE("large float32 sums stay accurate", "[reduce]") {
     if (((i >> 2) & 0xffff) == 12345) s02 += f[i];
   CHECK(std::abs(g02[12345] - s02) <= 1e-6 * s02);
   CHECK(reduce_max(x).item<float>() == *std::max_element(f.begin(), f.end()));
+  CHECK(reduce_min(x).item<float>() == *std::min_element(f.begin(), f.end()));
+
+  // results do not depend on the number of threads
+  const int threads = get_num_threads();
+  set_num_threads(1);
+  const float one_thread = reduce_sum(x).item<float>();
+  const std::vector<float> one_thread_cols = reduce_sum(tall, 0).to_vector<float>();
+  set_num_threads(2);
+  CHECK(reduce_sum(x).item<float>() == one_thread);
+  CHECK(reduce_sum(tall, 0).to_vector<float>() == one_thread_cols);
+  set_num_threads(threads);
+}
+
+TEST_CASE("large integer, bool and float16 reductions", "[reduce]") {
+  const int64_t n = 1 << 20;
+  std::vector<int32_t> iv(static_cast<size_t>(n));
+  int64_t isum = 0;
+  for (int64_t i = 0; i < n; ++i) isum += iv[static_cast<size_t>(i)] = static_cast<int32_t>(i % 1000) - 400;
+  Tensor xi = constant(iv, Shape{n});
+  CHECK(reduce_sum(xi).item<int32_t>() == static_cast<int32_t>(isum));
+  CHECK(reduce_mean(xi).item<int32_t>() == static_cast<int32_t>(isum / n));
+  CHECK(reduce_max(xi).item<int32_t>() == 599);
+  CHECK(argmin(xi).item<int64_t>() == 0);
+  CHECK(argmax(xi).item<int64_t>() == 999);
+  std::vector<bool> bv(static_cast<size_t>(n), false);
+  Tensor none = constant(bv, Shape{n});
+  bv.back() = true;
+  Tensor last = constant(bv, Shape{n});
+  CHECK(!reduce_any(none).item<bool>());
+  CHECK(reduce_any(last).item<bool>());
+  CHECK(!reduce_all(last).item<bool>());
+  CHECK(reduce_all(logical_not(none)).item<bool>());
+  Tensor h = constant(std::vector<Half>(100000, Half(0.5f)), Shape{100000});
+  CHECK(static_cast<float>(reduce_sum(h).item<Half>()) == static_cast<float>(Half(50000.0f)));
+  CHECK(static_cast<float>(reduce_mean(h).item<Half>()) == 0.5f);
 }
 
 TEST_CASE("argmax and argmin", "[reduce]") {
@@ -455,8 +504,7 @@ TEST_CASE("argmax errors", "[reduce]") {
                     "[argmax] cannot take argmax over axis 1 of size 0 (input shape [2, 0])");
   CHECK_THROWS_WITH(argmin(constant({1, 2}), 1),
                     "[argmin] axis 1 is out of range for a tensor of rank 1 (expected [-1, 1))");
-  CHECK_THROWS_WITH(argmax(constant({1, 2}), 0, float32),
-                    "[argmax] output_type must be int32 or int64, got float32");
+  CHECK_THROWS_WITH(argmax(constant({1, 2}), 0, float32), "[argmax] output_type must be int32 or int64, got float32");
   CHECK_THROWS_AS(argmax(constant(std::vector<std::complex<float>>{{1, 0}}, Shape{1})), InvalidArgument);
   CHECK_THROWS_AS(argmax(scalar(1.0f)), InvalidArgument);
 }

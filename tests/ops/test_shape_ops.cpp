@@ -21,9 +21,12 @@ Tensor iota(const Shape& shape) {
   std::vector<T> v(static_cast<size_t>(shape.num_elements()));
   for (size_t i = 0; i < v.size(); ++i) {
     const int k = static_cast<int>(i % 127);
-    if constexpr (std::is_same_v<T, bool>) v[i] = i % 2 == 1;
-    else if constexpr (is_complex_v<T>) v[i] = T(typename T::value_type(k), -typename T::value_type(k));
-    else v[i] = T(k);
+    if constexpr (std::is_same_v<T, bool>)
+      v[i] = i % 2 == 1;
+    else if constexpr (is_complex_v<T>)
+      v[i] = T(typename T::value_type(k), -typename T::value_type(k));
+    else
+      v[i] = T(k);
   }
   return constant(v, shape);
 }
@@ -102,10 +105,11 @@ TEST_CASE("transpose of a matrix", "[shape][transpose]") {
 
 TEST_CASE("transpose in N dimensions matches a reference", "[shape][transpose]") {
   const std::vector<std::pair<Shape, std::vector<int64_t>>> cases = {
-      {{2, 3, 4}, {1, 0, 2}},       {{2, 3, 4}, {2, 1, 0}},      {{2, 3, 4}, {0, 2, 1}},
-      {{2, 3, 4}, {1, 2, 0}},       {{2, 1, 3, 5}, {3, 1, 0, 2}}, {{2, 3, 4, 5}, {0, 3, 1, 2}},
-      {{7, 65, 33}, {0, 2, 1}},     {{7, 65, 33}, {2, 0, 1}},    {{300, 517}, {1, 0}},
-      {{3, 2, 2, 3, 2}, {4, 2, 0, 3, 1}}};
+      {{2, 3, 4}, {1, 0, 2}},       {{2, 3, 4}, {2, 1, 0}},
+      {{2, 3, 4}, {0, 2, 1}},       {{2, 3, 4}, {1, 2, 0}},
+      {{2, 1, 3, 5}, {3, 1, 0, 2}}, {{2, 3, 4, 5}, {0, 3, 1, 2}},
+      {{7, 65, 33}, {0, 2, 1}},     {{7, 65, 33}, {2, 0, 1}},
+      {{300, 517}, {1, 0}},         {{3, 2, 2, 3, 2}, {4, 2, 0, 3, 1}}};
   for (const auto& [shape, perm] : cases) {
     INFO("shape " << shape.to_string() << " perm " << perm[0] << "," << perm[1]);
     Tensor x = positions(shape);
@@ -142,7 +146,8 @@ TEST_CASE("transpose of scalars, empty tensors and size-1 axes", "[shape][transp
 TEST_CASE("transpose errors", "[shape][transpose][errors]") {
   Tensor m = iota<int32_t>({2, 3});
   CHECK_THROWS_AS(transpose(m, {0, 0}), InvalidArgument);
-  CHECK_THROWS_WITH(transpose(m, {0, 0}), "[transpose] perm [0, 0] is not a permutation of the axes of a rank-2 tensor");
+  CHECK_THROWS_WITH(transpose(m, {0, 0}),
+                    "[transpose] perm [0, 0] is not a permutation of the axes of a rank-2 tensor");
   CHECK_THROWS_WITH(transpose(m, {0, 1, 2}), "[transpose] perm [0, 1, 2] has 3 entries but x has rank 2");
   CHECK_THROWS_AS(transpose(m, {0, 2}), InvalidArgument);
   CHECK_THROWS_AS(transpose(Tensor(), {}), InvalidArgument);
@@ -186,10 +191,10 @@ TEST_CASE("squeeze removes size-1 axes", "[shape][squeeze]") {
 TEST_CASE("squeeze errors name the axis and its size", "[shape][squeeze][errors]") {
   Tensor x = iota<float>({1, 2, 1, 3});
   CHECK_THROWS_AS(squeeze(x, {1}), InvalidArgument);
-  CHECK_THROWS_WITH(squeeze(x, {1}),
-                    "[squeeze] cannot squeeze axis 1 of size 2 (shape (1, 2, 1, 3)): only axes of size 1 can be squeezed");
-  CHECK_THROWS_WITH(squeeze(x, {4}),
-                    "[squeeze] axis 4 is out of range for a tensor of rank 4 (expected [-4, 4))");
+  CHECK_THROWS_WITH(
+      squeeze(x, {1}),
+      "[squeeze] cannot squeeze axis 1 of size 2 (shape (1, 2, 1, 3)): only axes of size 1 can be squeezed");
+  CHECK_THROWS_WITH(squeeze(x, {4}), "[squeeze] axis 4 is out of range for a tensor of rank 4 (expected [-4, 4))");
   CHECK_THROWS_AS(squeeze(x, {0, -4}), InvalidArgument);
 }
 
@@ -239,13 +244,15 @@ TEST_CASE("large concat matches a reference", "[shape][concat]") {
 TEST_CASE("concat errors", "[shape][concat][errors]") {
   Tensor a = constant({{1, 2}, {3, 4}});
   CHECK_THROWS_WITH(concat({}, 0), "[concat] needs at least one input tensor");
-  CHECK_THROWS_WITH(concat({a, constant({{1.0f, 2.0f}})}, 0),
-                    "[concat] input 1 has dtype float32 but input 0 has dtype int32; all inputs must have the same dtype");
+  CHECK_THROWS_WITH(
+      concat({a, constant({{1.0f, 2.0f}})}, 0),
+      "[concat] input 1 has dtype float32 but input 0 has dtype int32; all inputs must have the same dtype");
   CHECK_THROWS_WITH(concat({a, constant({1, 2})}, 0),
                     "[concat] input 1 has rank 1 (shape (2,)) but input 0 has rank 2 (shape (2, 2))");
   CHECK_THROWS_WITH(concat({a, constant({{1, 2, 3}})}, 0),
                     "[concat] input 1 has shape (1, 3) but input 0 has shape (2, 2); dims must match except on axis 0");
-  CHECK_THROWS_WITH(concat({scalar(1), scalar(2)}, 0), "[concat] cannot concatenate scalars (rank-0 tensors); use stack");
+  CHECK_THROWS_WITH(concat({scalar(1), scalar(2)}, 0),
+                    "[concat] cannot concatenate scalars (rank-0 tensors); use stack");
   CHECK_THROWS_AS(concat({a, a}, 2), InvalidArgument);
   CHECK_THROWS_AS(concat({a, Tensor()}, 0), InvalidArgument);
 }
