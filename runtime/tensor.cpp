@@ -9,9 +9,15 @@ void* TensorImpl::operator new(size_t n) { return memory::host_alloc(n); }
 void TensorImpl::operator delete(void* p, size_t n) { memory::host_free(p, n); }
 
 size_t checked_nbytes(std::string_view op, const Shape& shape, DType dtype) {
-  for (int64_t d : shape)
+  int64_t n = 1;
+  bool zero = false, overflow = false;
+  for (int64_t d : shape) {
     if (d < 0) fail<InvalidArgument>(op, "shape ", shape.to_list_string(), " has a negative dimension");
-  int64_t n = shape.num_elements();
+    if (d == 0) zero = true;
+    else if (!overflow) overflow = __builtin_mul_overflow(n, d, &n);
+  }
+  if (zero) return 0;
+  if (overflow) fail<InvalidArgument>(op, "the element count of shape ", shape.to_list_string(), " overflows int64");
   size_t es = static_cast<size_t>(dtype_size(dtype));
   // keep allocations well inside what the allocator's size classes can express
   if (es != 0 && static_cast<uint64_t>(n) > (uint64_t{1} << 46) / es)

@@ -11,11 +11,11 @@
 namespace kiln::ops {
 namespace {
 
-Shape shape_attr(const OpDef& def, const Attrs& attrs) {
+// The output shape from the "shape" attribute, checked for negative dims, int64 overflow and
+// allocatable size, with errors naming the op.
+Shape shape_attr(const OpDef& def, const Attrs& attrs, DType dtype) {
   Shape s(attrs.get_ints("shape"));
-  for (int64_t d : s)
-    if (d < 0) fail<InvalidArgument>(def.name, "shape ", s.to_list_string(), " has a negative dimension");
-  s.num_elements();  // throws on int64 overflow
+  checked_nbytes(def.name, s, dtype);
   return s;
 }
 
@@ -37,7 +37,7 @@ void fill_indexed(Tensor& out, std::string_view op, Fn&& f) {
 // ---- fill(shape, value)
 TypeList infer_fill(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   if (in[0].ndim() != 0) fail<InvalidArgument>(def.name, "value must be a scalar, got shape ", in[0].shape().to_string());
-  return {TensorType{in[0].dtype(), shape_attr(def, attrs)}};
+  return {TensorType{in[0].dtype(), shape_attr(def, attrs, in[0].dtype())}};
 }
 void kernel_fill(KernelContext& ctx) {
   Tensor& out = ctx.output(0);
@@ -130,7 +130,7 @@ TypeList infer_random(const OpDef& def, const Attrs& attrs, std::span<const Tens
   if (uniform && is_integer(dt) && !(attrs.get_float("maxval") > attrs.get_float("minval")))
     fail<InvalidArgument>(def.name, "integer uniform needs minval < maxval, got [", attrs.get_float("minval"), ", ",
                           attrs.get_float("maxval"), ")");
-  return {TensorType{dt, shape_attr(def, attrs)}};
+  return {TensorType{dt, shape_attr(def, attrs, dt)}};
 }
 
 // Element i uses word i % 4 of Philox block i / 4 (normals use pairs for Box-Muller).

@@ -72,7 +72,10 @@ inline T wrap_mul(T a, T b) {
 /// (x = m ln2 + r) and degree-6 polynomial, as Eigen and XLA use; within 2 ulp of std::exp over
 /// the whole range, exact at 0, inf above 88.7228317 (where float32 overflows), 0 below -103.97, NaN in -> NaN out.
 inline float exp_f32(float x) {
-  float xc = x < -103.97f ? -103.97f : x;  // plain compares (not fmin/fmax) so the loop vectorizes
+  // plain compares (not fmin/fmax) so the loop vectorizes; NaN is replaced here (the int
+  // conversion below must not see it) and restored at the end
+  float xc = x != x ? 0.0f : x;
+  xc = xc < -103.97f ? -103.97f : xc;
   xc = xc > 88.72283172607421875f ? 88.72283172607421875f : xc;
   const float m = std::floor(xc * 1.44269504088896341f + 0.5f);
   float r = std::fma(m, -0.693359375f, xc);

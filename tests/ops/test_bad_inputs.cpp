@@ -1,0 +1,484 @@
+// Hostile inputs for every registered op, driven by the registry: each op has at least four
+// calls that must fail with a kiln::Error other than Internal whose message starts with
+// "[<op>]" and, where given, names the offending value — never a crash, an abort, a hang or an
+// absurd allocation. An op with fewer than four cases fails the test.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+
+using namespace kiln;
+using ops::Attrs;
+
+namespace {
+
+/// One hostile call. `mentions`, when set, must appear in the message (the offending value).
+/// `known_bug` marks calls that fail today for a reported bug: they run in a separate
+/// [!mayfail] test case, and the flag goes when the bug is fixed.
+struct BadCase {
+  std::string what;
+  std::function<void()> call;
+  std::string mentions;
+  bool known_bug = false;
+};
+
+using Catalog = std::map<std::string, std::vector<BadCase>>;
+
+constexpr int kMinCases = 4;
+constexpr int64_t k2p24 = int64_t{1} << 24, k2p40 = int64_t{1} << 40, k2p62 = int64_t{1} << 62;
+constexpr int64_t kI64Min = std::numeric_limits<int64_t>::min(), kI64Max = std::numeric_limits<int64_t>::max();
+
+void call_op(const std::string& op, const Attrs& attrs, const std::vector<Tensor>& inputs) {
+  ops::apply(ops::op_def(op).id, attrs, inputs);
+}
+
+Tensor z(const Shape& s, DType d = float32) { return zeros(s, d); }
+
+// 17 alternating dims, (2, 1, 2, ...) and (1, 2, 1, ...): their broadcast has 17 axes that no
+// two neighbours can merge (131072 elements, so the output itself is small).
+Shape alternating(bool first) {
+  Shape s;
+  for (int i = 0; i < 17; ++i) s.push_back((i % 2 == 0) == first ? 2 : 1);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise
+
+void add_unary(Catalog& c, const std::string& op, DType good, std::vector<DType> bad) {
+  auto& v = c[op];
+  for (DType d : bad)
+    v.push_back({"x of dtype " + std::string(dtype_name(d)), [=] { call_op(op, {}, {z({3}, d)}); },
+                 std::string(dtype_name(d))});
+  v.push_back({"no inputs", [=] { call_op(op, {}, {}); }, "expects 1 inputs, got 0"});
+  v.push_back({"two inputs", [=] { call_op(op, {}, {z({2}, good), z({2}, good)}); }, "got 2"});
+  v.push_back({"an undefined input", [=] { call_op(op, {}, {Tensor()}); }, "input 0 is undefined"});
+}
+
+// `good` is a 1-byte dtype the op accepts, so the huge-broadcast case needs only small inputs
+// (ones: a zero divisor would fail first).
+void add_binary(Catalog& c, const std::string& op, DType good, DType other, std::vector<DType> bad) {
+  auto& v = c[op];
+  for (DType d : bad)
+    v.push_back({"operands of dtype " + std::string(dtype_name(d)), [=] { call_op(op, {}, {z({3}, d), z({3}, d)}); },
+                 std::string(dtype_name(d))});
+  v.push_back({"mismatched dtypes", [=] { call_op(op, {}, {z({3}, good), z({3}, other)}); },
+               "y has dtype " + std::string(dtype_name(other))});
+  v.push_back({"shapes that do not broadcast", [=] { call_op(op, {}, {z({3}, good), z({4}, good)}); }, "[3] and [4]"});
+  v.push_back({"(2, 3) against (3, 2)", [=] { call_op(op, {}, {z({2, 3}, good), z({3, 2}, good)}); },
+               "[2, 3] and [3, 2]"});
+  v.push_back({"one input", [=] { call_op(op, {}, {z({3}, good)}); }, "expects 2 inputs, got 1"});
+  v.push_back({"three inputs", [=] { call_op(op, {}, {z({3}, good), z({3}, good), z({3}, good)}); }, "got 3"});
+  v.push_back({"an undefined second input", [=] { call_op(op, {}, {z({3}, good), Tensor()}); }, "input 1 is undefined"});
+  // Reported: the broadcasting loops throw Unimplemented as "[broadcast] ...", not "[<op>] ...".
+  v.push_back({"a broadcast over 17 axes that cannot merge",
+               [=] { call_op(op, {}, {ones(alternating(true), good), ones(alternating(false), good)}); }, "16", true});
+  // Reported: 2^48 one-byte elements, rejected by the allocator's size check as "[empty] ...".
+  v.push_back({"a broadcast output of 2^48 elements",
+               [=] { call_op(op, {}, {ones({k2p24, 1}, good), ones({1, k2p24}, good)}); }, "281474976710656", true});
+}
+
+void add_elementwise(Catalog& c) {
+  for (const char* op : {"negative", "abs", "sign", "square"}) add_unary(c, op, float32, {bool_});
+  for (const char* op : {"exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid"})
+    add_unary(c, op, float32, {int32, bool_});
+  add_unary(c, "softplus", float32, {complex64, int32});
+  add_unary(c, "relu", float32, {complex64, bool_});
+  for (const char* op : {"floor", "ceil", "round"}) add_unary(c, op, float32, {int32, complex64});
+  add_unary(c, "logical_not", bool_, {float32, int32});
+
+  for (const char* op : {"add", "subtract", "multiply", "divide", "pow"}) add_binary(c, op, int8, float32, {bool_});
+  for (const char* op : {"floordiv", "mod"}) add_binary(c, op, int8, int16, {complex64, bool_});
+  for (const char* op : {"maximum", "minimum", "less", "less_equal", "greater", "greater_equal"})
+    add_binary(c, op, int8, uint8, {complex64, bool_});
+  for (const char* op : {"equal", "not_equal"}) add_binary(c, op, int8, float64, {});
+  for (const char* op : {"logical_and", "logical_or", "logical_xor"}) add_binary(c, op, bool_, int8, {float32, int32});
+  for (const char* op : {"floordiv", "mod"})
+    c[op].push_back({"an integer zero divisor", [op] { call_op(op, {}, {constant({7, 8}), constant({3, 0})}); },
+                     "division by zero"});
+  c["pow"].push_back({"an integer to a negative power", [] { pow(constant({2, 3}), constant({1, -1})); }, "negative"});
+
+  auto& w = c["where"];
+  w.push_back({"a condition that is not bool", [] { where(z({3}, int32), z({3}), z({3})); }, "must be bool, got int32"});
+  w.push_back({"x and y of different dtypes", [] { where(z({3}, bool_), z({3}), z({3}, float64)); }, "float64"});
+  w.push_back({"shapes that do not broadcast", [] { where(z({3}, bool_), z({3}), z({4})); }, "[3] and [4]"});
+  w.push_back({"two inputs", [] { call_op("where", {}, {z({3}, bool_), z({3})}); }, "expects 3 inputs, got 2"});
+  w.push_back({"an undefined input", [] { where(z({3}, bool_), Tensor(), z({3})); }, "input 1 is undefined"});
+  w.push_back({"a broadcast over 17 axes that cannot merge",
+               [] { where(z(alternating(true), bool_), z(alternating(false), int8), z({}, int8)); }, "16", true});
+
+  auto& k = c["cast"];
+  k.push_back({"to string", [] { call_op("cast", {{"dtype", string}}, {z({2})}); }, "string"});
+  k.push_back({"no inputs", [] { call_op("cast", {{"dtype", int32}}, {}); }, "expects 1 inputs, got 0"});
+  k.push_back({"two inputs", [] { call_op("cast", {{"dtype", int32}}, {z({2}), z({2})}); }, "got 2"});
+  k.push_back({"an undefined input", [] { cast(Tensor(), int32); }, "input 0 is undefined"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions, argmax/argmin, matmul
+
+void add_reductions(Catalog& c) {
+  auto red = [](const std::string& op, const Tensor& x, std::vector<int64_t> axes) {
+    return [=] { call_op(op, {{"axes", axes}, {"keepdims", false}}, {x}); };
+  };
+  const std::vector<std::pair<std::string, DType>> ops = {{"reduce_sum", float32}, {"reduce_mean", float32},
+                                                          {"reduce_max", float32}, {"reduce_min", float32},
+                                                          {"reduce_prod", float32}, {"reduce_any", bool_},
+                                                          {"reduce_all", bool_}};
+  for (const auto& [name, good] : ops) {
+    const std::string op = name;
+    const DType g = good;
+    auto& v = c[op];
+    v.push_back({"axis 2 of a rank-2 tensor", red(op, z({2, 3}, g), {2}), "axis 2"});
+    v.push_back({"axis -3 of a rank-2 tensor", red(op, z({2, 3}, g), {-3}), "axis -3"});
+    v.push_back({"axis 0 twice", red(op, z({2, 3}, g), {0, -2}), "more than once"});
+    v.push_back({"axis 2^62", red(op, z({2, 3}, g), {k2p62}), "4611686018427387904"});
+    v.push_back({"no inputs", [=] { call_op(op, {{"axes", std::vector<int64_t>{}}, {"keepdims", false}}, {}); },
+                 "got 0"});
+    v.push_back({"an undefined input", red(op, Tensor(), {0}), "input 0 is undefined"});
+  }
+  c["reduce_sum"].push_back({"bool input", red("reduce_sum", z({3}, bool_), {0}), "bool"});
+  c["reduce_sum"].push_back({"axis 5 (public function)", [] { reduce_sum(z({2, 3}), Axes{5}); }, "axis 5"});
+  c["reduce_mean"].push_back({"bool input", red("reduce_mean", z({3}, bool_), {0}), "bool"});
+  c["reduce_prod"].push_back({"bool input", red("reduce_prod", z({3}, bool_), {0}), "bool"});
+  for (const char* op : {"reduce_max", "reduce_min"}) {
+    c[op].push_back({"complex input", red(op, z({3}, complex64), {0}), "complex64"});
+    c[op].push_back({"an empty axis", red(op, z({0, 3}), {0}), "size 0"});
+  }
+  for (const char* op : {"reduce_any", "reduce_all"}) c[op].push_back({"float input", red(op, z({3}), {0}), "float32"});
+
+  for (const char* name : {"argmax", "argmin"}) {
+    const std::string op = name;
+    auto arg = [op](const Tensor& x, int64_t axis, DType out = int64) {
+      return [=] { call_op(op, {{"axis", axis}, {"output_type", out}}, {x}); };
+    };
+    auto& v = c[op];
+    v.push_back({"axis 2 of a rank-2 tensor", arg(z({2, 3}), 2), "axis 2"});
+    v.push_back({"axis -3 of a rank-2 tensor", arg(z({2, 3}), -3), "axis -3"});
+    v.push_back({"axis INT64_MIN", arg(z({2, 3}), kI64Min), "-9223372036854775808"});
+    v.push_back({"output_type float32", arg(z({2, 3}), 0, float32), "float32"});
+    v.push_back({"an empty axis", arg(z({0, 3}), 0), "size 0"});
+    v.push_back({"complex input", arg(z({3}, complex64), 0), "complex64"});
+    v.push_back({"a scalar", arg(z({}), 0), "rank 0"});
+  }
+  c["argmax"].push_back({"axis 3 (public function)", [] { argmax(z({2, 3}), 3); }, "axis 3"});
+
+  auto& m = c["matmul"];
+  auto mm = [](const Tensor& a, const Tensor& b) { return [=] { matmul(a, b); }; };
+  m.push_back({"a vector operand", mm(z({3}), z({3, 2})), "rank >= 2"});
+  m.push_back({"inner dimensions that differ", mm(z({2, 3}), z({4, 5})), "has 4 rows"});
+  m.push_back({"transposed inner dimensions that differ", [] { matmul(z({2, 3}), z({3, 4}), true); }, "has 2 columns"});
+  m.push_back({"mismatched dtypes", mm(z({2, 2}), z({2, 2}, float64)), "float64"});
+  m.push_back({"bool operands", mm(z({2, 2}, bool_), z({2, 2}, bool_)), "bool"});
+  m.push_back({"batch dims that do not broadcast", mm(z({2, 2, 3}), z({3, 3, 4})), "[2] and [3]"});
+  m.push_back({"one input", [] { call_op("matmul", {{"transpose_a", false}, {"transpose_b", false}}, {z({2, 2})}); },
+               "got 1"});
+  // Reported: empty operands whose product has 2^48 elements fail as "[empty] ..." (the
+  // allocator's size check), and 2^80 elements as "[shape] ..." (overflow), not "[matmul] ...".
+  m.push_back({"a 2^24 x 2^24 product of empty operands", mm(z({k2p24, 0}), z({0, k2p24})), "16777216", true});
+  m.push_back({"a 2^40 x 2^40 product of empty operands", mm(z({k2p40, 0}), z({0, k2p40})), "1099511627776", true});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapes and data movement
+
+void add_movement(Catalog& c) {
+  auto one = [](const std::string& op, Attrs attrs, const Tensor& x) { return [=] { call_op(op, attrs, {x}); }; };
+
+  auto& r = c["reshape"];
+  r.push_back({"6 elements to [4]", [] { reshape(z({2, 3}), {4}); }, "6 elements"});
+  r.push_back({"two -1 dims", [] { reshape(z({2, 3}), {-1, -1}); }, "only one"});
+  r.push_back({"a dim of -2", [] { reshape(z({2, 3}), {-2, -3}); }, "-2"});
+  r.push_back({"a shape of 2^80 elements", [] { reshape(z({2, 3}), {k2p40, k2p40}); }, "overflows"});
+  r.push_back({"0 elements to [-1, 0]", [] { reshape(z({0, 3}), {-1, 0}); }, "0 elements"});
+  r.push_back({"an undefined input", [] { reshape(Tensor(), {1}); }, "input 0 is undefined"});
+
+  auto& t = c["transpose"];
+  t.push_back({"perm [0, 0]", [] { transpose(z({2, 3}), {0, 0}); }, "[0, 0]"});
+  t.push_back({"perm of the wrong length", [] { transpose(z({2, 3}), {0}); }, "[0]"});
+  t.push_back({"perm [0, 5]", [] { transpose(z({2, 3}), {0, 5}); }, "[0, 5]"});
+  t.push_back({"perm [-3, 0]", [] { transpose(z({2, 3}), {-3, 0}); }, "[-3, 0]"});
+  t.push_back({"perm [INT64_MIN, 0]", [] { transpose(z({2, 3}), {kI64Min, 0}); }, "-9223372036854775808"});
+
+  auto& e = c["expand_dims"];
+  e.push_back({"axis 2 of a rank-1 tensor", [] { expand_dims(z({3}), 2); }, "axis 2"});
+  e.push_back({"axis -3 of a rank-1 tensor", [] { expand_dims(z({3}), -3); }, "axis -3"});
+  e.push_back({"axis 2^62", [] { expand_dims(z({3}), k2p62); }, "4611686018427387904"});
+  e.push_back({"axis INT64_MIN", [] { expand_dims(z({3}), kI64Min); }, "-9223372036854775808"});
+  e.push_back({"axis INT64_MAX", [] { expand_dims(z({3}), kI64Max); }, "9223372036854775807"});
+
+  auto& q = c["squeeze"];
+  q.push_back({"an axis of size 2", [] { squeeze(z({2, 1}), Axes{0}); }, "size 2"});
+  q.push_back({"axis 2 of a rank-2 tensor", [] { squeeze(z({2, 1}), Axes{2}); }, "axis 2"});
+  q.push_back({"axis -3 of a rank-2 tensor", [] { squeeze(z({2, 1}), Axes{-3}); }, "axis -3"});
+  q.push_back({"axis 1 twice", [] { squeeze(z({2, 1}), Axes{1, -1}); }, "more than once"});
+
+  auto& k = c["concat"];
+  k.push_back({"mismatched dtypes", [] { concat({z({2}), z({2}, int32)}, 0); }, "int32"});
+  k.push_back({"mismatched ranks", [] { concat({z({2}), z({2, 1})}, 0); }, "rank 2"});
+  k.push_back({"mismatched dims off the axis", [] { concat({z({2, 3}), z({2, 4})}, 0); }, "(2, 4)"});
+  k.push_back({"axis 2 of rank-2 inputs", [] { concat({z({2, 3}), z({2, 3})}, 2); }, "axis 2"});
+  k.push_back({"axis -3 of rank-2 inputs", [] { concat({z({2, 3}), z({2, 3})}, -3); }, "axis -3"});
+  k.push_back({"no inputs", [] { concat({}, 0); }, "at least one"});
+  k.push_back({"scalars", [] { concat({z({}), z({})}, 0); }, "scalars"});
+  k.push_back({"an undefined input", [] { concat({z({2}), Tensor()}, 0); }, "input 1 is undefined"});
+
+  auto& s = c["split"];
+  s.push_back({"sizes that do not sum to the axis", [] { split(z({3}), std::vector<int64_t>{1, 1}, 0); }, "[1, 1]"});
+  s.push_back({"3 into 2 equal parts", [] { split(z({3}), 2, 0); }, "into 2 equal parts"});
+  s.push_back({"num 0", [] { split(z({3}), 0, 0); }, "got 0"});
+  s.push_back({"num -1", [] { split(z({3}), -1, 0); }, "got -1"});
+  s.push_back({"axis 1 of a rank-1 tensor", [] { split(z({3}), 3, 1); }, "axis 1"});
+  s.push_back({"a scalar", [] { split(z({}), 1, 0); }, "scalar"});
+  s.push_back({"two -1 sizes", [] { split(z({3}), std::vector<int64_t>{-1, -1}, 0); }, "more than one -1"});
+  s.push_back({"a size of -2", [] { split(z({3}), std::vector<int64_t>{5, -2}, 0); }, "-2"});
+  s.push_back({"sizes whose sum overflows", [] { split(z({3}), std::vector<int64_t>{kI64Max, 1}, 0); }, "overflows"});
+
+  auto& ti = c["tile"];
+  ti.push_back({"multiples of the wrong length", [] { tile(z({2, 3}), {2}); }, "[2]"});
+  ti.push_back({"a negative multiple", [] { tile(z({2, 3}), {-1, 1}); }, "-1"});
+  ti.push_back({"dims that overflow", [] { tile(z({2, 1}), {k2p62, 1}); }, "overflows"});
+  ti.push_back({"2^46 elements", [] { tile(z({2}), {int64_t{1} << 45}); }, "more than can be allocated"});
+
+  auto& b = c["broadcast_to"];
+  b.push_back({"(3,) to [4]", [] { broadcast_to(z({3}), {4}); }, "[3] to shape [4]"});
+  // Reported: shapes print negative dims as "None", so messages about a dim of -2 hide the -2
+  // (here and in fill and the random ops).
+  b.push_back({"a negative dim", [] { broadcast_to(z({1}), {-2}); }, "[-2]", true});
+  b.push_back({"to fewer dims", [] { broadcast_to(z({2, 3}), {3}); }, "[2, 3]"});
+  b.push_back({"2^48 elements", [] { broadcast_to(z({1}), {k2p24, k2p24}); }, "more than can be allocated"});
+  // Reported: an element count that overflows int64 fails as "[shape] ...", not "[broadcast_to] ...".
+  b.push_back({"2^80 elements", [] { broadcast_to(z({1}), {k2p40, k2p40}); }, "overflows", true});
+
+  auto& p = c["pad"];
+  auto pad_attrs = [](std::vector<int64_t> pads, double value) {
+    return Attrs{{"paddings", std::move(pads)}, {"constant_value", value}};
+  };
+  p.push_back({"paddings for the wrong rank", one("pad", pad_attrs({1, 1}, 0), z({2, 3})), "1 (before, after) pairs"});
+  p.push_back({"a negative padding", [] { pad(z({2, 3}), {{0, 0}, {-1, 0}}); }, "(-1, 0)"});
+  p.push_back({"paddings that overflow", one("pad", pad_attrs({k2p62, k2p62}, 0), z({2})), "overflows"});
+  p.push_back({"0.5 for int32", [] { pad(z({2}, int32), {{1, 1}}, 0.5); }, "0.5"});
+  p.push_back({"2^46 elements", one("pad", pad_attrs({0, int64_t{1} << 46}, 0), z({2})), "more than can be allocated"});
+
+  auto& g = c["gather"];
+  auto gat = [](const Tensor& params, const Tensor& indices, int64_t axis = 0, int64_t batch_dims = 0) {
+    return [=] { gather(params, indices, axis, batch_dims); };
+  };
+  g.push_back({"index -1", gat(z({4, 3}), constant({0, -1})), "= -1"});
+  g.push_back({"index 2^40", gat(z({4, 3}), constant(std::vector<int64_t>{1, k2p40}, {2})), "1099511627776"});
+  g.push_back({"index 4 of 4 rows", gat(z({4, 3}), constant({{0, 4}})), "indices[0, 1] = 4"});
+  g.push_back({"float indices", gat(z({4, 3}), z({2})), "float32"});
+  g.push_back({"axis 2 of rank-2 params", gat(z({4, 3}), constant({0}), 2), "axis 2"});
+  g.push_back({"axis -3 of rank-2 params", gat(z({4, 3}), constant({0}), -3), "axis -3"});
+  g.push_back({"batch_dims above axis", gat(z({4, 3}), constant({{0}, {1}, {0}, {1}}), 0, 1), "batch_dims 1"});
+  g.push_back({"batch_dims 3 for rank-1 indices", gat(z({4, 3}), constant({0}), 1, 3), "batch_dims 3"});
+  g.push_back({"scalar params", gat(z({}), constant({0})), "scalar"});
+
+  auto& o = c["one_hot"];
+  o.push_back({"depth -1", [] { one_hot(constant({0, 1}), -1); }, "-1"});
+  o.push_back({"axis 2 for rank-1 indices", [] { one_hot(constant({0, 1}), 3, 1, 0, 2); }, "axis 2"});
+  o.push_back({"axis -2", [] { one_hot(constant({0, 1}), 3, 1, 0, -2); }, "axis -2"});
+  o.push_back({"float indices", [] { one_hot(z({2}), 3); }, "float32"});
+  o.push_back({"on_value 0.5 for int32", [] { one_hot(constant({0, 1}), 3, 0.5, 0, -1, int32); }, "0.5"});
+  o.push_back({"dtype string", [] { one_hot(constant({0, 1}), 3, 1, 0, -1, string); }, "string"});
+  o.push_back({"depth 2^44", [] { one_hot(constant({0, 1, 2}), int64_t{1} << 44); }, "more than can be allocated"});
+  // Reported: an element count that overflows int64 fails as "[shape] ...", not "[one_hot] ...".
+  o.push_back({"depth 2^62", [] { one_hot(constant({0, 1, 2}), k2p62); }, "overflows", true});
+
+  auto& rv = c["reverse"];
+  rv.push_back({"axis 2 of a rank-2 tensor", [] { reverse(z({2, 3}), Axes{2}); }, "axis 2"});
+  rv.push_back({"axis -3 of a rank-2 tensor", [] { reverse(z({2, 3}), Axes{-3}); }, "axis -3"});
+  rv.push_back({"axis 0 twice", [] { reverse(z({2, 3}), Axes{0, -2}); }, "more than once"});
+  rv.push_back({"axis INT64_MIN", [] { reverse(z({2, 3}), Axes{kI64Min}); }, "-9223372036854775808"});
+
+  auto& ss = c["strided_slice"];
+  auto slice = [](std::vector<int64_t> b, std::vector<int64_t> e, std::vector<int64_t> st, int64_t shrink = 0,
+                  int64_t ellipsis = 0) {
+    Attrs a{{"begin", std::move(b)}, {"end", std::move(e)}, {"strides", std::move(st)}};
+    a.set("shrink_axis_mask", shrink);
+    a.set("ellipsis_mask", ellipsis);
+    return [a] { call_op("strided_slice", a, {z({3, 4})}); };
+  };
+  ss.push_back({"step 0", slice({0}, {2}, {0}), "non-zero"});
+  ss.push_back({"begin, end and strides of different lengths", slice({0, 0}, {2}, {1}), "2, 1 and 1"});
+  ss.push_back({"index 5 of an axis of size 3", slice({5}, {6}, {1}, 1), "index 5"});
+  ss.push_back({"index INT64_MIN", slice({kI64Min}, {0}, {1}, 1), "-9223372036854775808"});
+  ss.push_back({"an index with a negative stride", slice({1}, {0}, {-1}, 1), "-1"});
+  ss.push_back({"more axes than the input has", slice({0, 0, 0}, {1, 1, 1}, {1, 1, 1}), "more axes"});
+  ss.push_back({"two ellipses", slice({0, 0}, {1, 1}, {1, 1}, 0, 3), "more than one ellipsis"});
+  ss.push_back({"63 entries", slice(std::vector<int64_t>(63, 0), std::vector<int64_t>(63, 1), std::vector<int64_t>(63, 1)),
+                "62"});
+
+  auto& sh = c["shape_of"];
+  sh.push_back({"out_type float32", [] { shape_of(z({2}), float32); }, "float32"});
+  sh.push_back({"a dim of 2^32 as int32", [] { shape_of(z({0, int64_t{1} << 32}), int32); }, "4294967296"});
+  sh.push_back({"no inputs", [] { call_op("shape_of", {{"out_type", int32}}, {}); }, "got 0"});
+  sh.push_back({"an undefined input", [] { shape_of(Tensor()); }, "input 0 is undefined"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation
+
+void add_creation(Catalog& c) {
+  auto& f = c["fill"];
+  f.push_back({"a value that is not a scalar", [] { fill({2}, z({2})); }, "scalar"});
+  f.push_back({"a negative dim", [] { fill({2, -1}, scalar(1.0f)); }, "[2, -1]", true});
+  f.push_back({"two inputs", [] { call_op("fill", {{"shape", std::vector<int64_t>{2}}}, {scalar(1), scalar(2)}); },
+               "got 2"});
+  f.push_back({"an undefined value", [] { fill({2}, Tensor()); }, "input 0 is undefined"});
+  // Reported: shapes from attributes are not checked against the allocation limit in inference:
+  // 2^48 elements fail as "[empty] ..." and 2^80 as "[shape] ..." (also eye, linspace, range
+  // and the random ops below).
+  f.push_back({"2^48 elements", [] { fill({k2p24, k2p24}, scalar(1.0f)); }, "more than can be allocated", true});
+  f.push_back({"2^80 elements", [] { fill({k2p40, k2p40}, scalar(1.0f)); }, "overflows", true});
+
+  auto range_op = [](double start, double limit, double delta, DType dt) {
+    return [=] {
+      call_op("range", {{"start", start}, {"limit", limit}, {"delta", delta}, {"dtype", dt}}, {});
+    };
+  };
+  auto& r = c["range"];
+  r.push_back({"delta 0", [] { range(0, 5, 0); }, "delta must not be 0"});
+  r.push_back({"start above limit with a positive delta", [] { range(5, 0, 1); }, "5 / 0"});
+  r.push_back({"start below limit with a negative delta", [] { range(0, 5, -1); }, "0 / 5"});
+  r.push_back({"dtype bool", range_op(0, 5, 1, bool_), "bool"});
+  r.push_back({"dtype complex64", range_op(0, 5, 1, complex64), "complex64"});
+  r.push_back({"2.5 for int32", range_op(0, 2.5, 1, int32), "2.5"});
+  r.push_back({"a NaN limit", range_op(0, std::numeric_limits<double>::quiet_NaN(), 1, float32), "too many"});
+  r.push_back({"1e600 elements", range_op(0, 1e300, 1e-300, float64), "too many"});
+  r.push_back({"8e15 elements", range_op(0, 8e15, 1, int8), "more than can be allocated", true});
+  // Reported: values outside the dtype wrap ([250, 253, 0, 3] for uint8) instead of failing.
+  r.push_back({"values beyond uint8", range_op(250, 260, 3, uint8), "260", true});
+
+  auto lin = [](double start, double stop, int64_t num, DType dt) {
+    return [=] { call_op("linspace", {{"start", start}, {"stop", stop}, {"num", num}, {"dtype", dt}}, {}); };
+  };
+  auto& l = c["linspace"];
+  l.push_back({"num -1", lin(0, 1, -1, float32), "got -1"});
+  l.push_back({"dtype int32", lin(0, 1, 3, int32), "int32"});
+  l.push_back({"dtype bool", lin(0, 1, 3, bool_), "bool"});
+  l.push_back({"an input", [] {
+                 call_op("linspace", {{"start", 0.0}, {"stop", 1.0}, {"num", int64_t{3}}, {"dtype", float32}},
+                         {scalar(1.0f)});
+               },
+               "expects 0 inputs, got 1"});
+  l.push_back({"num 2^50", lin(0, 1, int64_t{1} << 50, float32), "more than can be allocated", true});
+
+  auto& e = c["eye"];
+  auto eye_op = [](int64_t rows, int64_t cols, DType dt) {
+    return [=] { call_op("eye", {{"num_rows", rows}, {"num_columns", cols}, {"dtype", dt}}, {}); };
+  };
+  e.push_back({"-1 rows", [] { eye(-1); }, "-1"});
+  e.push_back({"-2 columns", [] { eye(2, -2, float32); }, "-2"});
+  e.push_back({"dtype string", eye_op(2, 2, string), "string"});
+  e.push_back({"an input", [] {
+                 call_op("eye", {{"num_rows", int64_t{2}}, {"num_columns", int64_t{2}}, {"dtype", float32}}, {z({})});
+               },
+               "got 1"});
+  e.push_back({"2^24 x 2^24", eye_op(k2p24, k2p24, float32), "more than can be allocated", true});
+  e.push_back({"2^40 x 2^40", eye_op(k2p40, k2p40, float32), "overflows", true});
+
+  auto rnd = [](const std::string& op, std::vector<int64_t> shape, DType dt, double a, double b) {
+    const bool uniform = op == "random_uniform";
+    Attrs attrs{{"shape", std::move(shape)}, {"dtype", dt}, {"seed", int64_t{1}}, {"offset", int64_t{0}}};
+    attrs.set(uniform ? "minval" : "mean", a);
+    attrs.set(uniform ? "maxval" : "stddev", b);
+    return [op, attrs] { call_op(op, attrs, {}); };
+  };
+  for (const char* name : {"random_normal", "random_uniform"}) {
+    const std::string op = name;
+    auto& v = c[op];
+    v.push_back({"a negative dim", rnd(op, {3, -1}, float32, 0, 1), "[3, -1]", true});
+    v.push_back({"dtype complex64", rnd(op, {3}, complex64, 0, 1), "complex64"});
+    v.push_back({"dtype bool", rnd(op, {3}, bool_, 0, 1), "bool"});
+    v.push_back({"an input", [op] {
+                   call_op(op,
+                           {{"shape", std::vector<int64_t>{2}},
+                            {"dtype", float32},
+                            {"seed", int64_t{1}},
+                            {"offset", int64_t{0}},
+                            {op == "random_uniform" ? "minval" : "mean", 0.0},
+                            {op == "random_uniform" ? "maxval" : "stddev", 1.0}},
+                           {z({})});
+                 },
+                 "got 1"});
+    v.push_back({"2^48 elements", rnd(op, {k2p24, k2p24}, float32, 0, 1), "more than can be allocated", true});
+    v.push_back({"2^80 elements", rnd(op, {k2p40, k2p40}, float32, 0, 1), "overflows", true});
+  }
+  c["random_normal"].push_back({"dtype int32", rnd("random_normal", {3}, int32, 0, 1), "int32"});
+  c["random_uniform"].push_back({"int32 with minval == maxval", rnd("random_uniform", {3}, int32, 5, 5), "[5, 5)"});
+  c["random_uniform"].push_back({"int32 with minval > maxval", rnd("random_uniform", {3}, int32, 5, 1), "[5, 1)"});
+  c["random_uniform"].push_back({"int64 bounds beyond int64", rnd("random_uniform", {3}, int64, 0, 1e19), "1e+19"});
+  // Reported: bounds outside a narrow integer dtype give wrapped values instead of an error.
+  c["random_uniform"].push_back({"int8 bounds beyond int8", rnd("random_uniform", {3}, int8, 0, 1000), "1000", true});
+}
+
+// Built afresh for each test case rather than kept in a static: some cases hold tensors, and a
+// tensor destroyed during exit would outlive the main thread's allocator cache.
+Catalog catalog() {
+  Catalog cat;
+  add_elementwise(cat);
+  add_reductions(cat);
+  add_movement(cat);
+  add_creation(cat);
+  return cat;
+}
+
+void expect_clean_error(const std::string& op, const BadCase& c) {
+  INFO("op " << op << ", case: " << c.what);
+  try {
+    c.call();
+    FAIL_CHECK("no error was thrown");
+  } catch (const Internal& e) {
+    FAIL_CHECK("threw InternalError: " << e.what());
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Catch::StartsWith("[" + op + "] "));
+    if (!c.mentions.empty()) CHECK_THAT(msg, Catch::Contains(c.mentions));
+  } catch (const std::exception& e) {
+    FAIL_CHECK("threw an exception that is not a kiln::Error: " << e.what());
+  }
+}
+
+void run_catalog(bool known_bugs) {
+  const Catalog cat = catalog();
+  for (const ops::OpDef& def : ops::all_ops()) {
+    auto it = cat.find(std::string(def.name));
+    if (it == cat.end()) continue;
+    for (const BadCase& c : it->second)
+      if (c.known_bug == known_bugs) expect_clean_error(it->first, c);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every registered op has at least four hostile-input cases", "[bad_inputs]") {
+  const Catalog cat = catalog();
+  for (const ops::OpDef& def : ops::all_ops()) {
+    auto it = cat.find(std::string(def.name));
+    const size_t n = it == cat.end() ? 0 : it->second.size();
+    if (n < kMinCases)
+      FAIL_CHECK("op '" << def.name << "' has " << n << " hostile-input cases; add at least " << kMinCases
+                        << " to tests/ops/test_bad_inputs.cpp");
+  }
+  for (const auto& [name, cases] : cat) {
+    bool registered = false;
+    for (const ops::OpDef& def : ops::all_ops()) registered |= def.name == name;
+    if (!registered) FAIL_CHECK("hostile-input entry '" << name << "' names no registered op");
+  }
+}
+
+TEST_CASE("hostile inputs fail with a clean error that names the op and the offending value", "[bad_inputs]") {
+  run_catalog(false);
+}
+
+// Calls that fail today for reported bugs (the error names another component: "[empty]",
+// "[shape]" or "[broadcast]"); each is still a clean kiln::Error, never a crash.
+TEST_CASE("hostile inputs hitting known bugs", "[bad_inputs][!mayfail]") { run_catalog(true); }
