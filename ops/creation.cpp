@@ -281,6 +281,8 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   return apply1(OpId::Reshape, Attrs{{"shape", dims_of(shape)}}, std::span<const Tensor>(&x, 1));
 }
 
+Tensor stop_gradient(const Tensor& x) { return apply1(OpId::StopGradient, {x}); }
+
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   return apply1(OpId::MatMul, {a, b}, Attrs{{"transpose_a", transpose_a}, {"transpose_b", transpose_b}});
 }

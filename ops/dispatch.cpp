@@ -69,6 +69,9 @@ TensorList apply(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
       bad_input(def, i, "is a symbolic tensor leaked from a trace that has ended");
   }
   TypeList types = def.infer(def, attrs, inputs);
+  // every op's outputs must be allocatable; checked here once so errors name the op
+  for (const TensorType& t : types)
+    if (t.shape.is_fully_defined()) checked_nbytes(def.name, t.shape, t.dtype);
   if (Level* top = t_top) return top->process(def, attrs, inputs, types);
   return execute_eager(def, attrs, inputs, types);
 }

@@ -237,6 +237,9 @@ Tensor one_hot(const Tensor& indices, int64_t depth, double on_value = 1, double
 Tensor reverse(const Tensor& x, Axes axes);
 /// The shape as a 1-D tensor (int32 unless `out_type` is int64).
 Tensor shape_of(const Tensor& x, DType out_type = int32);
+/// The same value, as a new tensor that gradient tapes treat as a constant (no gradient flows
+/// back to x through it).
+Tensor stop_gradient(const Tensor& x);
 /// The rank as an int32 scalar tensor.
 Tensor rank(const Tensor& x);
 /// The number of elements as an int32 scalar tensor (int64 with `out_type`).

@@ -13,7 +13,7 @@
 namespace kiln {
 
 /// The shared state of a variable. User code holds a Variable; levels (traces, tapes) see this.
-class VariableImpl {
+class VariableImpl : public std::enable_shared_from_this<VariableImpl> {
  public:
   VariableImpl(Tensor value, std::string name, bool trainable);
   /// The current value (a snapshot: later assignments do not change the returned tensor).

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-namespace kiln::log {
+namespace kiln::logging {
 
 spdlog::logger& logger() {
   static std::shared_ptr<spdlog::logger> lg = [] {
@@ -22,4 +22,4 @@ spdlog::logger& logger() {
 
 void set_level(spdlog::level::level_enum level) { logger().set_level(level); }
 
-}  // namespace kiln::log
+}  // namespace kiln::logging

@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace kiln::log {
+namespace kiln::logging {
 
 /// Kiln's logger ("kiln"), created on first use.
 spdlog::logger& logger();
@@ -24,4 +24,4 @@ void warn(spdlog::format_string_t<A...> fmt, A&&... a) {
   logger().warn(fmt, std::forward<A>(a)...);
 }
 
-}  // namespace kiln::log
+}  // namespace kiln::logging

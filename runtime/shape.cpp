@@ -50,7 +50,7 @@ std::string Shape::to_list_string() const {
   std::string s = "[";
   for (size_t i = 0; i < dims_.size(); ++i) {
     if (i) s += ", ";
-    s += dims_[i] < 0 ? std::string("None") : std::to_string(dims_[i]);
+    s += std::to_string(dims_[i]);  // raw values: error messages show exactly what was passed
   }
   return s + "]";
 }

@@ -44,7 +44,7 @@ class Shape {
   void resize(size_t n, int64_t v = 1) { dims_.resize(n, v); }
   /// "(3, 2)" as TensorFlow prints TensorShape; unknown dims print as None.
   std::string to_string() const;
-  /// "[3, 2]", the list form used in error messages.
+  /// "[3, 2]", the list form used in error messages (dims printed as given, -1 included).
   std::string to_list_string() const;
 
   friend bool operator==(const Shape& a, const Shape& b) { return a.dims_ == b.dims_; }

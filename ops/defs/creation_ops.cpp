@@ -74,6 +74,22 @@ TypeList infer_range(const OpDef& def, const Attrs& attrs, std::span<const Tenso
       if (!(std::abs(v) < 4.0e18) || v != std::trunc(v))
         fail<InvalidArgument>(def.name, "integer range bounds must be integers within int64, got ", v);
   int64_t n = range_size(def, start, limit, delta, is_integer(dt));
+  checked_nbytes(def.name, Shape{n}, dt);
+  if (is_integer(dt) && n > 0) {
+    // every value must fit the dtype: the ends of the range are its extremes
+    double last = start + static_cast<double>(n - 1) * delta;
+    visit_dtype(dt, def.name, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_integral_v<T>) {
+        const double lo = static_cast<double>(std::numeric_limits<T>::min());
+        const double hi = std::ldexp(1.0, std::numeric_limits<T>::digits);  // max + 1, exact
+        for (double v : {start, last})
+          if (v < lo || v >= hi)
+            fail<InvalidArgument>(def.name, "value ", v, " of the range [", start, ", ", limit, ") does not fit ",
+                                  dtype_name(dt));
+      }
+    });
+  }
   return {TensorType{dt, Shape{n}}};
 }
 void kernel_range(KernelContext& ctx) {
@@ -127,6 +143,18 @@ TypeList infer_random(const OpDef& def, const Attrs& attrs, std::span<const Tens
       !(std::abs(attrs.get_float("minval")) < 4.0e18 && std::abs(attrs.get_float("maxval")) < 4.0e18))
     fail<InvalidArgument>(def.name, "integer uniform bounds must lie within int64, got [", attrs.get_float("minval"), ", ",
                           attrs.get_float("maxval"), ")");
+  if (uniform && is_integer(dt)) {
+    double lo = attrs.get_float("minval"), hi = attrs.get_float("maxval");
+    visit_dtype(dt, def.name, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_integral_v<T>) {
+        // samples lie in [minval, maxval): both ends must fit the dtype (maxval may be max + 1)
+        if (lo < static_cast<double>(std::numeric_limits<T>::min()) ||
+            hi > std::ldexp(1.0, std::numeric_limits<T>::digits))
+          fail<InvalidArgument>(def.name, "bounds [", lo, ", ", hi, ") do not fit ", dtype_name(dt));
+      }
+    });
+  }
   if (uniform && is_integer(dt) && !(attrs.get_float("maxval") > attrs.get_float("minval")))
     fail<InvalidArgument>(def.name, "integer uniform needs minval < maxval, got [", attrs.get_float("minval"), ", ",
                           attrs.get_float("maxval"), ")");

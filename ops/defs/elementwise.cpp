@@ -51,7 +51,7 @@ void kernel_where(KernelContext& ctx) {
   const Tensor &c = ctx.inputs[0], &x = ctx.inputs[1], &y = ctx.inputs[2];
   visit_dtype(out.dtype(), ctx.def.name, [&](auto tag) {
     using T = decltype(tag);
-    auto plan = cpu::make_plan<4>(out.shape(), {&out.shape(), &c.shape(), &x.shape(), &y.shape()});
+    auto plan = cpu::make_plan<4>(ctx.def.name, out.shape(), {&out.shape(), &c.shape(), &x.shape(), &y.shape()});
     int64_t es = sizeof(T);
     cpu::run_plan<4>(plan,
                      {static_cast<char*>(out.mutable_raw_data()), static_cast<char*>(c.mutable_raw_data()),

@@ -64,4 +64,21 @@ OpDef define_Reshape() {
   return d;
 }
 
+// ---- stop_gradient: the same value as a new tensor that gradient tapes do not look through
+
+namespace {
+TypeList infer_identity(const OpDef&, const Attrs&, std::span<const Tensor> in) {
+  return {TensorType{in[0].dtype(), in[0].shape()}};
+}
+}  // namespace
+
+OpDef define_StopGradient() {
+  OpDef d;
+  d.num_inputs = 1;
+  d.traits = kView;
+  d.infer = infer_identity;
+  d.cpu_kernel = kernel_reshape;  // a view with the inferred (unchanged) shape
+  return d;
+}
+
 }  // namespace kiln::ops

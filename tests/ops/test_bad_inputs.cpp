@@ -67,22 +67,39 @@ void add_unary(Catalog& c, const std::string& op, DType good, std::vector<DType>
 void add_binary(Catalog& c, const std::string& op, DType good, DType other, std::vector<DType> bad) {
   auto& v = c[op];
   for (DType d : bad)
-    v.push_back({"operands of dtype " + std::string(dtype_name(d)), [=] { call_op(op, {}, {z({3}, d), z({3}, d)}); },
+    v.push_back({"operands of dtype " + std::string(dtype_name(d)),
+                 [=] {
+                   call_op(op, {}, {z({3}, d), z({3}, d)});
+                 },
                  std::string(dtype_name(d))});
-  v.push_back({"mismatched dtypes", [=] { call_op(op, {}, {z({3}, good), z({3}, other)}); },
+  v.push_back({"mismatched dtypes",
+               [=] {
+                 call_op(op, {}, {z({3}, good), z({3}, other)});
+               },
                "y has dtype " + std::string(dtype_name(other))});
   v.push_back({"shapes that do not broadcast", [=] { call_op(op, {}, {z({3}, good), z({4}, good)}); }, "[3] and [4]"});
-  v.push_back({"(2, 3) against (3, 2)", [=] { call_op(op, {}, {z({2, 3}, good), z({3, 2}, good)}); },
+  v.push_back({"(2, 3) against (3, 2)",
+               [=] {
+                 call_op(op, {}, {z({2, 3}, good), z({3, 2}, good)});
+               },
                "[2, 3] and [3, 2]"});
   v.push_back({"one input", [=] { call_op(op, {}, {z({3}, good)}); }, "expects 2 inputs, got 1"});
   v.push_back({"three inputs", [=] { call_op(op, {}, {z({3}, good), z({3}, good), z({3}, good)}); }, "got 3"});
-  v.push_back({"an undefined second input", [=] { call_op(op, {}, {z({3}, good), Tensor()}); }, "input 1 is undefined"});
-  // Reported: the broadcasting loops throw Unimplemented as "[broadcast] ...", not "[<op>] ...".
+  v.push_back({"an undefined second input",
+               [=] {
+                 call_op(op, {}, {z({3}, good), Tensor()});
+               },
+               "input 1 is undefined"});
   v.push_back({"a broadcast over 17 axes that cannot merge",
-               [=] { call_op(op, {}, {ones(alternating(true), good), ones(alternating(false), good)}); }, "16", true});
-  // Reported: 2^48 one-byte elements, rejected by the allocator's size check as "[empty] ...".
+               [=] {
+                 call_op(op, {}, {ones(alternating(true), good), ones(alternating(false), good)});
+               },
+               "16", true});
   v.push_back({"a broadcast output of 2^48 elements",
-               [=] { call_op(op, {}, {ones({k2p24, 1}, good), ones({1, k2p24}, good)}); }, "281474976710656", true});
+               [=] {
+                 call_op(op, {}, {ones({k2p24, 1}, good), ones({1, k2p24}, good)});
+               },
+               "281474976710656", true});
 }
 
 void add_elementwise(Catalog& c) {
@@ -101,18 +118,22 @@ void add_elementwise(Catalog& c) {
   for (const char* op : {"equal", "not_equal"}) add_binary(c, op, int8, float64, {});
   for (const char* op : {"logical_and", "logical_or", "logical_xor"}) add_binary(c, op, bool_, int8, {float32, int32});
   for (const char* op : {"floordiv", "mod"})
-    c[op].push_back({"an integer zero divisor", [op] { call_op(op, {}, {constant({7, 8}), constant({3, 0})}); },
+    c[op].push_back({"an integer zero divisor",
+                     [op] {
+                       call_op(op, {}, {constant({7, 8}), constant({3, 0})});
+                     },
                      "division by zero"});
   c["pow"].push_back({"an integer to a negative power", [] { pow(constant({2, 3}), constant({1, -1})); }, "negative"});
 
   auto& w = c["where"];
-  w.push_back({"a condition that is not bool", [] { where(z({3}, int32), z({3}), z({3})); }, "must be bool, got int32"});
+  w.push_back(
+      {"a condition that is not bool", [] { where(z({3}, int32), z({3}), z({3})); }, "must be bool, got int32"});
   w.push_back({"x and y of different dtypes", [] { where(z({3}, bool_), z({3}), z({3}, float64)); }, "float64"});
   w.push_back({"shapes that do not broadcast", [] { where(z({3}, bool_), z({3}), z({4})); }, "[3] and [4]"});
   w.push_back({"two inputs", [] { call_op("where", {}, {z({3}, bool_), z({3})}); }, "expects 3 inputs, got 2"});
   w.push_back({"an undefined input", [] { where(z({3}, bool_), Tensor(), z({3})); }, "input 1 is undefined"});
   w.push_back({"a broadcast over 17 axes that cannot merge",
-               [] { where(z(alternating(true), bool_), z(alternating(false), int8), z({}, int8)); }, "16", true});
+               [] { where(z(alternating(true), bool_), z(alternating(false), int8), z({}, int8)); }, "16"});
 
   auto& k = c["cast"];
   k.push_back({"to string", [] { call_op("cast", {{"dtype", string}}, {z({2})}); }, "string"});
@@ -128,10 +149,9 @@ void add_reductions(Catalog& c) {
   auto red = [](const std::string& op, const Tensor& x, std::vector<int64_t> axes) {
     return [=] { call_op(op, {{"axes", axes}, {"keepdims", false}}, {x}); };
   };
-  const std::vector<std::pair<std::string, DType>> ops = {{"reduce_sum", float32}, {"reduce_mean", float32},
-                                                          {"reduce_max", float32}, {"reduce_min", float32},
-                                                          {"reduce_prod", float32}, {"reduce_any", bool_},
-                                                          {"reduce_all", bool_}};
+  const std::vector<std::pair<std::string, DType>> ops = {
+      {"reduce_sum", float32},  {"reduce_mean", float32}, {"reduce_max", float32}, {"reduce_min", float32},
+      {"reduce_prod", float32}, {"reduce_any", bool_},    {"reduce_all", bool_}};
   for (const auto& [name, good] : ops) {
     const std::string op = name;
     const DType g = good;
@@ -140,7 +160,10 @@ void add_reductions(Catalog& c) {
     v.push_back({"axis -3 of a rank-2 tensor", red(op, z({2, 3}, g), {-3}), "axis -3"});
     v.push_back({"axis 0 twice", red(op, z({2, 3}, g), {0, -2}), "more than once"});
     v.push_back({"axis 2^62", red(op, z({2, 3}, g), {k2p62}), "4611686018427387904"});
-    v.push_back({"no inputs", [=] { call_op(op, {{"axes", std::vector<int64_t>{}}, {"keepdims", false}}, {}); },
+    v.push_back({"no inputs",
+                 [=] {
+                   call_op(op, {{"axes", std::vector<int64_t>{}}, {"keepdims", false}}, {});
+                 },
                  "got 0"});
     v.push_back({"an undefined input", red(op, Tensor(), {0}), "input 0 is undefined"});
   }
@@ -178,12 +201,13 @@ void add_reductions(Catalog& c) {
   m.push_back({"mismatched dtypes", mm(z({2, 2}), z({2, 2}, float64)), "float64"});
   m.push_back({"bool operands", mm(z({2, 2}, bool_), z({2, 2}, bool_)), "bool"});
   m.push_back({"batch dims that do not broadcast", mm(z({2, 2, 3}), z({3, 3, 4})), "[2] and [3]"});
-  m.push_back({"one input", [] { call_op("matmul", {{"transpose_a", false}, {"transpose_b", false}}, {z({2, 2})}); },
+  m.push_back({"one input",
+               [] {
+                 call_op("matmul", {{"transpose_a", false}, {"transpose_b", false}}, {z({2, 2})});
+               },
                "got 1"});
-  // Reported: empty operands whose product has 2^48 elements fail as "[empty] ..." (the
-  // allocator's size check), and 2^80 elements as "[shape] ..." (overflow), not "[matmul] ...".
-  m.push_back({"a 2^24 x 2^24 product of empty operands", mm(z({k2p24, 0}), z({0, k2p24})), "16777216", true});
-  m.push_back({"a 2^40 x 2^40 product of empty operands", mm(z({k2p40, 0}), z({0, k2p40})), "1099511627776", true});
+  m.push_back({"a 2^24 x 2^24 product of empty operands", mm(z({k2p24, 0}), z({0, k2p24})), "16777216"});
+  m.push_back({"a 2^40 x 2^40 product of empty operands", mm(z({k2p40, 0}), z({0, k2p40})), "1099511627776"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,8 +278,7 @@ void add_movement(Catalog& c) {
   b.push_back({"a negative dim", [] { broadcast_to(z({1}), {-2}); }, "[-2]", true});
   b.push_back({"to fewer dims", [] { broadcast_to(z({2, 3}), {3}); }, "[2, 3]"});
   b.push_back({"2^48 elements", [] { broadcast_to(z({1}), {k2p24, k2p24}); }, "more than can be allocated"});
-  // Reported: an element count that overflows int64 fails as "[shape] ...", not "[broadcast_to] ...".
-  b.push_back({"2^80 elements", [] { broadcast_to(z({1}), {k2p40, k2p40}); }, "overflows", true});
+  b.push_back({"2^80 elements", [] { broadcast_to(z({1}), {k2p40, k2p40}); }, "overflows"});
 
   auto& p = c["pad"];
   auto pad_attrs = [](std::vector<int64_t> pads, double value) {
@@ -289,8 +312,7 @@ void add_movement(Catalog& c) {
   o.push_back({"on_value 0.5 for int32", [] { one_hot(constant({0, 1}), 3, 0.5, 0, -1, int32); }, "0.5"});
   o.push_back({"dtype string", [] { one_hot(constant({0, 1}), 3, 1, 0, -1, string); }, "string"});
   o.push_back({"depth 2^44", [] { one_hot(constant({0, 1, 2}), int64_t{1} << 44); }, "more than can be allocated"});
-  // Reported: an element count that overflows int64 fails as "[shape] ...", not "[one_hot] ...".
-  o.push_back({"depth 2^62", [] { one_hot(constant({0, 1, 2}), k2p62); }, "overflows", true});
+  o.push_back({"depth 2^62", [] { one_hot(constant({0, 1, 2}), k2p62); }, "overflows"});
 
   auto& rv = c["reverse"];
   rv.push_back({"axis 2 of a rank-2 tensor", [] { reverse(z({2, 3}), Axes{2}); }, "axis 2"});
@@ -313,8 +335,14 @@ void add_movement(Catalog& c) {
   ss.push_back({"an index with a negative stride", slice({1}, {0}, {-1}, 1), "-1"});
   ss.push_back({"more axes than the input has", slice({0, 0, 0}, {1, 1, 1}, {1, 1, 1}), "more axes"});
   ss.push_back({"two ellipses", slice({0, 0}, {1, 1}, {1, 1}, 0, 3), "more than one ellipsis"});
-  ss.push_back({"63 entries", slice(std::vector<int64_t>(63, 0), std::vector<int64_t>(63, 1), std::vector<int64_t>(63, 1)),
-                "62"});
+  ss.push_back({"63 entries",
+                slice(std::vector<int64_t>(63, 0), std::vector<int64_t>(63, 1), std::vector<int64_t>(63, 1)), "62"});
+
+  auto& sg = c["stop_gradient"];
+  sg.push_back({"no inputs", [] { call_op("stop_gradient", {}, {}); }, "expects 1 inputs, got 0"});
+  sg.push_back({"two inputs", [] { call_op("stop_gradient", {}, {z({2}), z({2})}); }, "got 2"});
+  sg.push_back({"three inputs", [] { call_op("stop_gradient", {}, {z({2}), z({2}), z({2})}); }, "got 3"});
+  sg.push_back({"an undefined input", [] { stop_gradient(Tensor()); }, "input 0 is undefined"});
 
   auto& sh = c["shape_of"];
   sh.push_back({"out_type float32", [] { shape_of(z({2}), float32); }, "float32"});
@@ -330,19 +358,17 @@ void add_creation(Catalog& c) {
   auto& f = c["fill"];
   f.push_back({"a value that is not a scalar", [] { fill({2}, z({2})); }, "scalar"});
   f.push_back({"a negative dim", [] { fill({2, -1}, scalar(1.0f)); }, "[2, -1]", true});
-  f.push_back({"two inputs", [] { call_op("fill", {{"shape", std::vector<int64_t>{2}}}, {scalar(1), scalar(2)}); },
+  f.push_back({"two inputs",
+               [] {
+                 call_op("fill", {{"shape", std::vector<int64_t>{2}}}, {scalar(1), scalar(2)});
+               },
                "got 2"});
   f.push_back({"an undefined value", [] { fill({2}, Tensor()); }, "input 0 is undefined"});
-  // Reported: shapes from attributes are not checked against the allocation limit in inference:
-  // 2^48 elements fail as "[empty] ..." and 2^80 as "[shape] ..." (also eye, linspace, range
-  // and the random ops below).
-  f.push_back({"2^48 elements", [] { fill({k2p24, k2p24}, scalar(1.0f)); }, "more than can be allocated", true});
-  f.push_back({"2^80 elements", [] { fill({k2p40, k2p40}, scalar(1.0f)); }, "overflows", true});
+  f.push_back({"2^48 elements", [] { fill({k2p24, k2p24}, scalar(1.0f)); }, "more than can be allocated"});
+  f.push_back({"2^80 elements", [] { fill({k2p40, k2p40}, scalar(1.0f)); }, "overflows"});
 
   auto range_op = [](double start, double limit, double delta, DType dt) {
-    return [=] {
-      call_op("range", {{"start", start}, {"limit", limit}, {"delta", delta}, {"dtype", dt}}, {});
-    };
+    return [=] { call_op("range", {{"start", start}, {"limit", limit}, {"delta", delta}, {"dtype", dt}}, {}); };
   };
   auto& r = c["range"];
   r.push_back({"delta 0", [] { range(0, 5, 0); }, "delta must not be 0"});
@@ -353,7 +379,7 @@ void add_creation(Catalog& c) {
   r.push_back({"2.5 for int32", range_op(0, 2.5, 1, int32), "2.5"});
   r.push_back({"a NaN limit", range_op(0, std::numeric_limits<double>::quiet_NaN(), 1, float32), "too many"});
   r.push_back({"1e600 elements", range_op(0, 1e300, 1e-300, float64), "too many"});
-  r.push_back({"8e15 elements", range_op(0, 8e15, 1, int8), "more than can be allocated", true});
+  r.push_back({"8e15 elements", range_op(0, 8e15, 1, int8), "more than can be allocated"});
   // Reported: values outside the dtype wrap ([250, 253, 0, 3] for uint8) instead of failing.
   r.push_back({"values beyond uint8", range_op(250, 260, 3, uint8), "260", true});
 
@@ -364,12 +390,13 @@ void add_creation(Catalog& c) {
   l.push_back({"num -1", lin(0, 1, -1, float32), "got -1"});
   l.push_back({"dtype int32", lin(0, 1, 3, int32), "int32"});
   l.push_back({"dtype bool", lin(0, 1, 3, bool_), "bool"});
-  l.push_back({"an input", [] {
-                 call_op("linspace", {{"start", 0.0}, {"stop", 1.0}, {"num", int64_t{3}}, {"dtype", float32}},
-                         {scalar(1.0f)});
-               },
-               "expects 0 inputs, got 1"});
-  l.push_back({"num 2^50", lin(0, 1, int64_t{1} << 50, float32), "more than can be allocated", true});
+  l.push_back(
+      {"an input",
+       [] {
+         call_op("linspace", {{"start", 0.0}, {"stop", 1.0}, {"num", int64_t{3}}, {"dtype", float32}}, {scalar(1.0f)});
+       },
+       "expects 0 inputs, got 1"});
+  l.push_back({"num 2^50", lin(0, 1, int64_t{1} << 50, float32), "more than can be allocated"});
 
   auto& e = c["eye"];
   auto eye_op = [](int64_t rows, int64_t cols, DType dt) {
@@ -378,12 +405,13 @@ void add_creation(Catalog& c) {
   e.push_back({"-1 rows", [] { eye(-1); }, "-1"});
   e.push_back({"-2 columns", [] { eye(2, -2, float32); }, "-2"});
   e.push_back({"dtype string", eye_op(2, 2, string), "string"});
-  e.push_back({"an input", [] {
+  e.push_back({"an input",
+               [] {
                  call_op("eye", {{"num_rows", int64_t{2}}, {"num_columns", int64_t{2}}, {"dtype", float32}}, {z({})});
                },
                "got 1"});
-  e.push_back({"2^24 x 2^24", eye_op(k2p24, k2p24, float32), "more than can be allocated", true});
-  e.push_back({"2^40 x 2^40", eye_op(k2p40, k2p40, float32), "overflows", true});
+  e.push_back({"2^24 x 2^24", eye_op(k2p24, k2p24, float32), "more than can be allocated"});
+  e.push_back({"2^40 x 2^40", eye_op(k2p40, k2p40, float32), "overflows"});
 
   auto rnd = [](const std::string& op, std::vector<int64_t> shape, DType dt, double a, double b) {
     const bool uniform = op == "random_uniform";
@@ -398,7 +426,8 @@ void add_creation(Catalog& c) {
     v.push_back({"a negative dim", rnd(op, {3, -1}, float32, 0, 1), "[3, -1]", true});
     v.push_back({"dtype complex64", rnd(op, {3}, complex64, 0, 1), "complex64"});
     v.push_back({"dtype bool", rnd(op, {3}, bool_, 0, 1), "bool"});
-    v.push_back({"an input", [op] {
+    v.push_back({"an input",
+                 [op] {
                    call_op(op,
                            {{"shape", std::vector<int64_t>{2}},
                             {"dtype", float32},
@@ -409,8 +438,8 @@ void add_creation(Catalog& c) {
                            {z({})});
                  },
                  "got 1"});
-    v.push_back({"2^48 elements", rnd(op, {k2p24, k2p24}, float32, 0, 1), "more than can be allocated", true});
-    v.push_back({"2^80 elements", rnd(op, {k2p40, k2p40}, float32, 0, 1), "overflows", true});
+    v.push_back({"2^48 elements", rnd(op, {k2p24, k2p24}, float32, 0, 1), "more than can be allocated"});
+    v.push_back({"2^80 elements", rnd(op, {k2p40, k2p40}, float32, 0, 1), "overflows"});
   }
   c["random_normal"].push_back({"dtype int32", rnd("random_normal", {3}, int32, 0, 1), "int32"});
   c["random_uniform"].push_back({"int32 with minval == maxval", rnd("random_uniform", {3}, int32, 5, 5), "[5, 5)"});
@@ -431,19 +460,20 @@ Catalog catalog() {
   return cat;
 }
 
-void expect_clean_error(const std::string& op, const BadCase& c) {
-  INFO("op " << op << ", case: " << c.what);
+// What is wrong with the way the call failed ("" when it failed as it should).
+std::string problem_with(const std::string& op, const BadCase& c) {
   try {
     c.call();
-    FAIL_CHECK("no error was thrown");
+    return "no error was thrown";
   } catch (const Internal& e) {
-    FAIL_CHECK("threw InternalError: " << e.what());
+    return std::string("threw InternalError: ") + e.what();
   } catch (const Error& e) {
     const std::string msg = e.what();
-    CHECK_THAT(msg, Catch::StartsWith("[" + op + "] "));
-    if (!c.mentions.empty()) CHECK_THAT(msg, Catch::Contains(c.mentions));
+    if (msg.rfind("[" + op + "] ", 0) != 0) return "the message does not start with [" + op + "]: " + msg;
+    if (msg.find(c.mentions) == std::string::npos) return "the message does not mention \"" + c.mentions + "\": " + msg;
+    return "";
   } catch (const std::exception& e) {
-    FAIL_CHECK("threw an exception that is not a kiln::Error: " << e.what());
+    return std::string("threw an exception that is not a kiln::Error: ") + e.what();
   }
 }
 
@@ -452,8 +482,13 @@ void run_catalog(bool known_bugs) {
   for (const ops::OpDef& def : ops::all_ops()) {
     auto it = cat.find(std::string(def.name));
     if (it == cat.end()) continue;
-    for (const BadCase& c : it->second)
-      if (c.known_bug == known_bugs) expect_clean_error(it->first, c);
+    for (const BadCase& c : it->second) {
+      if (c.known_bug != known_bugs) continue;
+      const std::string problem = problem_with(it->first, c);
+      INFO("op " << it->first << ", case: " << c.what << "\n" << problem);
+      CHECK(problem.empty());
+      if (known_bugs && problem.empty()) WARN("this known bug is fixed: clear the case's known_bug flag");
+    }
   }
 }
 

@@ -203,10 +203,18 @@ OpSpec unary(unsigned accepts, Out rule, Tier tier, Gen gen, Fn1 f) {
 struct Bin {
   Shape a, b;
 };
-const std::vector<Bin> kBinaryShapes = {
-    {{}, {}},         {{0}, {0}},         {{7}, {7}},           {{2, 3, 4}, {2, 3, 4}},   {{3, 1}, {4}},
-    {{}, {2, 3}},     {{2, 3}, {}},       {{2, 1, 3}, {5, 1}},  {{0, 3}, {1, 3}},         {{4, 1, 5}, {1, 3, 1}},
-    {{130, 260}, {130, 260}},             {{130, 1}, {1, 260}}};
+const std::vector<Bin> kBinaryShapes = {{{}, {}},
+                                        {{0}, {0}},
+                                        {{7}, {7}},
+                                        {{2, 3, 4}, {2, 3, 4}},
+                                        {{3, 1}, {4}},
+                                        {{}, {2, 3}},
+                                        {{2, 3}, {}},
+                                        {{2, 1, 3}, {5, 1}},
+                                        {{0, 3}, {1, 3}},
+                                        {{4, 1, 5}, {1, 3, 1}},
+                                        {{130, 260}, {130, 260}},
+                                        {{130, 1}, {1, 260}}};
 
 OpSpec binary(unsigned accepts, Out rule, Tier tier, Gen gx, Gen gy, Fn2 f) {
   return {accepts, [=](const std::string& op, DType dt, bool big) {
@@ -286,8 +294,7 @@ void add_elementwise(std::map<std::string, OpSpec>& t) {
                    math1([](auto v) { return std::exp(v); }));
   t["log"] = unary(kF | kC, Out::Same, Tier::Approx, Gen{.lo = 0.05, .hi = 10, .specials = true},
                    math1([](auto v) { return std::log(v); }));
-  t["log1p"] = unary(kF | kC, Out::Same, Tier::Approx, Gen{.lo = -0.9, .hi = 5, .specials = true},
-                     math1([](auto v) {
+  t["log1p"] = unary(kF | kC, Out::Same, Tier::Approx, Gen{.lo = -0.9, .hi = 5, .specials = true}, math1([](auto v) {
                        if constexpr (std::is_same_v<decltype(v), double>)
                          return std::log1p(v);
                        else
@@ -309,9 +316,9 @@ void add_elementwise(std::map<std::string, OpSpec>& t) {
   t["tan"] = unary(kF | kC, Out::Same, Tier::Approx, near, math1([](auto v) { return std::tan(v); }));
   t["tanh"] = unary(kF | kC, Out::Same, Tier::Approx, Gen{.lo = -5, .hi = 5, .clo = -1.2, .chi = 1.2, .specials = true},
                     math1([](auto v) { return std::tanh(v); }));
-  t["sigmoid"] = unary(kF | kC, Out::Same, Tier::Approx,
-                       Gen{.lo = -10, .hi = 10, .clo = -1.2, .chi = 1.2, .specials = true},
-                       math1([](auto v) { return 1.0 / (1.0 + std::exp(-v)); }));
+  t["sigmoid"] =
+      unary(kF | kC, Out::Same, Tier::Approx, Gen{.lo = -10, .hi = 10, .clo = -1.2, .chi = 1.2, .specials = true},
+            math1([](auto v) { return 1.0 / (1.0 + std::exp(-v)); }));
   t["softplus"] = unary(kF, Out::Same, Tier::Approx, Gen{.lo = -20, .hi = 20, .specials = true},
                         [](const Num& x, DType) { return R(std::log1p(std::exp(x.z.real()))); });
   t["relu"] = unary(kReal, Out::Same, Tier::Exact, sp, [](const Num& x, DType d) {
@@ -330,16 +337,17 @@ void add_elementwise(std::map<std::string, OpSpec>& t) {
                     num2([](Int128 a, Int128 b) { return I(a + b); }, [](auto a, auto b) { return R(a + b); }));
   t["subtract"] = binary(kNum, Out::Same, Tier::Rounded, sp, any,
                          num2([](Int128 a, Int128 b) { return I(a - b); }, [](auto a, auto b) { return R(a - b); }));
-  t["multiply"] = binary(kNum, Out::Same, Tier::Rounded, sp, any,
-                         num2([](Int128 a, Int128 b) { return I(mul_wrap(a, b)); }, [](auto a, auto b) { return R(a * b); }));
+  t["multiply"] =
+      binary(kNum, Out::Same, Tier::Rounded, sp, any,
+             num2([](Int128 a, Int128 b) { return I(mul_wrap(a, b)); }, [](auto a, auto b) { return R(a * b); }));
   // divisors away from zero (integers: no zero at all)
   const Gen divisor{.lo = -4, .hi = 4, .clo = 0.5, .chi = 2, .min_abs = 0.5};
   t["divide"] = binary(kNum, Out::Float, Tier::Rounded, sp, divisor,
                        num2([](Int128 a, Int128 b) { return R(static_cast<double>(a) / static_cast<double>(b)); },
                             [](auto a, auto b) { return R(a / b); }));
   // small integer divisors, with -1 first so that min / -1 is covered (x's edges put min first)
-  const Gen int_divisor{.lo = -4, .hi = 4, .int_full = false, .int_lo = -20, .int_hi = 20, .min_abs = 0.5,
-                        .first = {-1, -1, 1, -1, 3}};
+  const Gen int_divisor{
+      .lo = -4, .hi = 4, .int_full = false, .int_lo = -20, .int_hi = 20, .min_abs = 0.5, .first = {-1, -1, 1, -1, 3}};
   t["floordiv"] = binary(kReal, Out::Same, Tier::Rounded, sp, int_divisor,
                          real2([](Int128 a, Int128 b) { return I(floor_div(a, b)); },
                                [](double a, double b) { return R(std::floor(a / b)); }));
@@ -359,14 +367,21 @@ void add_elementwise(std::map<std::string, OpSpec>& t) {
                           return I(r);
                         },
                         [](auto a, auto b) { return R(std::pow(a, b)); }));
-  t["maximum"] = binary(kReal, Out::Same, Tier::Exact, sp, any,
-                        real2([](Int128 a, Int128 b) { return I(std::max(a, b)); },
-                              [](double a, double b) { return R(nan_max(a, b)); }));
-  t["minimum"] = binary(kReal, Out::Same, Tier::Exact, sp, any,
-                        real2([](Int128 a, Int128 b) { return I(std::min(a, b)); },
-                              [](double a, double b) { return R(nan_min(a, b)); }));
+  t["maximum"] = binary(
+      kReal, Out::Same, Tier::Exact, sp, any,
+      real2([](Int128 a, Int128 b) { return I(std::max(a, b)); }, [](double a, double b) { return R(nan_max(a, b)); }));
+  t["minimum"] = binary(
+      kReal, Out::Same, Tier::Exact, sp, any,
+      real2([](Int128 a, Int128 b) { return I(std::min(a, b)); }, [](double a, double b) { return R(nan_min(a, b)); }));
   // comparisons: small values with many ties (and NaN/inf first in x)
-  const Gen cx{.lo = -2, .hi = 2, .clo = -1, .chi = 1, .int_full = false, .int_lo = -3, .int_hi = 3, .specials = true,
+  const Gen cx{.lo = -2,
+               .hi = 2,
+               .clo = -1,
+               .chi = 1,
+               .int_full = false,
+               .int_lo = -3,
+               .int_hi = 3,
+               .specials = true,
                .halves = true};
   const Gen cy{.lo = -2, .hi = 2, .clo = -1, .chi = 1, .int_full = false, .int_lo = -3, .int_hi = 3, .halves = true};
   t["equal"] = binary(kAll, Out::Bool, Tier::Exact, cx, cy,
@@ -375,17 +390,20 @@ void add_elementwise(std::map<std::string, OpSpec>& t) {
                           num2([](Int128 a, Int128 b) { return B(a != b); }, [](auto a, auto b) { return B(a != b); }));
   t["less"] = binary(kReal, Out::Bool, Tier::Exact, cx, cy,
                      real2([](Int128 a, Int128 b) { return B(a < b); }, [](double a, double b) { return B(a < b); }));
-  t["less_equal"] = binary(kReal, Out::Bool, Tier::Exact, cx, cy,
-                           real2([](Int128 a, Int128 b) { return B(a <= b); }, [](double a, double b) { return B(a <= b); }));
-  t["greater"] = binary(kReal, Out::Bool, Tier::Exact, cx, cy,
-                        real2([](Int128 a, Int128 b) { return B(a > b); }, [](double a, double b) { return B(a > b); }));
-  t["greater_equal"] = binary(kReal, Out::Bool, Tier::Exact, cx, cy,
-                              real2([](Int128 a, Int128 b) { return B(a >= b); }, [](double a, double b) { return B(a >= b); }));
+  t["less_equal"] =
+      binary(kReal, Out::Bool, Tier::Exact, cx, cy,
+             real2([](Int128 a, Int128 b) { return B(a <= b); }, [](double a, double b) { return B(a <= b); }));
+  t["greater"] =
+      binary(kReal, Out::Bool, Tier::Exact, cx, cy,
+             real2([](Int128 a, Int128 b) { return B(a > b); }, [](double a, double b) { return B(a > b); }));
+  t["greater_equal"] =
+      binary(kReal, Out::Bool, Tier::Exact, cx, cy,
+             real2([](Int128 a, Int128 b) { return B(a >= b); }, [](double a, double b) { return B(a >= b); }));
   auto no_real = [](double, double) { return Num{}; };
-  t["logical_and"] = binary(kB, Out::Same, Tier::Exact, any, any,
-                            real2([](Int128 a, Int128 b) { return B(a && b); }, no_real));
-  t["logical_or"] = binary(kB, Out::Same, Tier::Exact, any, any,
-                           real2([](Int128 a, Int128 b) { return B(a || b); }, no_real));
+  t["logical_and"] =
+      binary(kB, Out::Same, Tier::Exact, any, any, real2([](Int128 a, Int128 b) { return B(a && b); }, no_real));
+  t["logical_or"] =
+      binary(kB, Out::Same, Tier::Exact, any, any, real2([](Int128 a, Int128 b) { return B(a || b); }, no_real));
   t["logical_xor"] = binary(kB, Out::Same, Tier::Exact, any, any,
                             real2([](Int128 a, Int128 b) { return B((a != 0) != (b != 0)); }, no_real));
 
@@ -402,24 +420,23 @@ void add_elementwise(std::map<std::string, OpSpec>& t) {
                                 {{0, 3}, {1, 3}, {3}},
                                 {{130, 260}, {130, 260}, {130, 260}},
                                 {{130, 1}, {1, 260}, {260}}};
-  t["where"] = {kAll, [tri](const std::string& op, DType dt, bool) {
-                  std::vector<Case> cases;
-                  uint64_t seed = 3000;
-                  for (const Tri& s : tri) {
-                    Host c = random_host(bool_, s.c, seed++), x = random_host(dt, s.x, seed++),
-                         y = random_host(dt, s.y, seed++);
-                    cases.push_back(op_case(s.c.to_string() + ", " + s.x.to_string() + ", " + s.y.to_string(), op, {},
-                                            {from_host(c), from_host(x), from_host(y)}, [=] {
-                                              Host out = make_host(dt, bshape(bshape(s.c, s.x), s.y));
-                                              for_each_index(out.shape, [&](const I64s& idx, int64_t k) {
-                                                out.v[k] = c.v[bsrc(idx, s.c)].i ? x.v[bsrc(idx, s.x)]
-                                                                                 : y.v[bsrc(idx, s.y)];
-                                              });
-                                              return Refs{out};
-                                            }));
-                  }
-                  return cases;
-                }};
+  t["where"] = {
+      kAll, [tri](const std::string& op, DType dt, bool) {
+        std::vector<Case> cases;
+        uint64_t seed = 3000;
+        for (const Tri& s : tri) {
+          Host c = random_host(bool_, s.c, seed++), x = random_host(dt, s.x, seed++), y = random_host(dt, s.y, seed++);
+          cases.push_back(op_case(s.c.to_string() + ", " + s.x.to_string() + ", " + s.y.to_string(), op, {},
+                                  {from_host(c), from_host(x), from_host(y)}, [=] {
+                                    Host out = make_host(dt, bshape(bshape(s.c, s.x), s.y));
+                                    for_each_index(out.shape, [&](const I64s& idx, int64_t k) {
+                                      out.v[k] = c.v[bsrc(idx, s.c)].i ? x.v[bsrc(idx, s.x)] : y.v[bsrc(idx, s.y)];
+                                    });
+                                    return Refs{out};
+                                  }));
+        }
+        return cases;
+      }};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,21 +498,85 @@ Num cast_num(const Num& x, DType from, DType to) {
 // Values of `src` that probe truncation, saturation, wrapping, rounding and NaN/inf.
 Host cast_sources(DType src) {
   const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
-  const std::vector<double> reals = {0,      -0.0,     0.4,      -0.4,        0.5,         -0.5,       0.9999,
-                                     1,      -1,       1.5,      -1.5,        2.5,         -2.7,       100.7,
-                                     127.5,  128,      -128.9,   -129,        255.9,       256,        -300,
-                                     32767.7, 32768,   -32769,   65504,       65519,       65520,      70000,
-                                     -70000, 2147483647.5, 2147483648.0, -2147483649.0, 4294967295.5, 4294967296.0,
-                                     16777217, 1e10,   -1e10,    9.2e18,      9223372036854775808.0,
-                                     -9223372036854775808.0,     -9.3e18,     1.8e19,     18446744073709551616.0,
-                                     1e20,   -1e20,    3.4e38,   1e300,       1e-40,       3e-8,       inf,
-                                     -inf,   nan};
-  const std::vector<Int128> ints = {0,           1,          -1,          127,         128,         255,
-                                    256,         -129,       -128,        32767,       32768,       65535,
-                                    65536,       -32769,     2147483647,  2147483648LL, 4294967295LL, 4294967296LL,
-                                    16777217,    123456789,  -987654321,  (Int128(1) << 53) + 1,
-                                    (Int128(1) << 62) + 12345,           (Int128(1) << 63) - 1,    -(Int128(1) << 63),
-                                    (Int128(1) << 64) - 1,  (Int128(1) << 63) + 777};
+  const std::vector<double> reals = {0,
+                                     -0.0,
+                                     0.4,
+                                     -0.4,
+                                     0.5,
+                                     -0.5,
+                                     0.9999,
+                                     1,
+                                     -1,
+                                     1.5,
+                                     -1.5,
+                                     2.5,
+                                     -2.7,
+                                     100.7,
+                                     127.5,
+                                     128,
+                                     -128.9,
+                                     -129,
+                                     255.9,
+                                     256,
+                                     -300,
+                                     32767.7,
+                                     32768,
+                                     -32769,
+                                     65504,
+                                     65519,
+                                     65520,
+                                     70000,
+                                     -70000,
+                                     2147483647.5,
+                                     2147483648.0,
+                                     -2147483649.0,
+                                     4294967295.5,
+                                     4294967296.0,
+                                     16777217,
+                                     1e10,
+                                     -1e10,
+                                     9.2e18,
+                                     9223372036854775808.0,
+                                     -9223372036854775808.0,
+                                     -9.3e18,
+                                     1.8e19,
+                                     18446744073709551616.0,
+                                     1e20,
+                                     -1e20,
+                                     3.4e38,
+                                     1e300,
+                                     1e-40,
+                                     3e-8,
+                                     inf,
+                                     -inf,
+                                     nan};
+  const std::vector<Int128> ints = {0,
+                                    1,
+                                    -1,
+                                    127,
+                                    128,
+                                    255,
+                                    256,
+                                    -129,
+                                    -128,
+                                    32767,
+                                    32768,
+                                    65535,
+                                    65536,
+                                    -32769,
+                                    2147483647,
+                                    2147483648LL,
+                                    4294967295LL,
+                                    4294967296LL,
+                                    16777217,
+                                    123456789,
+                                    -987654321,
+                                    (Int128(1) << 53) + 1,
+                                    (Int128(1) << 62) + 12345,
+                                    (Int128(1) << 63) - 1,
+                                    -(Int128(1) << 63),
+                                    (Int128(1) << 64) - 1,
+                                    (Int128(1) << 63) + 777};
   const std::vector<double> imags = {0, 1.5, -2.25, 0, 1e-3};
   if (src == bool_) {
     Host h = make_host(src, {6});
@@ -552,13 +633,26 @@ struct RedCase {
   bool keepdims;
 };
 
-const std::vector<RedCase> kRedCases = {
-    {{}, {}, false},           {{7}, {0}, false},           {{7}, {-1}, true},         {{3, 4}, {1}, false},
-    {{3, 4}, {0}, true},       {{3, 4}, {0, 1}, false},     {{2, 3, 4}, {0, 2}, false}, {{2, 3, 4}, {-2}, true},
-    {{2, 3, 4}, {}, false},    {{2, 1, 3}, {1}, false},     {{2, 3, 4}, {2, 0, 1}, true},
-    {{0, 3}, {1}, false},      {{2, 0}, {1}, false},        {{0, 3}, {0}, true},       {{2, 0, 3}, {0, 2}, false},
-    {{3, 700}, {1}, false},    {{4, 40, 130}, {1}, false},  {{140000}, {0}, false},    {{45000, 3}, {0}, false},
-    {{5, 600, 7}, {0, 2}, true}};
+const std::vector<RedCase> kRedCases = {{{}, {}, false},
+                                        {{7}, {0}, false},
+                                        {{7}, {-1}, true},
+                                        {{3, 4}, {1}, false},
+                                        {{3, 4}, {0}, true},
+                                        {{3, 4}, {0, 1}, false},
+                                        {{2, 3, 4}, {0, 2}, false},
+                                        {{2, 3, 4}, {-2}, true},
+                                        {{2, 3, 4}, {}, false},
+                                        {{2, 1, 3}, {1}, false},
+                                        {{2, 3, 4}, {2, 0, 1}, true},
+                                        {{0, 3}, {1}, false},
+                                        {{2, 0}, {1}, false},
+                                        {{0, 3}, {0}, true},
+                                        {{2, 0, 3}, {0, 2}, false},
+                                        {{3, 700}, {1}, false},
+                                        {{4, 40, 130}, {1}, false},
+                                        {{140000}, {0}, false},
+                                        {{45000, 3}, {0}, false},
+                                        {{5, 600, 7}, {0, 2}, true}};
 
 std::vector<bool> reduced_mask(const Shape& s, const I64s& axes) {
   std::vector<bool> m(size_t(s.rank()), false);
@@ -572,8 +666,10 @@ Host reduce_ref(const Host& x, const I64s& axes, bool keepdims, Red kind) {
   Shape os;
   int64_t n = 1;
   for (int64_t i = 0; i < s.rank(); ++i) {
-    if (!red[size_t(i)]) os.push_back(s.dim(size_t(i)));
-    else if (keepdims) os.push_back(1);
+    if (!red[size_t(i)])
+      os.push_back(s.dim(size_t(i)));
+    else if (keepdims)
+      os.push_back(1);
     if (red[size_t(i)]) n *= s.dim(size_t(i));
   }
   Shape kept;  // the output index space without kept size-1 dims
@@ -597,8 +693,9 @@ Host reduce_ref(const Host& x, const I64s& axes, bool keepdims, Red kind) {
     fsum[o] += v.z;
     fprod[o] *= v.z;
     abs_sum[o] += std::abs(v.z);
-    const bool better = is_inexact(d) ? (kind == Red::Max ? v.z.real() > best[o].z.real() : v.z.real() < best[o].z.real())
-                                      : (kind == Red::Max ? v.i > best[o].i : v.i < best[o].i);
+    const bool better = is_inexact(d)
+                            ? (kind == Red::Max ? v.z.real() > best[o].z.real() : v.z.real() < best[o].z.real())
+                            : (kind == Red::Max ? v.i > best[o].i : v.i < best[o].i);
     if (!seen[o] || better) best[o] = v;
     seen[o] = true;
   });
@@ -646,18 +743,18 @@ OpSpec reduce_spec(unsigned accepts, Red kind, Gen gen) {
               if (!big && rc.shape.num_elements() > kSmall) continue;
               const auto red = reduced_mask(rc.shape, rc.axes);
               bool empty_axis = false;
-              for (int64_t i = 0; i < rc.shape.rank(); ++i) empty_axis |= red[size_t(i)] && rc.shape.dim(size_t(i)) == 0;
+              for (int64_t i = 0; i < rc.shape.rank(); ++i)
+                empty_axis |= red[size_t(i)] && rc.shape.dim(size_t(i)) == 0;
               // max and min of an empty axis have no answer (an error, tested in test_bad_inputs)
               if ((kind == Red::Max || kind == Red::Min) && empty_axis) continue;
               // long products leave every dtype's range; they add nothing over the short ones
               if (kind == Red::Prod && rc.shape.num_elements() > 1000) continue;
               Host x = random_host(dt, rc.shape, seed++, gen);
               const bool exact = kind == Red::Max || kind == Red::Min || kind == Red::Any || kind == Red::All;
-              cases.push_back(op_case(rc.shape.to_string() + " axes " + list_string(rc.axes) +
-                                          (rc.keepdims ? " keepdims" : ""),
-                                      op, Attrs{{"axes", rc.axes}, {"keepdims", rc.keepdims}}, {from_host(x)},
-                                      [=] { return Refs{reduce_ref(x, rc.axes, rc.keepdims, kind)}; },
-                                      exact ? Tier::Exact : Tier::Approx));
+              cases.push_back(op_case(
+                  rc.shape.to_string() + " axes " + list_string(rc.axes) + (rc.keepdims ? " keepdims" : ""), op,
+                  Attrs{{"axes", rc.axes}, {"keepdims", rc.keepdims}}, {from_host(x)},
+                  [=] { return Refs{reduce_ref(x, rc.axes, rc.keepdims, kind)}; }, exact ? Tier::Exact : Tier::Approx));
             }
             return cases;
           }};
@@ -698,10 +795,10 @@ OpSpec arg_spec(bool is_max) {
     int64_t axis;
     DType out;
   };
-  const std::vector<ArgCase> arg_cases = {{{7}, 0, int64},         {{3, 4}, 1, int64},     {{3, 4}, 0, int32},
-                                          {{3, 4}, -1, int32},     {{2, 3, 4}, 1, int64},  {{0, 3}, 1, int64},
-                                          {{3, 600}, 1, int64},    {{700, 3}, 0, int32},   {{140000}, 0, int64},
-                                          {{45000, 3}, 0, int64},  {{2, 1, 5}, -2, int32}};
+  const std::vector<ArgCase> arg_cases = {{{7}, 0, int64},        {{3, 4}, 1, int64},    {{3, 4}, 0, int32},
+                                          {{3, 4}, -1, int32},    {{2, 3, 4}, 1, int64}, {{0, 3}, 1, int64},
+                                          {{3, 600}, 1, int64},   {{700, 3}, 0, int32},  {{140000}, 0, int64},
+                                          {{45000, 3}, 0, int64}, {{2, 1, 5}, -2, int32}};
   // many ties: the first index of the extreme value wins
   const Gen gen{.lo = -3, .hi = 3, .int_full = false, .int_lo = -5, .int_hi = 5, .halves = true};
   return {kB | kReal, [=](const std::string& op, DType dt, bool big) {
@@ -710,10 +807,10 @@ OpSpec arg_spec(bool is_max) {
             for (const ArgCase& ac : arg_cases) {
               if (!big && ac.shape.num_elements() > kSmall) continue;
               Host x = random_host(dt, ac.shape, seed++, gen);
-              cases.push_back(op_case(ac.shape.to_string() + " axis " + std::to_string(ac.axis) + " " +
-                                          std::string(dtype_name(ac.out)),
-                                      op, Attrs{{"axis", ac.axis}, {"output_type", ac.out}}, {from_host(x)},
-                                      [=] { return Refs{arg_ref(x, ac.axis, ac.out, is_max)}; }));
+              cases.push_back(op_case(
+                  ac.shape.to_string() + " axis " + std::to_string(ac.axis) + " " + std::string(dtype_name(ac.out)), op,
+                  Attrs{{"axis", ac.axis}, {"output_type", ac.out}}, {from_host(x)},
+                  [=] { return Refs{arg_ref(x, ac.axis, ac.out, is_max)}; }));
             }
             return cases;
           }};
@@ -763,13 +860,13 @@ OpSpec matmul_spec() {
     Shape a, b;
     bool ta, tb;
   };
-  const std::vector<MM> mm = {{{2, 3}, {3, 4}, false, false},     {{3, 2}, {3, 4}, true, false},
-                              {{2, 3}, {4, 3}, false, true},      {{3, 2}, {4, 3}, true, true},
-                              {{1, 1}, {1, 1}, false, false},     {{2, 2, 3}, {2, 3, 4}, false, false},
+  const std::vector<MM> mm = {{{2, 3}, {3, 4}, false, false},          {{3, 2}, {3, 4}, true, false},
+                              {{2, 3}, {4, 3}, false, true},           {{3, 2}, {4, 3}, true, true},
+                              {{1, 1}, {1, 1}, false, false},          {{2, 2, 3}, {2, 3, 4}, false, false},
                               {{3, 1, 2, 3}, {4, 3, 5}, false, false}, {{2, 5, 3}, {3, 4}, false, false},
-                              {{2, 0}, {0, 3}, false, false},     {{0, 3}, {3, 2}, false, false},
-                              {{2, 3, 0}, {2, 0, 5}, false, false}, {{33, 70}, {70, 40}, false, false},
-                              {{70, 33}, {40, 70}, true, true},   {{2, 65, 20}, {20, 17}, false, false}};
+                              {{2, 0}, {0, 3}, false, false},          {{0, 3}, {3, 2}, false, false},
+                              {{2, 3, 0}, {2, 0, 5}, false, false},    {{33, 70}, {70, 40}, false, false},
+                              {{70, 33}, {40, 70}, true, true},        {{2, 65, 20}, {20, 17}, false, false}};
   const Gen gen{.lo = -1, .hi = 1, .clo = -1, .chi = 1};
   return {kNum, [=](const std::string& op, DType dt, bool big) {
             std::vector<Case> cases;
@@ -777,10 +874,10 @@ OpSpec matmul_spec() {
             for (const MM& m : mm) {
               if (!big && std::max(m.a.num_elements(), m.b.num_elements()) > kSmall) continue;
               Host a = random_host(dt, m.a, seed++, gen), b = random_host(dt, m.b, seed++, gen);
-              cases.push_back(op_case(m.a.to_string() + (m.ta ? "^T" : "") + " x " + m.b.to_string() + (m.tb ? "^T" : ""),
-                                      op, Attrs{{"transpose_a", m.ta}, {"transpose_b", m.tb}},
-                                      {from_host(a), from_host(b)}, [=] { return Refs{matmul_ref(a, b, m.ta, m.tb)}; },
-                                      Tier::Approx));
+              cases.push_back(op_case(
+                  m.a.to_string() + (m.ta ? "^T" : "") + " x " + m.b.to_string() + (m.tb ? "^T" : ""), op,
+                  Attrs{{"transpose_a", m.ta}, {"transpose_b", m.tb}}, {from_host(a), from_host(b)},
+                  [=] { return Refs{matmul_ref(a, b, m.ta, m.tb)}; }, Tier::Approx));
             }
             return cases;
           }};
@@ -824,7 +921,8 @@ Host concat_ref(const std::vector<Host>& xs, int64_t axis) {
   for_each_index(os, [&](const I64s& o, int64_t k) {
     I64s idx = o;
     size_t which = 0;
-    while (idx[size_t(axis)] >= xs[which].shape.dim(size_t(axis))) idx[size_t(axis)] -= xs[which++].shape.dim(size_t(axis));
+    while (idx[size_t(axis)] >= xs[which].shape.dim(size_t(axis)))
+      idx[size_t(axis)] -= xs[which++].shape.dim(size_t(axis));
     y.v[size_t(k)] = xs[which].v[size_t(ravel(idx, xs[which].shape))];
   });
   return y;
@@ -873,7 +971,8 @@ Host broadcast_ref(const Host& x, const Shape& to) {
 
 Host pad_ref(const Host& x, const I64s& p, double value) {
   Shape os;
-  for (int64_t i = 0; i < x.shape.rank(); ++i) os.push_back(x.shape.dim(size_t(i)) + p[size_t(2 * i)] + p[size_t(2 * i + 1)]);
+  for (int64_t i = 0; i < x.shape.rank(); ++i)
+    os.push_back(x.shape.dim(size_t(i)) + p[size_t(2 * i)] + p[size_t(2 * i + 1)]);
   Host y = make_host(x.dtype, os);
   const Num fill = round_to(is_inexact(x.dtype) ? R(value) : I(static_cast<Int128>(value)), x.dtype);
   for_each_index(os, [&](const I64s& o, int64_t k) {
@@ -1023,8 +1122,9 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       I64s to;
       Shape out;
     };
-    const std::vector<R_> rs = {{{2, 3, 4}, {4, -1}, {4, 6}}, {{6}, {2, 3}, {2, 3}},  {{}, {1, 1}, {1, 1}},
-                                {{1}, {}, {}},                {{0, 3}, {3, 0}, {3, 0}}, {{2, 3}, {-1}, {6}},
+    const std::vector<R_> rs = {{{2, 3, 4}, {4, -1}, {4, 6}}, {{6}, {2, 3}, {2, 3}},
+                                {{}, {1, 1}, {1, 1}},         {{1}, {}, {}},
+                                {{0, 3}, {3, 0}, {3, 0}},     {{2, 3}, {-1}, {6}},
                                 {{0, 3}, {-1, 3}, {0, 3}},    {{120, 300}, {300, -1, 2}, {300, 60, 2}}};
     std::vector<Case> cases;
     uint64_t seed = 8000;
@@ -1037,10 +1137,16 @@ void add_movement(std::map<std::string, OpSpec>& t) {
     return cases;
   });
   t["transpose"] = movement([](const std::string& op, DType dt, bool big) {
-    const std::vector<std::pair<Shape, I64s>> ts = {{{}, {}},           {{5}, {0}},          {{3, 5}, {1, 0}},
-                                                    {{2, 3, 4}, {2, 0, 1}}, {{2, 3, 4}, {-1, 0, 1}}, {{0, 2}, {1, 0}},
-                                                    {{2, 1, 3, 2}, {3, 1, 0, 2}}, {{64, 70}, {1, 0}},
-                                                    {{4, 33, 17}, {0, 2, 1}}, {{3, 4, 5}, {0, 1, 2}}};
+    const std::vector<std::pair<Shape, I64s>> ts = {{{}, {}},
+                                                    {{5}, {0}},
+                                                    {{3, 5}, {1, 0}},
+                                                    {{2, 3, 4}, {2, 0, 1}},
+                                                    {{2, 3, 4}, {-1, 0, 1}},
+                                                    {{0, 2}, {1, 0}},
+                                                    {{2, 1, 3, 2}, {3, 1, 0, 2}},
+                                                    {{64, 70}, {1, 0}},
+                                                    {{4, 33, 17}, {0, 2, 1}},
+                                                    {{3, 4, 5}, {0, 1, 2}}};
     std::vector<Case> cases;
     uint64_t seed = 8100;
     for (const auto& e : ts) {
@@ -1054,7 +1160,7 @@ void add_movement(std::map<std::string, OpSpec>& t) {
     return cases;
   });
   t["expand_dims"] = movement([](const std::string& op, DType dt, bool big) {
-    const std::vector<std::pair<Shape, int64_t>> es = {{{}, 0},     {{}, -1},     {{3}, 1},     {{2, 3}, 1},
+    const std::vector<std::pair<Shape, int64_t>> es = {{{}, 0},      {{}, -1},     {{3}, 1},   {{2, 3}, 1},
                                                        {{2, 3}, -1}, {{2, 3}, -3}, {{0, 2}, 0}};
     std::vector<Case> cases;
     uint64_t seed = 8200;
@@ -1075,9 +1181,12 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       I64s axes;
       Shape out;
     };
-    const std::vector<Q> qs = {{{1, 3, 1, 2}, {}, {3, 2}},     {{1, 3, 1, 2}, {0}, {3, 1, 2}},
-                               {{1, 3, 1, 2}, {-2, 0}, {3, 2}}, {{}, {}, {}},
-                               {{0, 1}, {1}, {0}},             {{1, 1}, {}, {}},
+    const std::vector<Q> qs = {{{1, 3, 1, 2}, {}, {3, 2}},
+                               {{1, 3, 1, 2}, {0}, {3, 1, 2}},
+                               {{1, 3, 1, 2}, {-2, 0}, {3, 2}},
+                               {{}, {}, {}},
+                               {{0, 1}, {1}, {0}},
+                               {{1, 1}, {}, {}},
                                {{2, 3}, {}, {2, 3}}};
     std::vector<Case> cases;
     uint64_t seed = 8300;
@@ -1093,13 +1202,10 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       std::vector<Shape> in;
       int64_t axis;
     };
-    const std::vector<Cc> cs = {{{{2, 3}, {1, 3}, {4, 3}}, 0},
-                                {{{2, 1}, {2, 0}, {2, 3}}, 1},
-                                {{{2, 2, 1}, {2, 2, 2}, {2, 2, 3}}, -1},
-                                {{{0, 2}, {0, 2}, {0, 2}}, 1},
-                                {{{3}, {0}, {5}}, 0},
-                                {{{100, 200}, {100, 50}, {100, 300}}, 1},
-                                {{{300, 100}, {1, 100}, {200, 100}}, 0}};
+    const std::vector<Cc> cs = {
+        {{{2, 3}, {1, 3}, {4, 3}}, 0},          {{{2, 1}, {2, 0}, {2, 3}}, 1}, {{{2, 2, 1}, {2, 2, 2}, {2, 2, 3}}, -1},
+        {{{0, 2}, {0, 2}, {0, 2}}, 1},          {{{3}, {0}, {5}}, 0},          {{{100, 200}, {100, 50}, {100, 300}}, 1},
+        {{{300, 100}, {1, 100}, {200, 100}}, 0}};
     std::vector<Case> cases;
     uint64_t seed = 8400;
     for (const Cc& c : cs) {
@@ -1124,9 +1230,9 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       I64s sizes;
       int64_t axis;
     };
-    const std::vector<Sp> ss = {{{6, 2}, 3, {}, 0},          {{2, 5}, 0, {1, -1, 2}, 1},   {{0}, 3, {}, 0},
-                                {{2, 3}, 0, {0, 2, 1}, -1},  {{3, 4, 6}, 3, {}, 2},         {{300, 200}, 0, {100, 50, 50}, 1},
-                                {{600, 70}, 3, {}, 0}};
+    const std::vector<Sp> ss = {
+        {{6, 2}, 3, {}, 0},    {{2, 5}, 0, {1, -1, 2}, 1},        {{0}, 3, {}, 0},      {{2, 3}, 0, {0, 2, 1}, -1},
+        {{3, 4, 6}, 3, {}, 2}, {{300, 200}, 0, {100, 50, 50}, 1}, {{600, 70}, 3, {}, 0}};
     std::vector<Case> cases;
     uint64_t seed = 8500;
     for (const Sp& s : ss) {
@@ -1140,16 +1246,17 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       } else {
         a.set("sizes", s.sizes);
       }
-      cases.push_back(op_case(s.in.to_string() + (s.num ? " num " + std::to_string(s.num) : " sizes " + list_string(s.sizes)) +
+      cases.push_back(op_case(s.in.to_string() +
+                                  (s.num ? " num " + std::to_string(s.num) : " sizes " + list_string(s.sizes)) +
                                   " axis " + std::to_string(s.axis),
                               op, a, {from_host(x)}, [x, sizes, axis = s.axis] { return split_ref(x, sizes, axis); }));
     }
     return cases;
   });
   t["tile"] = movement([](const std::string& op, DType dt, bool big) {
-    const std::vector<std::pair<Shape, I64s>> ts = {{{2, 3}, {2, 1}},     {{3}, {0}},     {{}, {}},
-                                                    {{1, 2, 1}, {3, 1, 2}}, {{2, 0}, {2, 3}}, {{100, 300}, {1, 2}},
-                                                    {{3}, {1}}};
+    const std::vector<std::pair<Shape, I64s>> ts = {
+        {{2, 3}, {2, 1}}, {{3}, {0}},           {{}, {}},  {{1, 2, 1}, {3, 1, 2}},
+        {{2, 0}, {2, 3}}, {{100, 300}, {1, 2}}, {{3}, {1}}};
     std::vector<Case> cases;
     uint64_t seed = 8600;
     for (const auto& e : ts) {
@@ -1163,7 +1270,7 @@ void add_movement(std::map<std::string, OpSpec>& t) {
     return cases;
   });
   t["broadcast_to"] = movement([](const std::string& op, DType dt, bool big) {
-    const std::vector<std::pair<Shape, Shape>> bs = {{{3, 1}, {2, 3, 4}}, {{}, {2, 2}},   {{3}, {3}},
+    const std::vector<std::pair<Shape, Shape>> bs = {{{3, 1}, {2, 3, 4}}, {{}, {2, 2}},     {{3}, {3}},
                                                      {{1}, {0}},          {{2, 1}, {2, 0}}, {{1, 300}, {200, 300}}};
     std::vector<Case> cases;
     uint64_t seed = 8700;
@@ -1182,16 +1289,16 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       I64s pads;
       double value;
     };
-    const std::vector<P> ps = {{{2, 3}, {1, 2, 0, 1}, 0},       {{}, {}, 0},          {{0, 2}, {1, 1, 2, 0}, 1},
-                               {{3}, {0, 0}, 0},                 {{2, 2, 2}, {0, 1, 1, 0, 2, 2}, 1},
-                               {{200, 150}, {3, 4, 5, 6}, 0}};
+    const std::vector<P> ps = {{{2, 3}, {1, 2, 0, 1}, 0},          {{}, {}, 0},
+                               {{0, 2}, {1, 1, 2, 0}, 1},          {{3}, {0, 0}, 0},
+                               {{2, 2, 2}, {0, 1, 1, 0, 2, 2}, 1}, {{200, 150}, {3, 4, 5, 6}, 0}};
     std::vector<Case> cases;
     uint64_t seed = 8800;
     for (const P& p : ps) {
       if (!big && p.in.num_elements() > kSmall) continue;
       Host x = random_host(dt, p.in, seed++);
-      cases.push_back(op_case(p.in.to_string() + " pads " + list_string(p.pads) + " value " + std::to_string(p.value), op,
-                              Attrs{{"paddings", p.pads}, {"constant_value", p.value}}, {from_host(x)},
+      cases.push_back(op_case(p.in.to_string() + " pads " + list_string(p.pads) + " value " + std::to_string(p.value),
+                              op, Attrs{{"paddings", p.pads}, {"constant_value", p.value}}, {from_host(x)},
                               [x, p] { return Refs{pad_ref(x, p.pads, p.value)}; }));
     }
     return cases;
@@ -1219,10 +1326,9 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       if (!big && std::max(g.params.num_elements(), g.ishape.num_elements()) > kSmall) continue;
       Host p = random_host(dt, g.params, seed++);
       const int64_t n = g.params.dim(size_t(g.axis < 0 ? g.axis + g.params.rank() : g.axis));
-      Host ind = g.values.empty()
-                     ? random_host(g.itype, g.ishape, seed++,
-                                   Gen{.int_full = false, .int_lo = 0, .int_hi = static_cast<double>(n)})
-                     : index_host(g.itype, g.ishape, g.values);
+      Host ind = g.values.empty() ? random_host(g.itype, g.ishape, seed++,
+                                                Gen{.int_full = false, .int_lo = 0, .int_hi = static_cast<double>(n)})
+                                  : index_host(g.itype, g.ishape, g.values);
       cases.push_back(op_case(g.params.to_string() + " at " + std::string(dtype_name(g.itype)) + g.ishape.to_string() +
                                   " axis " + std::to_string(g.axis) + " batch_dims " + std::to_string(g.batch_dims),
                               op, Attrs{{"axis", g.axis}, {"batch_dims", g.batch_dims}}, {from_host(p), from_host(ind)},
@@ -1238,30 +1344,29 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       I64s values;
       int64_t depth, axis;
     };
-    const std::vector<O> os = {{int32, {5}, {0, 2, -1, 4, 1}, 4, -1}, {int64, {2, 3}, {2, 0, 1, 1, 3, 0}, 3, 0},
-                               {uint8, {3}, {0, 1, 200}, 5, 0},       {int32, {0}, {}, 3, -1},
-                               {int64, {}, {2}, 4, -1},               {int32, {3}, {0, 1, 2}, 0, -1},
+    const std::vector<O> os = {{int32, {5}, {0, 2, -1, 4, 1}, 4, -1},
+                               {int64, {2, 3}, {2, 0, 1, 1, 3, 0}, 3, 0},
+                               {uint8, {3}, {0, 1, 200}, 5, 0},
+                               {int32, {0}, {}, 3, -1},
+                               {int64, {}, {2}, 4, -1},
+                               {int32, {3}, {0, 1, 2}, 0, -1},
                                {int32, {2, 2}, {1, 0, 0, 1}, 2, 1}};
     const double on = dt == bool_ ? 1 : 5, off = dt == bool_ ? 0 : is_unsigned_integer(dt) ? 2 : -2;
     std::vector<Case> cases;
     for (const O& o : os) {
       Host ind = index_host(o.itype, o.ishape, o.values);
-      cases.push_back(op_case(std::string(dtype_name(o.itype)) + o.ishape.to_string() + " depth " +
-                                  std::to_string(o.depth) + " axis " + std::to_string(o.axis),
-                              op,
-                              Attrs{{"depth", o.depth},
-                                    {"on_value", on},
-                                    {"off_value", off},
-                                    {"axis", o.axis},
-                                    {"dtype", dt}},
-                              {from_host(ind)}, [=] { return Refs{one_hot_ref(ind, o.depth, o.axis, dt, on, off)}; }));
+      cases.push_back(
+          op_case(std::string(dtype_name(o.itype)) + o.ishape.to_string() + " depth " + std::to_string(o.depth) +
+                      " axis " + std::to_string(o.axis),
+                  op, Attrs{{"depth", o.depth}, {"on_value", on}, {"off_value", off}, {"axis", o.axis}, {"dtype", dt}},
+                  {from_host(ind)}, [=] { return Refs{one_hot_ref(ind, o.depth, o.axis, dt, on, off)}; }));
     }
     return cases;
   });
   t["reverse"] = movement([](const std::string& op, DType dt, bool big) {
-    const std::vector<std::pair<Shape, I64s>> rs = {{{2, 3}, {0}},    {{2, 3}, {1}},      {{2, 3}, {0, 1}},
-                                                    {{2, 3}, {-1}},   {{}, {}},          {{0, 3}, {0}},
-                                                    {{2, 3, 4}, {0, 2}}, {{5}, {}},      {{200, 300}, {1}}};
+    const std::vector<std::pair<Shape, I64s>> rs = {{{2, 3}, {0}},       {{2, 3}, {1}}, {{2, 3}, {0, 1}},
+                                                    {{2, 3}, {-1}},      {{}, {}},      {{0, 3}, {0}},
+                                                    {{2, 3, 4}, {0, 2}}, {{5}, {}},     {{200, 300}, {1}}};
     std::vector<Case> cases;
     uint64_t seed = 9000;
     for (const auto& e : rs) {
@@ -1310,6 +1415,16 @@ void add_movement(std::map<std::string, OpSpec>& t) {
     }
     return cases;
   });
+  t["stop_gradient"] = movement([](const std::string& op, DType dt, bool big) {
+    std::vector<Case> cases;
+    uint64_t seed = 9250;
+    for (const Shape& s : {Shape{}, Shape{0}, Shape{2, 3, 4}, Shape{150, 300}}) {
+      if (!big && s.num_elements() > kSmall) continue;
+      Host x = random_host(dt, s, seed++);
+      cases.push_back(op_case(s.to_string(), op, {}, {from_host(x)}, [x] { return Refs{x}; }));
+    }
+    return cases;
+  });
   t["shape_of"] = movement([](const std::string& op, DType dt, bool big) {
     const std::vector<Shape> ss = {{}, {0}, {2, 3, 4}, {1, 0, 7}, {5}};
     std::vector<Case> cases;
@@ -1320,7 +1435,8 @@ void add_movement(std::map<std::string, OpSpec>& t) {
         cases.push_back(op_case(s.to_string() + " " + std::string(dtype_name(out)), op, Attrs{{"out_type", out}},
                                 {from_host(x)}, [s, out] {
                                   Host y = make_host(out, {s.rank()});
-                                  for (int64_t i = 0; i < s.rank(); ++i) y.v[size_t(i)] = int_num(s.dim(size_t(i)), out);
+                                  for (int64_t i = 0; i < s.rank(); ++i)
+                                    y.v[size_t(i)] = int_num(s.dim(size_t(i)), out);
                                   return Refs{y};
                                 }));
       }
@@ -1332,8 +1448,12 @@ void add_movement(std::map<std::string, OpSpec>& t) {
 // Creation ops
 
 Attrs random_attrs(bool uniform, const Shape& s, DType dt, int64_t seed, int64_t offset, double a, double b) {
-  return Attrs{{"shape", s.as_list()}, {"dtype", dt},  {"seed", seed},
-               {"offset", offset},     {uniform ? "minval" : "mean", a}, {uniform ? "maxval" : "stddev", b}};
+  return Attrs{{"shape", s.as_list()},
+               {"dtype", dt},
+               {"seed", seed},
+               {"offset", offset},
+               {uniform ? "minval" : "mean", a},
+               {uniform ? "maxval" : "stddev", b}};
 }
 
 // Random ops are checked by property: dtype and shape, values in range, the same seed and
@@ -1370,8 +1490,8 @@ OpSpec random_spec(bool uniform) {
                 CHECK(compare(to_host(run_op(op, attrs, {})[0]), h, Tier::Exact).empty());
                 const int64_t n = h.size();
                 if (n >= 7) {
-                  for (const Attrs& other : {random_attrs(uniform, s, dt, 43, 0, a, b),
-                                             random_attrs(uniform, s, dt, 42, 1, a, b)}) {
+                  for (const Attrs& other :
+                       {random_attrs(uniform, s, dt, 43, 0, a, b), random_attrs(uniform, s, dt, 42, 1, a, b)}) {
                     const Host g = to_host(run_op(op, other, {})[0]);
                     int64_t same = 0;
                     for (int64_t k = 0; k < n; ++k) same += g.v[size_t(k)].z == h.v[size_t(k)].z;
@@ -1385,8 +1505,10 @@ OpSpec random_spec(bool uniform) {
                   const double x = v.z.real();
                   sum += x;
                   sq += x * x;
-                  if (uniform) in_range &= x >= a && x < b;
-                  else in_range &= std::isfinite(x);
+                  if (uniform)
+                    in_range &= x >= a && x < b;
+                  else
+                    in_range &= std::isfinite(x);
                   if (!hit.empty() && x >= a && x < b) hit[size_t(x - a)] = true;
                 }
                 CHECK(in_range);
@@ -1443,22 +1565,21 @@ void add_creation(std::map<std::string, OpSpec>& t) {
                     const double start = r[0], limit = r[1], delta = r[2];
                     std::ostringstream what;
                     what << start << ", " << limit << ", " << delta;
-                    cases.push_back(op_case(what.str(), op,
-                                            Attrs{{"start", start}, {"limit", limit}, {"delta", delta}, {"dtype", dt}},
-                                            {}, [=] {
-                                              std::vector<Num> vals;
-                                              for (int64_t k = 0;; ++k) {
-                                                const double v = start + static_cast<double>(k) * delta;
-                                                if (delta > 0 ? v >= limit : v <= limit) break;
-                                                vals.push_back(is_integer(dt) ? int_num(static_cast<Int128>(v), dt)
-                                                                              : round_to(R(v), dt));
-                                              }
-                                              Host y = make_host(dt, {static_cast<int64_t>(vals.size())});
-                                              y.v = vals;
-                                              y.scale.assign(vals.size(), std::fabs(start) + std::fabs(limit));
-                                              return Refs{y};
-                                            },
-                                            Tier::Rounded));
+                    cases.push_back(op_case(
+                        what.str(), op, Attrs{{"start", start}, {"limit", limit}, {"delta", delta}, {"dtype", dt}}, {},
+                        [=] {
+                          std::vector<Num> vals;
+                          for (int64_t k = 0;; ++k) {
+                            const double v = start + static_cast<double>(k) * delta;
+                            if (delta > 0 ? v >= limit : v <= limit) break;
+                            vals.push_back(is_integer(dt) ? int_num(static_cast<Int128>(v), dt) : round_to(R(v), dt));
+                          }
+                          Host y = make_host(dt, {static_cast<int64_t>(vals.size())});
+                          y.v = vals;
+                          y.scale.assign(vals.size(), std::fabs(start) + std::fabs(limit));
+                          return Refs{y};
+                        },
+                        Tier::Rounded));
                   }
                   return cases;
                 }};
@@ -1472,21 +1593,21 @@ void add_creation(std::map<std::string, OpSpec>& t) {
                        if (!big && num > kSmall) continue;
                        std::ostringstream what;
                        what << start << ", " << stop << ", " << num;
-                       cases.push_back(op_case(what.str(), op,
-                                               Attrs{{"start", start}, {"stop", stop}, {"num", num}, {"dtype", dt}}, {},
-                                               [=] {
-                                                 Host y = make_host(dt, {num});
-                                                 // start + k * step: rounding errors scale with the ends
-                                                 y.scale.assign(size_t(num), std::max(std::fabs(start), std::fabs(stop)));
-                                                 for (int64_t k = 0; k < num; ++k) {
-                                                   const double v = k == num - 1 && num > 1
-                                                                        ? stop
-                                                                        : start + double(k) * (stop - start) / double(num - 1);
-                                                   y.v[size_t(k)] = round_to(R(num == 1 ? start : v), dt);
-                                                 }
-                                                 return Refs{y};
-                                               },
-                                               Tier::Rounded));
+                       cases.push_back(op_case(
+                           what.str(), op, Attrs{{"start", start}, {"stop", stop}, {"num", num}, {"dtype", dt}}, {},
+                           [=] {
+                             Host y = make_host(dt, {num});
+                             // start + k * step: rounding errors scale with the ends
+                             y.scale.assign(size_t(num), std::max(std::fabs(start), std::fabs(stop)));
+                             for (int64_t k = 0; k < num; ++k) {
+                               const double v = k == num - 1 && num > 1
+                                                    ? stop
+                                                    : start + double(k) * (stop - start) / double(num - 1);
+                               y.v[size_t(k)] = round_to(R(num == 1 ? start : v), dt);
+                             }
+                             return Refs{y};
+                           },
+                           Tier::Rounded));
                      }
                      return cases;
                    }};

@@ -261,8 +261,8 @@ std::string compare(const Host& actual, const Host& expected, Tier tier) {
     } else {
       const bool a_nan = std::isnan(a.z.real()) || std::isnan(a.z.imag());
       const bool e_nan = std::isnan(e.z.real()) || std::isnan(e.z.imag());
-      const bool any_inf = std::isinf(a.z.real()) || std::isinf(a.z.imag()) || std::isinf(e.z.real()) ||
-                           std::isinf(e.z.imag());
+      const bool any_inf =
+          std::isinf(a.z.real()) || std::isinf(a.z.imag()) || std::isinf(e.z.real()) || std::isinf(e.z.imag());
       if (a_nan || e_nan) {
         ok = a_nan && e_nan;
       } else if (tier == Tier::Exact || any_inf) {

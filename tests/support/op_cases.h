@@ -62,15 +62,15 @@ Int128 int_max(DType dtype);
 /// clamped to the dtype), with its extreme values placed first when `int_edges`. Bool values
 /// are fair coin flips.
 struct Gen {
-  double lo = -10, hi = 10;        // real floats
-  double clo = -2, chi = 2;        // both parts of complex values
-  bool int_full = true;            // integers over the whole range of the dtype
+  double lo = -10, hi = 10;            // real floats
+  double clo = -2, chi = 2;            // both parts of complex values
+  bool int_full = true;                // integers over the whole range of the dtype
   double int_lo = -100, int_hi = 100;  // otherwise this range
-  bool int_edges = true;           // min, max, 0, -1, 1 first (full range only)
-  bool specials = false;           // NaN, inf, -inf, -0.0 first (real floats)
-  bool halves = false;             // floats (both parts) rounded to multiples of 0.5: ties
-  double min_abs = 0;              // nonzero: values with |v| < min_abs move away from zero
-  std::vector<double> first = {};  // values placed first (after the above; integers clamp)
+  bool int_edges = true;               // min, max, 0, -1, 1 first (full range only)
+  bool specials = false;               // NaN, inf, -inf, -0.0 first (real floats)
+  bool halves = false;                 // floats (both parts) rounded to multiples of 0.5: ties
+  double min_abs = 0;                  // nonzero: values with |v| < min_abs move away from zero
+  std::vector<double> first = {};      // values placed first (after the above; integers clamp)
 };
 
 /// Seeded random values of `dtype` and `shape` drawn as `g` says.

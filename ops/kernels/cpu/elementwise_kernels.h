@@ -128,7 +128,7 @@ void kernel_binary(KernelContext& ctx) {
         });
         return;
       }
-      auto plan = cpu::make_plan<3>(out.shape(), {&out.shape(), &x.shape(), &y.shape()});
+      auto plan = cpu::make_plan<3>(ctx.def.name, out.shape(), {&out.shape(), &x.shape(), &y.shape()});
       cpu::run_plan<3>(plan, {reinterpret_cast<char*>(o), (char*)a, (char*)b},
                        {int64_t(sizeof(O)), int64_t(sizeof(T)), int64_t(sizeof(T))},
                        [&](int64_t n, const std::array<char*, 3>& p, const std::array<int64_t, 3>& st) {

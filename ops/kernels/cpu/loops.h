@@ -23,9 +23,10 @@ struct BroadcastPlan {
   int64_t total = 0;
 };
 
-/// Builds a plan: operand k of shape `shapes[k]` broadcasts to `out`.
+/// Builds a plan: operand k of shape `shapes[k]` broadcasts to `out`. Throws Unimplemented naming
+/// `op` when more than 16 axes remain after merging contiguous ones.
 template <size_t N>
-BroadcastPlan<N> make_plan(const Shape& out, const std::array<const Shape*, N>& shapes) {
+BroadcastPlan<N> make_plan(std::string_view op, const Shape& out, const std::array<const Shape*, N>& shapes) {
   BroadcastPlan<N> p;
   p.total = out.num_elements();
   const int64_t r = out.rank();
@@ -67,7 +68,7 @@ BroadcastPlan<N> make_plan(const Shape& out, const std::array<const Shape*, N>& 
     cs.push_back(one);
   }
   if (cd.size() > 16)
-    fail<Unimplemented>("broadcast", "shapes whose broadcast needs more than 16 non-contiguous axes are not supported: ",
+    fail<Unimplemented>(op, "shapes whose broadcast needs more than 16 non-contiguous axes are not supported: ",
                         out.to_list_string());
   p.rank = static_cast<int>(cd.size());
   for (int i = 0; i < p.rank; ++i) {

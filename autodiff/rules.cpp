@@ -1,0 +1,293 @@
+// Gradient rules for the primitives, written with Kiln's ops (DESIGN.md §4): the same code runs on
+// an eager tape, under a trace, and again when an outer tape differentiates a backward pass.
+#include "autodiff/rules.h"
+
+#include <array>
+#include <numeric>
+
+#include "ops/ops.h"
+
+namespace kiln::autodiff {
+namespace {
+
+using ops::OpId;
+using Grads = std::vector<Tensor>;
+
+// A scalar of x's dtype.
+Tensor c(const Tensor& like, double v) { return scalar_of(std::complex<double>(v), like.dtype(), "gradient"); }
+
+bool differentiable(const Tensor& t) { return is_inexact(t.dtype()); }
+
+// g * f(x) for the unary elementwise ops, each as TensorFlow defines it.
+Grads unary(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &y = k.outputs[0], &g = k.grads[0];
+  if (!differentiable(x)) return {Tensor()};
+  switch (k.def.id) {
+    case OpId::Negative: return {negative(g)};
+    case OpId::Abs: return {g * sign(x)};
+    case OpId::Sign: return {zeros_like(x)};
+    case OpId::Exp: return {g * y};
+    case OpId::Log: return {g / x};
+    case OpId::Log1p: return {g / (x + c(x, 1))};
+    case OpId::Sqrt: return {g / (y * c(y, 2))};
+    case OpId::Rsqrt: return {g * y * y * y * c(y, -0.5)};
+    case OpId::Square: return {g * x * c(x, 2)};
+    case OpId::Sin: return {g * cos(x)};
+    case OpId::Cos: return {negative(g) * sin(x)};
+    case OpId::Tan: return {g * (c(y, 1) + y * y)};
+    case OpId::Tanh: return {g * (c(y, 1) - y * y)};
+    case OpId::Sigmoid: return {g * y * (c(y, 1) - y)};
+    case OpId::Softplus: return {g * sigmoid(x)};
+    case OpId::Relu: return {where(x > c(x, 0), g, zeros_like(g))};
+    case OpId::Floor:
+    case OpId::Ceil:
+    case OpId::Round: return {Tensor()};
+    default: return {Tensor()};
+  }
+}
+
+Grads binary(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &y = k.inputs[1], &z = k.outputs[0], &g = k.grads[0];
+  if (!differentiable(x)) return {Tensor(), Tensor()};
+  Tensor gx, gy;
+  switch (k.def.id) {
+    case OpId::Add: gx = g, gy = g; break;
+    case OpId::Subtract: gx = g, gy = negative(g); break;
+    case OpId::Multiply: gx = g * y, gy = g * x; break;
+    case OpId::Divide: gx = g / y, gy = negative(g) * x / (y * y); break;
+    case OpId::Mod: gx = g, gy = negative(g) * floordiv(x, y); break;
+    case OpId::Pow: {
+      gx = g * y * pow(x, y - c(y, 1));
+      // d/dy x^y = x^y log x, taken as 0 where x <= 0 (as TensorFlow)
+      Tensor pos = x > c(x, 0);
+      Tensor safe_x = where(pos, x, ones_like(x));
+      gy = g * where(pos, z * log(safe_x), zeros_like(z));
+      break;
+    }
+    case OpId::Maximum: {
+      Tensor mask = x >= y;  // ties go to x, as TensorFlow
+      gx = where(mask, g, zeros_like(g)), gy = where(mask, zeros_like(g), g);
+      break;
+    }
+    case OpId::Minimum: {
+      Tensor mask = x <= y;
+      gx = where(mask, g, zeros_like(g)), gy = where(mask, zeros_like(g), g);
+      break;
+    }
+    default: return {Tensor(), Tensor()};
+  }
+  return {unbroadcast(gx, x.shape()), unbroadcast(gy, y.shape())};
+}
+
+Grads where_grad(const GradContext& k) {
+  const Tensor &cond = k.inputs[0], &x = k.inputs[1], &y = k.inputs[2], &g = k.grads[0];
+  if (!differentiable(x)) return {Tensor(), Tensor(), Tensor()};
+  Tensor zero = zeros_like(g);
+  return {Tensor(), unbroadcast(where(cond, g, zero), x.shape()), unbroadcast(where(cond, zero, g), y.shape())};
+}
+
+Grads cast_grad(const GradContext& k) {
+  const Tensor& x = k.inputs[0];
+  if (!differentiable(x) || !differentiable(k.outputs[0])) return {Tensor()};
+  Tensor g = k.grads[0];
+  // complex -> real keeps the real part; its gradient is real, converted back
+  return {cast(g, x.dtype())};
+}
+
+// The reduced axes of a reduction, and the keepdims shape of its output.
+std::pair<std::vector<int64_t>, Shape> reduced(const GradContext& k) {
+  const std::vector<int64_t>& axes = k.attrs.get_ints("axes");
+  Shape keep = k.inputs[0].shape();
+  for (int64_t a : axes) keep.mut(static_cast<size_t>(a)) = 1;
+  return {axes, keep};
+}
+
+Grads reduce_grad(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &y = k.outputs[0];
+  if (!differentiable(x)) return {Tensor()};
+  auto [axes, keep] = reduced(k);
+  Tensor g = reshape(k.grads[0], keep);
+  switch (k.def.id) {
+    case OpId::ReduceSum: return {broadcast_to(g, x.shape())};
+    case OpId::ReduceMean: {
+      int64_t n = 1;
+      for (int64_t a : axes) n *= x.shape().dim(a);
+      return {broadcast_to(g, x.shape()) / c(x, static_cast<double>(std::max<int64_t>(n, 1)))};
+    }
+    case OpId::ReduceMax:
+    case OpId::ReduceMin: {
+      // the gradient is shared equally among the elements equal to the extreme value
+      Tensor mask = cast(equal(x, reshape(y, keep)), x.dtype());
+      Tensor count = reduce_sum(mask, axes, true);
+      return {mask / count * g};
+    }
+    case OpId::ReduceProd: {
+      // product of the other elements, exact with zeros: no zero -> prod / x; exactly one zero
+      // -> the product of the rest at the zero, 0 elsewhere; two or more zeros -> 0
+      Tensor is_zero = equal(x, zeros_like(x));
+      Tensor zeros_count = reduce_sum(cast(is_zero, x.dtype()), axes, true);
+      Tensor safe = where(is_zero, ones_like(x), x);
+      Tensor prod_nonzero = reduce_prod(safe, axes, true);
+      Tensor none = broadcast_to(equal(zeros_count, zeros_like(zeros_count)), x.shape());
+      Tensor one = broadcast_to(equal(zeros_count, ones_like(zeros_count)), x.shape());
+      Tensor others = where(none, prod_nonzero / safe, where(logical_and(one, is_zero), broadcast_to(prod_nonzero, x.shape()), zeros_like(x)));
+      return {others * g};
+    }
+    default: return {Tensor()};
+  }
+}
+
+Grads matmul_grad(const GradContext& k) {
+  const Tensor &a = k.inputs[0], &b = k.inputs[1], &g = k.grads[0];
+  if (!differentiable(a)) return {Tensor(), Tensor()};
+  bool ta = k.attrs.get_bool("transpose_a"), tb = k.attrs.get_bool("transpose_b");
+  Tensor ga, gb;
+  if (!ta && !tb) ga = matmul(g, b, false, true), gb = matmul(a, g, true, false);
+  else if (!ta && tb) ga = matmul(g, b), gb = matmul(g, a, true, false);
+  else if (ta && !tb) ga = matmul(b, g, false, true), gb = matmul(a, g);
+  else ga = matmul(b, g, true, true), gb = matmul(g, a, true, true);
+  return {unbroadcast(ga, a.shape()), unbroadcast(gb, b.shape())};
+}
+
+Grads reshape_like_input(const GradContext& k) {
+  if (!differentiable(k.inputs[0])) return {Tensor()};
+  return {reshape(k.grads[0], k.inputs[0].shape())};
+}
+
+Grads transpose_grad(const GradContext& k) {
+  const std::vector<int64_t>& perm = k.attrs.get_ints("perm");
+  std::vector<int64_t> inv(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+  return {transpose(k.grads[0], inv)};
+}
+
+Grads broadcast_grad(const GradContext& k) { return {unbroadcast(k.grads[0], k.inputs[0].shape())}; }
+
+Grads concat_grad(const GradContext& k) {
+  int64_t axis = k.attrs.get_int("axis");
+  int64_t rank = k.inputs[0].ndim();
+  if (axis < 0) axis += rank;
+  std::vector<int64_t> sizes;
+  for (const Tensor& t : k.inputs) sizes.push_back(t.shape().dim(axis));
+  if (k.inputs.size() == 1) return {k.grads[0]};
+  std::vector<Tensor> parts = split(k.grads[0], sizes, axis);
+  Grads out;
+  for (size_t i = 0; i < k.inputs.size(); ++i) out.push_back(differentiable(k.inputs[i]) ? parts[i] : Tensor());
+  return out;
+}
+
+Grads split_grad(const GradContext& k) {
+  int64_t axis = k.attrs.get_int("axis");
+  return {concat(std::vector<Tensor>(k.grads.begin(), k.grads.end()), axis)};
+}
+
+Grads tile_grad(const GradContext& k) {
+  // view the gradient as [m0, d0, m1, d1, ...] and sum over the multiples
+  const Tensor& x = k.inputs[0];
+  const std::vector<int64_t>& mult = k.attrs.get_ints("multiples");
+  Shape split_shape;
+  std::vector<int64_t> axes;
+  for (int64_t i = 0; i < x.ndim(); ++i) {
+    axes.push_back(static_cast<int64_t>(split_shape.rank()));
+    split_shape.push_back(mult[static_cast<size_t>(i)]);
+    split_shape.push_back(x.shape().dim(i));
+  }
+  if (x.ndim() == 0) return {k.grads[0]};
+  return {reshape(reduce_sum(reshape(k.grads[0], split_shape), axes), x.shape())};
+}
+
+Grads pad_grad(const GradContext& k) {
+  const Tensor& x = k.inputs[0];
+  const std::vector<int64_t>& p = k.attrs.get_ints("paddings");
+  std::vector<IndexItem> items;
+  for (int64_t i = 0; i < x.ndim(); ++i) {
+    int64_t before = p[static_cast<size_t>(2 * i)];
+    items.emplace_back(Slice(before, before + x.shape().dim(i)));
+  }
+  return {k.grads[0].index(std::span<const IndexItem>(items))};
+}
+
+Grads reverse_grad(const GradContext& k) { return {reverse(k.grads[0], k.attrs.get_ints("axes"))}; }
+
+Grads fill_grad(const GradContext& k) {
+  if (!differentiable(k.inputs[0])) return {Tensor()};
+  return {reduce_sum(k.grads[0])};
+}
+
+Grads stop(const GradContext& k) { return Grads(k.inputs.size()); }
+
+std::array<GradFn, ops::kNumOps> build_table() {
+  std::array<GradFn, ops::kNumOps> t{};
+  auto set = [&](OpId id, GradFn f) { t[static_cast<size_t>(id)] = f; };
+  for (OpId id : {OpId::Negative, OpId::Abs, OpId::Sign, OpId::Exp, OpId::Log, OpId::Log1p, OpId::Sqrt, OpId::Rsqrt,
+                  OpId::Square, OpId::Sin, OpId::Cos, OpId::Tan, OpId::Tanh, OpId::Sigmoid, OpId::Softplus,
+                  OpId::Relu, OpId::Floor, OpId::Ceil, OpId::Round})
+    set(id, unary);
+  for (OpId id : {OpId::Add, OpId::Subtract, OpId::Multiply, OpId::Divide, OpId::Mod, OpId::Pow, OpId::Maximum,
+                  OpId::Minimum})
+    set(id, binary);
+  set(OpId::FloorDiv, stop);
+  set(OpId::Where, where_grad);
+  set(OpId::Cast, cast_grad);
+  for (OpId id : {OpId::ReduceSum, OpId::ReduceMean, OpId::ReduceMax, OpId::ReduceMin, OpId::ReduceProd})
+    set(id, reduce_grad);
+  set(OpId::MatMul, matmul_grad);
+  for (OpId id : {OpId::Reshape, OpId::ExpandDims, OpId::Squeeze}) set(id, reshape_like_input);
+  set(OpId::Transpose, transpose_grad);
+  set(OpId::BroadcastTo, broadcast_grad);
+  set(OpId::Concat, concat_grad);
+  set(OpId::Split, split_grad);
+  set(OpId::Tile, tile_grad);
+  set(OpId::Pad, pad_grad);
+  set(OpId::Reverse, reverse_grad);
+  set(OpId::Fill, fill_grad);
+  return t;
+}
+
+}  // namespace
+
+GradFn grad_rule(ops::OpId id) {
+  static const std::array<GradFn, ops::kNumOps> table = build_table();
+  return table[static_cast<size_t>(id)];
+}
+
+bool is_non_differentiable(ops::OpId id) {
+  switch (id) {
+    case OpId::Equal:
+    case OpId::NotEqual:
+    case OpId::Less:
+    case OpId::LessEqual:
+    case OpId::Greater:
+    case OpId::GreaterEqual:
+    case OpId::LogicalAnd:
+    case OpId::LogicalOr:
+    case OpId::LogicalXor:
+    case OpId::LogicalNot:
+    case OpId::ArgMax:
+    case OpId::ArgMin:
+    case OpId::ReduceAny:
+    case OpId::ReduceAll:
+    case OpId::ShapeOf:
+    case OpId::StopGradient:
+    case OpId::OneHot:
+    case OpId::Range:
+    case OpId::Linspace:
+    case OpId::Eye:
+    case OpId::RandomNormal:
+    case OpId::RandomUniform:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Tensor unbroadcast(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const int64_t lead = g.ndim() - shape.rank();
+  std::vector<int64_t> axes;
+  for (int64_t i = 0; i < g.ndim(); ++i)
+    if (i < lead || (shape.dim(i - lead) == 1 && g.shape().dim(i) != 1)) axes.push_back(i);
+  return reshape(axes.empty() ? g : reduce_sum(g, axes, true), shape);
+}
+
+}  // namespace kiln::autodiff

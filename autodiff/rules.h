@@ -1,0 +1,36 @@
+// Gradient rules: one function per differentiable primitive, written with Kiln's own ops so the
+// same rule runs eagerly on a tape, symbolically under a trace, and again for higher orders.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "ops/op_def.h"
+
+namespace kiln::autodiff {
+
+/// What a gradient rule sees: the op, its attributes, inputs and outputs as recorded, and one
+/// upstream gradient per output (zeros for outputs nothing depends on).
+struct GradContext {
+  const ops::OpDef& def;
+  const ops::Attrs& attrs;
+  std::span<const Tensor> inputs;
+  std::span<const Tensor> outputs;
+  std::span<const Tensor> grads;
+};
+
+/// Returns one gradient per input; an undefined tensor where an input gets none (integer inputs,
+/// condition operands, indices).
+using GradFn = std::vector<Tensor> (*)(const GradContext& ctx);
+
+/// The rule for `id`, or nullptr when the registry has none.
+GradFn grad_rule(ops::OpId id);
+
+/// Ops that are not differentiable by nature (comparisons, argmax, casts to integers, random):
+/// the tape does not record them, and gradients through them are None.
+bool is_non_differentiable(ops::OpId id);
+
+/// Sums `g` over the axes along which `shape` was broadcast to g's shape, giving `shape`.
+Tensor unbroadcast(const Tensor& g, const Shape& shape);
+
+}  // namespace kiln::autodiff
