@@ -3,8 +3,10 @@
 #include "autodiff/rules.h"
 
 #include <array>
+#include <atomic>
 #include <numeric>
 
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace kiln::autodiff {
@@ -130,7 +132,8 @@ Grads reduce_grad(const GradContext& k) {
       Tensor prod_nonzero = reduce_prod(safe, axes, true);
       Tensor none = broadcast_to(equal(zeros_count, zeros_like(zeros_count)), x.shape());
       Tensor one = broadcast_to(equal(zeros_count, ones_like(zeros_count)), x.shape());
-      Tensor others = where(none, prod_nonzero / safe, where(logical_and(one, is_zero), broadcast_to(prod_nonzero, x.shape()), zeros_like(x)));
+      Tensor others = where(none, prod_nonzero / safe,
+                            where(logical_and(one, is_zero), broadcast_to(prod_nonzero, x.shape()), zeros_like(x)));
       return {others * g};
     }
     default: return {Tensor()};
@@ -216,9 +219,61 @@ Grads fill_grad(const GradContext& k) {
 
 Grads stop(const GradContext& k) { return Grads(k.inputs.size()); }
 
-std::array<GradFn, ops::kNumOps> build_table() {
-  std::array<GradFn, ops::kNumOps> t{};
-  auto set = [&](OpId id, GradFn f) { t[static_cast<size_t>(id)] = f; };
+// Gather's gradient scatters g back with a segment sum, as TensorFlow's _GatherV2Grad: view
+// params as [B, O, N, inner] (batch dims, the dims before `axis`, the gathered axis, the rest)
+// and g as [B, O, J, inner]; move O behind J so that each of the B * J index rows owns one
+// [O, inner] slice, offset each batch's indices by b * N, and sum into B * N segments.
+Grads gather_grad(const GradContext& k) {
+  const Tensor &params = k.inputs[0], &indices = k.inputs[1], &g = k.grads[0];
+  if (!differentiable(params)) return {Tensor(), Tensor()};
+  const Shape& ps = params.shape();
+  int64_t axis = k.attrs.get_int("axis"), bd = k.attrs.get_int("batch_dims");
+  if (axis < 0) axis += ps.rank();
+  if (bd < 0) bd += indices.ndim();
+  const int64_t n = ps.dim(static_cast<size_t>(axis));
+  if (axis == 0 && bd == 0) return {unsorted_segment_sum(g, indices, n), Tensor()};
+  if (params.num_elements() == 0 || g.num_elements() == 0) return {zeros_like(params), Tensor()};
+  auto product = [&](int64_t b, int64_t e) {
+    int64_t p = 1;
+    for (int64_t i = b; i < e; ++i) p *= ps.dim(static_cast<size_t>(i));
+    return p;
+  };
+  const int64_t batch = product(0, bd), outer = product(bd, axis), inner = product(axis + 1, ps.rank());
+  const int64_t per_batch = indices.num_elements() / batch;
+  Tensor values = reshape(g, {batch, outer, per_batch, inner});
+  if (outer > 1) values = transpose(values, {0, 2, 1, 3});
+  Tensor ids = reshape(indices, {batch, per_batch});
+  // int64 offsets: b * N can exceed int32 even when every index fits
+  if (batch > 1) ids = cast(ids, int64) + reshape(range(0, batch * n, n, int64), {batch, 1});
+  Tensor sums = unsorted_segment_sum(reshape(values, {batch * per_batch, outer, inner}),
+                                     reshape(ids, {batch * per_batch}), batch * n);
+  Tensor grad = reshape(sums, {batch, n, outer, inner});
+  if (outer > 1) grad = transpose(grad, {0, 2, 1, 3});
+  return {reshape(grad, ps), Tensor()};
+}
+
+// The gradient of a slice: slice the flat positions of x exactly as x was sliced, then scatter
+// g to those positions (a slice selects each element at most once, so the sum is a scatter).
+Grads strided_slice_grad(const GradContext& k) {
+  const Tensor& x = k.inputs[0];
+  if (!differentiable(x)) return {Tensor()};
+  const int64_t n = x.num_elements();
+  Tensor positions = reshape(range(0, n, 1, int64), x.shape());
+  Tensor picked = ops::apply1(OpId::StridedSlice, k.attrs, std::span<const Tensor>(&positions, 1));
+  return {reshape(unsorted_segment_sum(reshape(k.grads[0], {-1}), reshape(picked, {-1}), n), x.shape())};
+}
+
+Grads segment_sum_grad(const GradContext& k) {
+  if (!differentiable(k.inputs[0])) return {Tensor(), Tensor()};
+  return {gather(k.grads[0], k.inputs[1]), Tensor()};
+}
+
+// Atomic entries so that ScopedRuleOverride can swap a rule while other threads read the table.
+using RuleTable = std::array<std::atomic<GradFn>, ops::kNumOps>;
+
+void build_table(RuleTable& t) {
+  for (auto& f : t) f.store(nullptr, std::memory_order_relaxed);  // std::atomic starts uninitialized
+  auto set = [&](OpId id, GradFn f) { t[static_cast<size_t>(id)].store(f, std::memory_order_relaxed); };
   for (OpId id : {OpId::Negative, OpId::Abs, OpId::Sign, OpId::Exp, OpId::Log, OpId::Log1p, OpId::Sqrt, OpId::Rsqrt,
                   OpId::Square, OpId::Sin, OpId::Cos, OpId::Tan, OpId::Tanh, OpId::Sigmoid, OpId::Softplus,
                   OpId::Relu, OpId::Floor, OpId::Ceil, OpId::Round})
@@ -241,14 +296,29 @@ std::array<GradFn, ops::kNumOps> build_table() {
   set(OpId::Pad, pad_grad);
   set(OpId::Reverse, reverse_grad);
   set(OpId::Fill, fill_grad);
-  return t;
+  set(OpId::Gather, gather_grad);
+  set(OpId::StridedSlice, strided_slice_grad);
+  set(OpId::UnsortedSegmentSum, segment_sum_grad);
+}
+
+RuleTable& rule_table() {
+  struct Rules {
+    RuleTable table;
+    Rules() { build_table(table); }
+  };
+  static Rules rules;
+  return rules.table;
 }
 
 }  // namespace
 
-GradFn grad_rule(ops::OpId id) {
-  static const std::array<GradFn, ops::kNumOps> table = build_table();
-  return table[static_cast<size_t>(id)];
+GradFn grad_rule(ops::OpId id) { return rule_table()[static_cast<size_t>(id)].load(std::memory_order_acquire); }
+
+ScopedRuleOverride::ScopedRuleOverride(ops::OpId id, GradFn fn)
+    : id_(id), previous_(rule_table()[static_cast<size_t>(id)].exchange(fn, std::memory_order_acq_rel)) {}
+
+ScopedRuleOverride::~ScopedRuleOverride() {
+  rule_table()[static_cast<size_t>(id_)].store(previous_, std::memory_order_release);
 }
 
 bool is_non_differentiable(ops::OpId id) {

@@ -26,6 +26,22 @@ using GradFn = std::vector<Tensor> (*)(const GradContext& ctx);
 /// The rule for `id`, or nullptr when the registry has none.
 GradFn grad_rule(ops::OpId id);
 
+/// For tests only: replaces the rule for `id` with `fn` (nullptr removes it, so the tape throws
+/// LookupError for the op) for the object's lifetime, then restores the previous rule. Swapping
+/// is atomic, but a backward pass running on another thread meanwhile sees whichever rule is
+/// current; overrides of the same op must be destroyed in reverse order of creation.
+class ScopedRuleOverride {
+ public:
+  ScopedRuleOverride(ops::OpId id, GradFn fn);
+  ~ScopedRuleOverride();
+  ScopedRuleOverride(const ScopedRuleOverride&) = delete;
+  ScopedRuleOverride& operator=(const ScopedRuleOverride&) = delete;
+
+ private:
+  ops::OpId id_;
+  GradFn previous_;
+};
+
 /// Ops that are not differentiable by nature (comparisons, argmax, casts to integers, random):
 /// the tape does not record them, and gradients through them are None.
 bool is_non_differentiable(ops::OpId id);

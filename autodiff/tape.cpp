@@ -21,6 +21,7 @@ class GradientTape::Recorder final : public ops::Level {
     if (tape_.recording_) tape_.on_variable_read(var, v);
     return v;
   }
+  GradientTape& tape() const { return tape_; }
 
  private:
   GradientTape& tape_;
@@ -92,10 +93,26 @@ void GradientTape::record(const ops::OpDef& def, const ops::Attrs& attrs, std::s
   bool inexact_out = false;
   for (const Tensor& t : outputs) inexact_out |= is_inexact(t.dtype());
   if (!inexact_out) return;  // e.g. a cast to an integer type: gradients stop here
-  Entry e{&def, attrs, {inputs.begin(), inputs.end()}, {outputs.begin(), outputs.end()}};
+  Entry e{&def, attrs, {inputs.begin(), inputs.end()}, {outputs.begin(), outputs.end()}, nullptr};
   for (const Tensor& t : outputs)
     if (is_inexact(t.dtype())) tracked_.insert(t.impl_ref().get());
   entries_.push_back(std::move(e));
+}
+
+void GradientTape::record_custom(std::span<const Tensor> inputs, std::span<const Tensor> outputs,
+                                 std::shared_ptr<const CustomBackward> backward) {
+  bool connected = false;
+  for (const Tensor& t : inputs) connected |= is_tracked(t);
+  if (!connected) return;
+  for (const Tensor& t : outputs)
+    if (is_inexact(t.dtype())) tracked_.insert(t.impl_ref().get());
+  entries_.push_back(
+      Entry{nullptr, {}, {inputs.begin(), inputs.end()}, {outputs.begin(), outputs.end()}, std::move(backward)});
+}
+
+GradientTape* GradientTape::tape_of(ops::Level* level) {
+  auto* recorder = dynamic_cast<Recorder*>(level);
+  return recorder ? &recorder->tape() : nullptr;
 }
 
 void GradientTape::reset() {
@@ -160,10 +177,14 @@ std::vector<Tensor> GradientTape::sweep(const std::vector<Tensor>& targets, cons
     if (!any) continue;
     for (size_t k = 0; k < e.outputs.size(); ++k)
       if (!out_grads[k].defined()) out_grads[k] = zeros_like(e.outputs[k]);
-    autodiff::GradFn rule = autodiff::grad_rule(e.def->id);
-    if (!rule) fail<LookupError>(e.def->name, "gradient registry has no entry for: ", e.def->name);
-    autodiff::GradContext ctx{*e.def, e.attrs, e.inputs, e.outputs, out_grads};
-    std::vector<Tensor> in_grads = rule(ctx);
+    std::vector<Tensor> in_grads;
+    if (e.custom) {
+      in_grads = (*e.custom)(out_grads);
+    } else {
+      autodiff::GradFn rule = autodiff::grad_rule(e.def->id);
+      if (!rule) fail<LookupError>(e.def->name, "gradient registry has no entry for: ", e.def->name);
+      in_grads = rule(autodiff::GradContext{*e.def, e.attrs, e.inputs, e.outputs, out_grads});
+    }
     for (size_t j = 0; j < e.inputs.size() && j < in_grads.size(); ++j) {
       if (!in_grads[j].defined() || !is_tracked(e.inputs[j])) continue;
       const Tensor& g = in_grads[j];

@@ -3,6 +3,7 @@
 // touch a watched tensor or a trainable variable.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,6 +15,10 @@
 #include "ops/variable.h"
 
 namespace kiln {
+
+namespace autodiff {
+struct TapeAccess;  // custom_gradient's view of the tapes (autodiff/custom_gradient.cpp)
+}
 
 /// What `gradient` returns for a source the target does not depend on.
 enum class UnconnectedGradients { None, Zero };
@@ -105,14 +110,23 @@ class GradientTape {
   size_t num_recorded() const { return entries_.size(); }
 
  private:
+  friend struct autodiff::TapeAccess;
   class Recorder;
+  // A custom_gradient step's backward: upstream gradients of its outputs to input gradients.
+  using CustomBackward = std::function<std::vector<Tensor>(std::span<const Tensor> grads)>;
   struct Entry {
-    const ops::OpDef* def;
+    const ops::OpDef* def;  // nullptr for a custom_gradient step
     ops::Attrs attrs;
     std::vector<Tensor> inputs, outputs;
+    std::shared_ptr<const CustomBackward> custom;
   };
   void record(const ops::OpDef& def, const ops::Attrs& attrs, std::span<const Tensor> inputs,
               const ops::TensorList& outputs);
+  // Records one custom_gradient step (when an input is tracked).
+  void record_custom(std::span<const Tensor> inputs, std::span<const Tensor> outputs,
+                     std::shared_ptr<const CustomBackward> backward);
+  // The tape whose dispatch level `level` is, or nullptr.
+  static GradientTape* tape_of(ops::Level* level);
   void on_variable_read(VariableImpl& var, const Tensor& value);
   bool is_tracked(const Tensor& t) const;
   std::vector<Tensor> compute(const std::vector<Tensor>& targets, const std::vector<Source>& sources,

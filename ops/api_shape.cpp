@@ -83,6 +83,10 @@ Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis, int64_t
   return apply1(OpId::Gather, {params, indices}, {{"axis", axis}, {"batch_dims", batch_dims}});
 }
 
+Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, int64_t num_segments) {
+  return apply1(OpId::UnsortedSegmentSum, {data, segment_ids}, {{"num_segments", num_segments}});
+}
+
 Tensor one_hot(const Tensor& indices, int64_t depth, double on_value, double off_value, int64_t axis, DType dtype) {
   return apply1(OpId::OneHot, {indices},
                 {{"depth", depth}, {"on_value", on_value}, {"off_value", off_value}, {"axis", axis}, {"dtype", dtype}});

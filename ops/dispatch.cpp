@@ -88,7 +88,13 @@ TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const T
     if (t.device().type != DeviceType::CPU)
       fail<Unimplemented>(def.name, "no kernel for device ", t.device().to_string(), " in this build");
   KernelContext ctx{def, attrs, inputs, types, outputs};
-  def.cpu_kernel(ctx);
+  try {
+    def.cpu_kernel(ctx);
+  } catch (const ResourceExhausted& e) {
+    // the allocator does not know which op asked; say it here
+    std::string_view what = e.what();
+    throw ResourceExhausted(def.name, what.substr(std::min(what.size(), e.component().size() + 3)));
+  }
   return outputs;
 }
 

@@ -230,6 +230,14 @@ Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& padd
 /// Gathers slices of `params` along `axis` at integer `indices`; an index out of
 /// [0, dim) throws InvalidArgument naming it (never reads out of bounds).
 Tensor gather(const Tensor& params, const Tensor& indices, int64_t axis = 0, int64_t batch_dims = 0);
+/// Sums the slices of `data` that share a segment id (TensorFlow's unsorted_segment_sum):
+/// output[s, ...] is the sum of data[i, ...] over the positions i of `segment_ids` holding s,
+/// zero for a segment no id names. `segment_ids` (int32 or int64) has a prefix of data's shape;
+/// the output has shape [num_segments] + data.shape[segment_ids.rank:] and data's (numeric)
+/// dtype. Each sum adds its slices in position order, so results are deterministic. An id
+/// outside [0, num_segments) throws InvalidArgument naming it and its position (nothing is
+/// written out of bounds); bool data, a negative num_segments or a non-prefix shape throw too.
+Tensor unsorted_segment_sum(const Tensor& data, const Tensor& segment_ids, int64_t num_segments);
 /// One-hot vectors of length `depth` for integer `indices` (new axis at `axis`); indices outside
 /// [0, depth) give all-off rows, as in TensorFlow.
 Tensor one_hot(const Tensor& indices, int64_t depth, double on_value = 1, double off_value = 0, int64_t axis = -1,

@@ -8,6 +8,8 @@
 #include <new>
 #include <vector>
 
+#include "runtime/errors.h"
+
 namespace kiln::memory {
 namespace {
 
@@ -33,11 +35,18 @@ inline size_t class_bytes(int c) {
   return base + (base / 4) * static_cast<size_t>(step + 1);
 }
 
+// Set when this thread's cache has been destroyed (thread exit, or static destruction on the
+// main thread): tensors freed after that, e.g. ones with static storage duration, bypass it.
+thread_local bool t_cache_gone = false;
+
 struct ThreadCache {
   std::array<std::vector<void*>, kNumClasses> free;
   size_t cached = 0;
   CacheStats stats;
-  ~ThreadCache() { clear(); }
+  ~ThreadCache() {
+    clear();
+    t_cache_gone = true;
+  }
   void clear() noexcept {
     for (int c = 0; c < kNumClasses; ++c) {
       for (void* p : free[c]) ::operator delete(p, std::align_val_t(kAlignment));
@@ -53,12 +62,18 @@ ThreadCache& cache() {
   return tc;
 }
 
+void* system_alloc(size_t bytes) {
+  void* p = ::operator new(bytes, std::align_val_t(kAlignment), std::nothrow);
+  if (!p) fail<ResourceExhausted>("allocator", "out of memory allocating ", bytes, " bytes");
+  return p;
+}
+
 }  // namespace
 
 void* host_alloc(size_t nbytes) {
   int c = size_class(nbytes);
   size_t bytes = class_bytes(c);
-  if (bytes <= kMaxCachedBlock) {
+  if (bytes <= kMaxCachedBlock && !t_cache_gone) {
     ThreadCache& tc = cache();
     auto& list = tc.free[c];
     if (!list.empty()) {
@@ -71,14 +86,14 @@ void* host_alloc(size_t nbytes) {
     }
     tc.stats.misses++;
   }
-  return ::operator new(bytes, std::align_val_t(kAlignment));
+  return system_alloc(bytes);
 }
 
 void host_free(void* p, size_t nbytes) noexcept {
   if (!p) return;
   int c = size_class(nbytes);
   size_t bytes = class_bytes(c);
-  if (bytes <= kMaxCachedBlock) {
+  if (bytes <= kMaxCachedBlock && !t_cache_gone) {
     ThreadCache& tc = cache();
     if (tc.cached + bytes <= kMaxCachedBytes) {
       try {
@@ -94,7 +109,9 @@ void host_free(void* p, size_t nbytes) noexcept {
   ::operator delete(p, std::align_val_t(kAlignment));
 }
 
-CacheStats thread_cache_stats() { return cache().stats; }
-void release_thread_cache() noexcept { cache().clear(); }
+CacheStats thread_cache_stats() { return t_cache_gone ? CacheStats{} : cache().stats; }
+void release_thread_cache() noexcept {
+  if (!t_cache_gone) cache().clear();
+}
 
 }  // namespace kiln::memory

@@ -9,7 +9,8 @@ namespace kiln::memory {
 
 inline constexpr size_t kAlignment = 64;
 
-/// Allocates at least `nbytes` (0 allowed), aligned to kAlignment. Throws std::bad_alloc.
+/// Allocates at least `nbytes` (0 allowed), aligned to kAlignment. Throws ResourceExhausted
+/// (naming the size) when the system has no memory for it.
 void* host_alloc(size_t nbytes);
 /// Returns a block from host_alloc; `nbytes` must be the size it was allocated with.
 void host_free(void* p, size_t nbytes) noexcept;

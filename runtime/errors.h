@@ -50,6 +50,8 @@ KILN_DEFINE_ERROR(FailedPrecondition, "FailedPreconditionError")
 KILN_DEFINE_ERROR(OutOfRange, "OutOfRangeError")
 /// The operation is not supported for these arguments (dtype, device).
 KILN_DEFINE_ERROR(Unimplemented, "UnimplementedError")
+/// Memory (or another resource) ran out, e.g. an output too large for this machine.
+KILN_DEFINE_ERROR(ResourceExhausted, "ResourceExhaustedError")
 /// A file or buffer is corrupt or truncated.
 KILN_DEFINE_ERROR(DataLoss, "DataLossError")
 /// A bug in Kiln itself; user input never causes this.

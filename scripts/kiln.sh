@@ -22,6 +22,9 @@ install_missing() {
 }
 
 jobs=$(nproc)
+# ccache (used when installed) hits across clones in other folders: paths are hashed relative to
+# the repository root, and the working directory is left out of the hash
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 
 configure_build() {  # dir, extra cmake args...
   local dir=$1
@@ -37,7 +40,7 @@ case "$cmd" in
   tour)
     install_missing
     configure_build build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF
-    for ex in tensors variables; do
+    for ex in tensors variables autodiff training_loop; do
       echo "==================== walkthrough: $ex ===================="
       "build/release/examples/$ex"
     done
@@ -51,7 +54,7 @@ case "$cmd" in
     configure_build build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DKILN_BUILD_BENCH=OFF \
       -DKILN_SANITIZE=address,undefined
     echo "== AddressSanitizer + UndefinedBehaviorSanitizer tests"
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build/asan --output-on-failure -j "$jobs"
     ;;
   *)

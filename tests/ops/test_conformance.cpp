@@ -63,7 +63,7 @@ bool runs_big_cases(DType d) {
 }
 
 constexpr unsigned kB = 1, kS = 2, kU = 4, kF = 8, kC = 16;
-constexpr unsigned kInt = kS | kU, kReal = kS | kU | kF, kNum = kS | kU | kF | kC, kAll = kB | kNum;
+constexpr unsigned kReal = kS | kU | kF, kNum = kS | kU | kF | kC, kAll = kB | kNum;
 
 unsigned class_of(DType d) {
   if (d == DType::Bool) return kB;
@@ -1020,6 +1020,31 @@ Host gather_ref(const Host& p, const Host& ind, int64_t axis, int64_t bd) {
   return y;
 }
 
+// unsorted_segment_sum: exact integer sums (wrapped to the dtype), double or complex sums for
+// floats, with the sum of magnitudes as the tolerance's scale.
+Host segment_sum_ref(const Host& data, const Host& ids, int64_t n) {
+  Shape os{n};
+  for (int64_t i = ids.shape.rank(); i < data.shape.rank(); ++i) os.push_back(data.shape.dim(size_t(i)));
+  const size_t m = size_t(os.num_elements());
+  const int64_t inner = n ? int64_t(m) / n : 0;
+  std::vector<Int128> isum(m, 0);
+  std::vector<C> fsum(m, 0.0);
+  Host y = make_host(data.dtype, os);
+  y.scale.assign(m, 0.0);
+  for (int64_t r = 0; r < ids.size(); ++r) {
+    const int64_t s = static_cast<int64_t>(ids.v[size_t(r)].i);
+    for (int64_t j = 0; j < inner; ++j) {
+      const Num& v = data.v[size_t(r * inner + j)];
+      const size_t o = size_t(s * inner + j);
+      isum[o] += v.i;
+      fsum[o] += v.z;
+      y.scale[o] += std::abs(v.z);
+    }
+  }
+  for (size_t o = 0; o < m; ++o) y.v[o] = round_to(is_inexact(data.dtype) ? R(fsum[o]) : I(isum[o]), data.dtype);
+  return y;
+}
+
 Host one_hot_ref(const Host& ind, int64_t depth, int64_t axis, DType dt, double on, double off) {
   const int64_t r = ind.shape.rank();
   if (axis == -1) axis = r;
@@ -1336,6 +1361,44 @@ void add_movement(std::map<std::string, OpSpec>& t) {
     }
     return cases;
   });
+  // unsorted_segment_sum: numeric dtypes; wide rows (600 columns) take several column blocks
+  t["unsorted_segment_sum"] = {
+      kNum, [](const std::string& op, DType dt, bool big) {
+        struct S {
+          Shape data;
+          DType itype;
+          Shape ishape;
+          I64s values;  // empty: random in [0, n)
+          int64_t n;
+        };
+        const std::vector<S> ss = {{{6}, int32, {6}, {0, 2, 0, 1, 2, 2}, 4},
+                                   {{5, 3}, int64, {5}, {}, 4},
+                                   {{2, 3, 4}, int32, {2, 3}, {}, 5},
+                                   {{3, 2}, int32, {3, 2}, {1, 1, 0, 1, 0, 0}, 2},
+                                   {{}, int64, {}, {1}, 3},
+                                   {{0, 3}, int32, {0}, {}, 3},
+                                   {{4, 0}, int64, {4}, {1, 0, 1, 1}, 2},
+                                   {{0, 2}, int32, {0}, {}, 0},
+                                   {{3000, 40}, int64, {3000}, {}, 100},
+                                   {{50000}, int32, {50000}, {}, 1000},
+                                   {{200, 600}, int32, {200}, {}, 3}};
+        std::vector<Case> cases;
+        uint64_t seed = 8950;
+        for (const S& s : ss) {
+          if (!big && s.data.num_elements() > kSmall) continue;
+          Host data = random_host(dt, s.data, seed++);
+          Host ids = s.values.empty()
+                         ? random_host(s.itype, s.ishape, seed++,
+                                       Gen{.int_full = false, .int_lo = 0, .int_hi = static_cast<double>(s.n)})
+                         : index_host(s.itype, s.ishape, s.values);
+          cases.push_back(op_case(
+              s.data.to_string() + " by " + std::string(dtype_name(s.itype)) + s.ishape.to_string() + " into " +
+                  std::to_string(s.n),
+              op, Attrs{{"num_segments", s.n}}, {from_host(data), from_host(ids)},
+              [data, ids, n = s.n] { return Refs{segment_sum_ref(data, ids, n)}; }, Tier::Approx));
+        }
+        return cases;
+      }};
   // one_hot: the dtype under test is the output's (the `dtype` attribute)
   t["one_hot"] = movement([](const std::string& op, DType dt, bool big) {
     struct O {

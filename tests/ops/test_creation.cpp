@@ -8,6 +8,22 @@
 
 using namespace kiln;
 
+namespace {
+// A tensor with static storage duration: freed after the main thread's allocator cache is gone.
+Tensor g_static_tensor = zeros({4, 3});
+}  // namespace
+
+TEST_CASE("tensors with static storage duration outlive the allocator cache", "[creation]") {
+  CHECK(g_static_tensor.num_elements() == 12);
+}
+
+TEST_CASE("outputs the machine cannot hold are a ResourceExhausted error naming the op", "[creation][errors]") {
+  // 2^40 float32 elements: within int64 and the allocator's classes, far beyond this machine
+  CHECK_THROWS_WITH(add(ones({int64_t{1} << 20, 1}), ones({1, int64_t{1} << 20})),
+                    Catch::StartsWith("[add] out of memory allocating"));
+  CHECK_THROWS_AS(split(zeros({0}), int64_t{1} << 40), InvalidArgument);
+}
+
 TEST_CASE("constant infers dtypes as TensorFlow", "[creation]") {
   CHECK(constant(4).dtype() == int32);
   CHECK(constant(4).shape() == Shape{});

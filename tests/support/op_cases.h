@@ -88,9 +88,11 @@ Host random_host(DType dtype, const Shape& shape, uint64_t seed, const Gen& g = 
 /// bfloat16 1e-2, float32 1e-6, float64 1e-12 for Approx; the smallest subnormal for Rounded).
 enum class Tier { Exact, Rounded, Approx };
 
+/// A value matches when |actual - expected| <= atol + rtol * |expected|.
 struct Tolerance {
   double rtol = 0, atol = 0;
 };
+/// The tolerance of `tier` for results of `dtype` (zero for integers, bool and Exact).
 Tolerance tolerance(DType dtype, Tier tier);
 
 /// Returns "" when `actual` matches `expected` (dtype, shape and values), else a description of
