@@ -321,35 +321,7 @@ ScopedRuleOverride::~ScopedRuleOverride() {
   rule_table()[static_cast<size_t>(id_)].store(previous_, std::memory_order_release);
 }
 
-bool is_non_differentiable(ops::OpId id) {
-  switch (id) {
-    case OpId::Equal:
-    case OpId::NotEqual:
-    case OpId::Less:
-    case OpId::LessEqual:
-    case OpId::Greater:
-    case OpId::GreaterEqual:
-    case OpId::LogicalAnd:
-    case OpId::LogicalOr:
-    case OpId::LogicalXor:
-    case OpId::LogicalNot:
-    case OpId::ArgMax:
-    case OpId::ArgMin:
-    case OpId::ReduceAny:
-    case OpId::ReduceAll:
-    case OpId::ShapeOf:
-    case OpId::StopGradient:
-    case OpId::OneHot:
-    case OpId::Range:
-    case OpId::Linspace:
-    case OpId::Eye:
-    case OpId::RandomNormal:
-    case OpId::RandomUniform:
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_non_differentiable(ops::OpId id) { return !ops::op_def(id).has(ops::kDifferentiable); }
 
 Tensor unbroadcast(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;

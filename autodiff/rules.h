@@ -42,7 +42,7 @@ class ScopedRuleOverride {
   GradFn previous_;
 };
 
-/// Ops that are not differentiable by nature (comparisons, argmax, casts to integers, random):
+/// Ops without the kDifferentiable trait (comparisons, logical ops, argmax, random, shape_of...):
 /// the tape does not record them, and gradients through them are None.
 bool is_non_differentiable(ops::OpId id);
 

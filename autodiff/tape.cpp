@@ -42,7 +42,7 @@ bool GradientTape::is_tracked(const Tensor& t) const {
 void GradientTape::watch(const Tensor& t) {
   if (!t.defined()) fail<InvalidArgument>("GradientTape", "cannot watch an undefined (None) tensor");
   if (!is_inexact(t.dtype())) {
-    logging::warn("[GradientTape] watch() of a {} tensor is ignored: gradients flow only through floating and complex "
+    logging::warn("[GradientTape] watch() of a tensor of dtype {} is ignored: gradients flow only through floating and complex "
               "tensors",
               dtype_name(t.dtype()));
     return;
@@ -57,7 +57,7 @@ void GradientTape::watch(const Variable& v) {
   for (const auto& w : watched_vars_) known |= (w == h);
   if (!known) watched_vars_.push_back(h);
   if (!is_inexact(h->dtype()))
-    logging::warn("[GradientTape] watch() of a {} variable has no effect: gradients flow only through floating and "
+    logging::warn("[GradientTape] watch() of a variable of dtype {} has no effect: gradients flow only through floating and "
               "complex values",
               dtype_name(h->dtype()));
   on_variable_read(*h, h->value());
@@ -116,6 +116,7 @@ GradientTape* GradientTape::tape_of(ops::Level* level) {
 }
 
 void GradientTape::reset() {
+  recording_ = true;  // as TensorFlow: a reset tape records again, even after gradient()
   entries_.clear();
   tracked_.clear();
   watched_tensors_.clear();
@@ -208,7 +209,7 @@ std::vector<Tensor> GradientTape::sweep(const std::vector<Tensor>& targets, cons
       if (auto gi = grads.find(like.impl_ref().get()); gi != grads.end()) g = gi->second;
     }
     if (!is_inexact(like.dtype())) {
-      logging::warn("[GradientTape] the gradient with respect to a {} source is None: gradients flow only through "
+      logging::warn("[GradientTape] the gradient with respect to a source of dtype {} is None: gradients flow only through "
                 "floating and complex tensors",
                 dtype_name(like.dtype()));
       g = Tensor();

@@ -1,6 +1,9 @@
 // Kiln's public API in one include.
 #pragma once
 
+#include "autodiff/check.h"
+#include "autodiff/custom_gradient.h"
+#include "autodiff/tape.h"
 #include "ops/ops.h"
 #include "ops/variable.h"
 #include "runtime/device.h"

@@ -236,7 +236,9 @@ OpDef creation_def(int num_inputs, InferFn infer, KernelFn kernel, std::vector<A
 
 }  // namespace
 
-OpDef define_Fill() { return creation_def(1, infer_fill, kernel_fill, {{"shape", AttrKind::Ints}}); }
+OpDef define_Fill() {
+  return creation_def(1, infer_fill, kernel_fill, {{"shape", AttrKind::Ints}}, kDifferentiable);
+}
 OpDef define_Range() {
   return creation_def(0, infer_range, kernel_range,
                       {{"start", AttrKind::Float}, {"limit", AttrKind::Float}, {"delta", AttrKind::Float},

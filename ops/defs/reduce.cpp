@@ -590,7 +590,7 @@ constexpr unsigned kReal = S | U | F;
 template <template <class> class R, unsigned Classes, bool ToBool, EmptyAxis Empty>
 OpDef define_reduce() {
   OpDef d;
-  d.traits = kDifferentiable;
+  d.traits = ToBool ? 0u : kDifferentiable;  // any/all have no gradient
   d.num_inputs = 1;
   d.attrs = {{"axes", AttrKind::Ints}, {"keepdims", AttrKind::Bool}};
   d.infer = infer_reduce<Classes, ToBool, Empty>;

@@ -139,7 +139,6 @@ void kernel_binary(KernelContext& ctx) {
   });
 }
 
-constexpr uint32_t kElementwiseTraits = kElementwise | kFusible | kDifferentiable;
 
 }  // namespace kiln::ops::elementwise
 
@@ -148,7 +147,7 @@ constexpr uint32_t kElementwiseTraits = kElementwise | kFusible | kDifferentiabl
   OpDef define_##Id() {                                                                     \
     using namespace elementwise;                                                            \
     OpDef d;                                                                                \
-    d.traits = kElementwiseTraits;                                                          \
+    d.traits = kElementwise | kFusible | ((Classes) == B ? 0u : kDifferentiable);           \
     d.num_inputs = 1;                                                                       \
     d.infer = infer_unary<cpu::Fn, Classes, OutRule::Rule>;                                 \
     d.cpu_kernel = kernel_unary<cpu::Fn, Classes, OutRule::Rule>;                           \
@@ -158,7 +157,8 @@ constexpr uint32_t kElementwiseTraits = kElementwise | kFusible | kDifferentiabl
   OpDef define_##Id() {                                                                     \
     using namespace elementwise;                                                            \
     OpDef d;                                                                                \
-    d.traits = kElementwiseTraits | (Traits);                                               \
+    d.traits = kElementwise | kFusible | (Traits) |                                         \
+               ((OutRule::Rule == OutRule::ToBool || (Classes) == B) ? 0u : kDifferentiable);  \
     d.num_inputs = 2;                                                                       \
     d.infer = infer_binary<cpu::Fn, Classes, OutRule::Rule>;                                \
     d.cpu_kernel = kernel_binary<cpu::Fn, Classes, OutRule::Rule>;                          \
