@@ -1,9 +1,12 @@
-// Tensor creation from C++ values: nested lists with TensorFlow's dtype inference, and scalars
-// converted exactly to a requested dtype.
+// Tensor creation: nested C++ lists with TensorFlow's dtype inference, scalars converted exactly to a
+// requested dtype, and the creation ops (fill, eye, range, linspace, random) through the dispatcher.
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace kiln {
@@ -190,17 +193,8 @@ Tensor scalar_of(int64_t value, DType dtype, std::string_view op) {
   return t;
 }
 
-}  // namespace kiln
-
 // ---------------------------------------------------------------------------------------------
 // Creation ops through the dispatcher (so traces record them as nodes).
-
-#include <atomic>
-#include <random>
-
-#include "ops/dispatch.h"
-
-namespace kiln {
 
 using ops::apply1;
 using ops::Attrs;
@@ -276,15 +270,5 @@ Tensor uniform(const Shape& shape, std::optional<uint64_t> seed, double minval, 
                 {});
 }
 }  // namespace random
-
-Tensor reshape(const Tensor& x, const Shape& shape) {
-  return apply1(OpId::Reshape, Attrs{{"shape", dims_of(shape)}}, std::span<const Tensor>(&x, 1));
-}
-
-Tensor stop_gradient(const Tensor& x) { return apply1(OpId::StopGradient, {x}); }
-
-Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
-  return apply1(OpId::MatMul, {a, b}, Attrs{{"transpose_a", transpose_a}, {"transpose_b", transpose_b}});
-}
 
 }  // namespace kiln
