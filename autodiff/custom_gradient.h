@@ -52,12 +52,10 @@ std::vector<Tensor> custom_gradient(const std::function<CustomForwardResult(cons
 /// gradient. With one input the backward function may return a Tensor; with several it returns
 /// one gradient per input as a std::vector<Tensor> (or any range of tensors, e.g. std::array).
 template <class F, class... Ts>
-  requires(sizeof...(Ts) >= 1 && (std::is_same_v<Ts, Tensor> && ...))
-Tensor custom_gradient(F&& f, const Ts&... xs) {
+requires(sizeof...(Ts) >= 1 && (std::is_same_v<Ts, Tensor> && ...)) Tensor custom_gradient(F&& f, const Ts&... xs) {
   auto forward = [&f](const std::vector<Tensor>& in) -> CustomForwardResult {
-    auto result = [&]<size_t... I>(std::index_sequence<I...>) {
-      return f(in[I]...);
-    }(std::index_sequence_for<Ts...>{});
+    auto result = [&]<size_t... I>(std::index_sequence<I...>) { return f(in[I]...); }
+    (std::index_sequence_for<Ts...>{});
     using Backward = std::decay_t<decltype(result.second)>;
     CustomBackwardFn backward = [g = Backward(std::move(result.second))](const std::vector<Tensor>& dys) {
       auto grads = g(dys[0]);

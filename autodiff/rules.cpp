@@ -25,26 +25,44 @@ Grads unary(const GradContext& k) {
   const Tensor &x = k.inputs[0], &y = k.outputs[0], &g = k.grads[0];
   if (!differentiable(x)) return {Tensor()};
   switch (k.def.id) {
-    case OpId::Negative: return {negative(g)};
-    case OpId::Abs: return {g * sign(x)};
-    case OpId::Sign: return {zeros_like(x)};
-    case OpId::Exp: return {g * y};
-    case OpId::Log: return {g / x};
-    case OpId::Log1p: return {g / (x + c(x, 1))};
-    case OpId::Sqrt: return {g / (y * c(y, 2))};
-    case OpId::Rsqrt: return {g * y * y * y * c(y, -0.5)};
-    case OpId::Square: return {g * x * c(x, 2)};
-    case OpId::Sin: return {g * cos(x)};
-    case OpId::Cos: return {negative(g) * sin(x)};
-    case OpId::Tan: return {g * (c(y, 1) + y * y)};
-    case OpId::Tanh: return {g * (c(y, 1) - y * y)};
-    case OpId::Sigmoid: return {g * y * (c(y, 1) - y)};
-    case OpId::Softplus: return {g * sigmoid(x)};
-    case OpId::Relu: return {where(x > c(x, 0), g, zeros_like(g))};
+    case OpId::Negative:
+      return {negative(g)};
+    case OpId::Abs:
+      return {g * sign(x)};
+    case OpId::Sign:
+      return {zeros_like(x)};
+    case OpId::Exp:
+      return {g * y};
+    case OpId::Log:
+      return {g / x};
+    case OpId::Log1p:
+      return {g / (x + c(x, 1))};
+    case OpId::Sqrt:
+      return {g / (y * c(y, 2))};
+    case OpId::Rsqrt:
+      return {g * y * y * y * c(y, -0.5)};
+    case OpId::Square:
+      return {g * x * c(x, 2)};
+    case OpId::Sin:
+      return {g * cos(x)};
+    case OpId::Cos:
+      return {negative(g) * sin(x)};
+    case OpId::Tan:
+      return {g * (c(y, 1) + y * y)};
+    case OpId::Tanh:
+      return {g * (c(y, 1) - y * y)};
+    case OpId::Sigmoid:
+      return {g * y * (c(y, 1) - y)};
+    case OpId::Softplus:
+      return {g * sigmoid(x)};
+    case OpId::Relu:
+      return {where(x > c(x, 0), g, zeros_like(g))};
     case OpId::Floor:
     case OpId::Ceil:
-    case OpId::Round: return {Tensor()};
-    default: return {Tensor()};
+    case OpId::Round:
+      return {Tensor()};
+    default:
+      return {Tensor()};
   }
 }
 
@@ -53,11 +71,21 @@ Grads binary(const GradContext& k) {
   if (!differentiable(x)) return {Tensor(), Tensor()};
   Tensor gx, gy;
   switch (k.def.id) {
-    case OpId::Add: gx = g, gy = g; break;
-    case OpId::Subtract: gx = g, gy = negative(g); break;
-    case OpId::Multiply: gx = g * y, gy = g * x; break;
-    case OpId::Divide: gx = g / y, gy = negative(g) * x / (y * y); break;
-    case OpId::Mod: gx = g, gy = negative(g) * floordiv(x, y); break;
+    case OpId::Add:
+      gx = g, gy = g;
+      break;
+    case OpId::Subtract:
+      gx = g, gy = negative(g);
+      break;
+    case OpId::Multiply:
+      gx = g * y, gy = g * x;
+      break;
+    case OpId::Divide:
+      gx = g / y, gy = negative(g) * x / (y * y);
+      break;
+    case OpId::Mod:
+      gx = g, gy = negative(g) * floordiv(x, y);
+      break;
     case OpId::Pow: {
       gx = g * y * pow(x, y - c(y, 1));
       // d/dy x^y = x^y log x, taken as 0 where x <= 0 (as TensorFlow)
@@ -76,7 +104,8 @@ Grads binary(const GradContext& k) {
       gx = where(mask, g, zeros_like(g)), gy = where(mask, zeros_like(g), g);
       break;
     }
-    default: return {Tensor(), Tensor()};
+    default:
+      return {Tensor(), Tensor()};
   }
   return {unbroadcast(gx, x.shape()), unbroadcast(gy, y.shape())};
 }
@@ -110,7 +139,8 @@ Grads reduce_grad(const GradContext& k) {
   auto [axes, keep] = reduced(k);
   Tensor g = reshape(k.grads[0], keep);
   switch (k.def.id) {
-    case OpId::ReduceSum: return {broadcast_to(g, x.shape())};
+    case OpId::ReduceSum:
+      return {broadcast_to(g, x.shape())};
     case OpId::ReduceMean: {
       int64_t n = 1;
       for (int64_t a : axes) n *= x.shape().dim(a);
@@ -136,7 +166,8 @@ Grads reduce_grad(const GradContext& k) {
                             where(logical_and(one, is_zero), broadcast_to(prod_nonzero, x.shape()), zeros_like(x)));
       return {others * g};
     }
-    default: return {Tensor()};
+    default:
+      return {Tensor()};
   }
 }
 
@@ -145,10 +176,14 @@ Grads matmul_grad(const GradContext& k) {
   if (!differentiable(a)) return {Tensor(), Tensor()};
   bool ta = k.attrs.get_bool("transpose_a"), tb = k.attrs.get_bool("transpose_b");
   Tensor ga, gb;
-  if (!ta && !tb) ga = matmul(g, b, false, true), gb = matmul(a, g, true, false);
-  else if (!ta && tb) ga = matmul(g, b), gb = matmul(g, a, true, false);
-  else if (ta && !tb) ga = matmul(b, g, false, true), gb = matmul(a, g);
-  else ga = matmul(b, g, true, true), gb = matmul(g, a, true, true);
+  if (!ta && !tb)
+    ga = matmul(g, b, false, true), gb = matmul(a, g, true, false);
+  else if (!ta && tb)
+    ga = matmul(g, b), gb = matmul(g, a, true, false);
+  else if (ta && !tb)
+    ga = matmul(b, g, false, true), gb = matmul(a, g);
+  else
+    ga = matmul(b, g, true, true), gb = matmul(g, a, true, true);
   return {unbroadcast(ga, a.shape()), unbroadcast(gb, b.shape())};
 }
 
@@ -275,11 +310,11 @@ void build_table(RuleTable& t) {
   for (auto& f : t) f.store(nullptr, std::memory_order_relaxed);  // std::atomic starts uninitialized
   auto set = [&](OpId id, GradFn f) { t[static_cast<size_t>(id)].store(f, std::memory_order_relaxed); };
   for (OpId id : {OpId::Negative, OpId::Abs, OpId::Sign, OpId::Exp, OpId::Log, OpId::Log1p, OpId::Sqrt, OpId::Rsqrt,
-                  OpId::Square, OpId::Sin, OpId::Cos, OpId::Tan, OpId::Tanh, OpId::Sigmoid, OpId::Softplus,
-                  OpId::Relu, OpId::Floor, OpId::Ceil, OpId::Round})
+                  OpId::Square, OpId::Sin, OpId::Cos, OpId::Tan, OpId::Tanh, OpId::Sigmoid, OpId::Softplus, OpId::Relu,
+                  OpId::Floor, OpId::Ceil, OpId::Round})
     set(id, unary);
-  for (OpId id : {OpId::Add, OpId::Subtract, OpId::Multiply, OpId::Divide, OpId::Mod, OpId::Pow, OpId::Maximum,
-                  OpId::Minimum})
+  for (OpId id :
+       {OpId::Add, OpId::Subtract, OpId::Multiply, OpId::Divide, OpId::Mod, OpId::Pow, OpId::Maximum, OpId::Minimum})
     set(id, binary);
   set(OpId::FloorDiv, stop);
   set(OpId::Where, where_grad);

@@ -35,16 +35,15 @@ GradientTape::GradientTape(bool persistent, bool watch_accessed_variables)
 
 GradientTape::~GradientTape() = default;
 
-bool GradientTape::is_tracked(const Tensor& t) const {
-  return t.defined() && tracked_.count(t.impl_ref().get()) != 0;
-}
+bool GradientTape::is_tracked(const Tensor& t) const { return t.defined() && tracked_.count(t.impl_ref().get()) != 0; }
 
 void GradientTape::watch(const Tensor& t) {
   if (!t.defined()) fail<InvalidArgument>("GradientTape", "cannot watch an undefined (None) tensor");
   if (!is_inexact(t.dtype())) {
-    logging::warn("[GradientTape] watch() of a tensor of dtype {} is ignored: gradients flow only through floating and complex "
-              "tensors",
-              dtype_name(t.dtype()));
+    logging::warn(
+        "[GradientTape] watch() of a tensor of dtype {} is ignored: gradients flow only through floating and complex "
+        "tensors",
+        dtype_name(t.dtype()));
     return;
   }
   if (tracked_.insert(t.impl_ref().get()).second) watched_tensors_.push_back(t);
@@ -57,9 +56,10 @@ void GradientTape::watch(const Variable& v) {
   for (const auto& w : watched_vars_) known |= (w == h);
   if (!known) watched_vars_.push_back(h);
   if (!is_inexact(h->dtype()))
-    logging::warn("[GradientTape] watch() of a variable of dtype {} has no effect: gradients flow only through floating and "
-              "complex values",
-              dtype_name(h->dtype()));
+    logging::warn(
+        "[GradientTape] watch() of a variable of dtype {} has no effect: gradients flow only through floating and "
+        "complex values",
+        dtype_name(h->dtype()));
   on_variable_read(*h, h->value());
 }
 
@@ -209,9 +209,10 @@ std::vector<Tensor> GradientTape::sweep(const std::vector<Tensor>& targets, cons
       if (auto gi = grads.find(like.impl_ref().get()); gi != grads.end()) g = gi->second;
     }
     if (!is_inexact(like.dtype())) {
-      logging::warn("[GradientTape] the gradient with respect to a source of dtype {} is None: gradients flow only through "
-                "floating and complex tensors",
-                dtype_name(like.dtype()));
+      logging::warn(
+          "[GradientTape] the gradient with respect to a source of dtype {} is None: gradients flow only through "
+          "floating and complex tensors",
+          dtype_name(like.dtype()));
       g = Tensor();
     }
     if (!g.defined() && unconnected == UnconnectedGradients::Zero) g = zeros_like(like);
@@ -263,8 +264,8 @@ Tensor GradientTape::batch_jacobian(const Tensor& target, const Tensor& source, 
   for (int64_t j = 0; j < per; ++j) {
     // the cotangent is one at column j of every row; rows are independent, so the gradient's
     // row b is d target[b, j] / d source[b]
-    Tensor seed = reshape(broadcast_to(one_hot(scalar<int64_t>(j), per, 1, 0, -1, target.dtype()), {b, per}),
-                          target.shape());
+    Tensor seed =
+        reshape(broadcast_to(one_hot(scalar<int64_t>(j), per, 1, 0, -1, target.dtype()), {b, per}), target.shape());
     Tensor g = sweep({target}, {seed}, {Source(source)}, unconnected)[0];
     if (!g.defined()) {
       end_use();

@@ -26,8 +26,8 @@ enum class UnconnectedGradients { None, Zero };
 /// A differentiation source: a tensor, or a variable (whose gradient sums over every read of it).
 class Source {
  public:
-  Source(const Tensor& t) : tensor_(t) {}                     // NOLINT
-  Source(const Variable& v) : variable_(v.handle()) {}       // NOLINT
+  Source(const Tensor& t) : tensor_(t) {}               // NOLINT
+  Source(const Variable& v) : variable_(v.handle()) {}  // NOLINT
   const Tensor& tensor() const { return tensor_; }
   const std::shared_ptr<VariableImpl>& variable() const { return variable_; }
 
@@ -149,6 +149,5 @@ class GradientTape {
   std::unique_ptr<Recorder> level_;
   std::unique_ptr<ops::LevelScope> scope_;
 };
-
 
 }  // namespace kiln

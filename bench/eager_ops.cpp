@@ -23,9 +23,12 @@ void print(const std::vector<Row>& rows) {
   for (const Row& r : rows) {
     auto fmt = [](double ns) {
       char buf[32];
-      if (ns < 1e3) std::snprintf(buf, sizeof buf, "%.0f ns", ns);
-      else if (ns < 1e6) std::snprintf(buf, sizeof buf, "%.2f us", ns / 1e3);
-      else std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
+      if (ns < 1e3)
+        std::snprintf(buf, sizeof buf, "%.0f ns", ns);
+      else if (ns < 1e6)
+        std::snprintf(buf, sizeof buf, "%.2f us", ns / 1e3);
+      else
+        std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
       return std::string(buf);
     };
     std::printf("%-34s %14s %14s %9.2fx  %s\n", r.name.c_str(), fmt(r.kiln_ns).c_str(), fmt(r.ref_ns).c_str(),

@@ -47,16 +47,19 @@ std::string attr_to_string(const AttrValue& v) {
   std::visit(
       [&](const auto& x) {
         using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, bool>) os << (x ? "true" : "false");
+        if constexpr (std::is_same_v<T, bool>)
+          os << (x ? "true" : "false");
         else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
           os << '[';
           for (size_t i = 0; i < x.size(); ++i) os << (i ? ", " : "") << x[i];
           os << ']';
-        } else if constexpr (std::is_same_v<T, std::string>) os << '"' << x << '"';
+        } else if constexpr (std::is_same_v<T, std::string>)
+          os << '"' << x << '"';
         else if constexpr (std::is_same_v<T, double>) {
           os.precision(17);
           os << x;
-        } else os << x;
+        } else
+          os << x;
       },
       v);
   return os.str();

@@ -39,8 +39,8 @@ void scan(const NestedList& l, size_t depth, ListInfo& info, bool& shape_set) {
   // a scalar: its depth fixes the rank
   if (!shape_set) shape_set = true;
   if (static_cast<int64_t>(depth) != info.shape.rank())
-    fail<InvalidArgument>("constant", "can't convert a non-rectangular nested list to a tensor (a scalar at depth ", depth,
-                          " where shape ", info.shape.to_list_string(), " was expected)");
+    fail<InvalidArgument>("constant", "can't convert a non-rectangular nested list to a tensor (a scalar at depth ",
+                          depth, " where shape ", info.shape.to_list_string(), " was expected)");
   switch (l.kind()) {
     case NestedList::Kind::Bool:
       info.any_bool = true;
@@ -86,29 +86,36 @@ bool exactly_representable(std::complex<double> v) {
 
 template <class T>
 T convert(std::complex<double> v) {
-  if constexpr (is_complex_v<T>) return T(static_cast<typename T::value_type>(v.real()),
-                                          static_cast<typename T::value_type>(v.imag()));
-  else if constexpr (std::is_same_v<T, bool>) return v.real() != 0;
-  else return static_cast<T>(v.real());
+  if constexpr (is_complex_v<T>)
+    return T(static_cast<typename T::value_type>(v.real()), static_cast<typename T::value_type>(v.imag()));
+  else if constexpr (std::is_same_v<T, bool>)
+    return v.real() != 0;
+  else
+    return static_cast<T>(v.real());
 }
 
 template <class T>
 T convert_int(int64_t v) {
-  if constexpr (is_complex_v<T>) return T(static_cast<typename T::value_type>(v));
-  else if constexpr (std::is_same_v<T, bool>) return v != 0;
-  else return static_cast<T>(v);
+  if constexpr (is_complex_v<T>)
+    return T(static_cast<typename T::value_type>(v));
+  else if constexpr (std::is_same_v<T, bool>)
+    return v != 0;
+  else
+    return static_cast<T>(v);
 }
 
 template <class T>
 bool int_representable(int64_t v) {
-  if constexpr (std::is_same_v<T, bool>) return v == 0 || v == 1;
+  if constexpr (std::is_same_v<T, bool>)
+    return v == 0 || v == 1;
   else if constexpr (std::is_integral_v<T>) {
     if constexpr (std::is_unsigned_v<T>) {
       return v >= 0 && static_cast<uint64_t>(v) <= std::numeric_limits<T>::max();
     } else {
       return v >= std::numeric_limits<T>::min() && v <= std::numeric_limits<T>::max();
     }
-  } else return true;
+  } else
+    return true;
 }
 
 void fill_values(const NestedList& l, DType dtype, char*& out, bool strict) {
@@ -129,7 +136,8 @@ void fill_values(const NestedList& l, DType dtype, char*& out, bool strict) {
       }
     } else {
       if (strict && !exactly_representable<T>(l.as_complex()))
-        fail<InvalidArgument>("constant", "value ", l.as_complex().real(), " cannot be converted to ", dtype_name(dtype));
+        fail<InvalidArgument>("constant", "value ", l.as_complex().real(), " cannot be converted to ",
+                              dtype_name(dtype));
       v = convert<T>(l.as_complex());
     }
     std::memcpy(out, &v, sizeof(T));
@@ -152,14 +160,21 @@ Tensor constant(const NestedList& values, std::optional<DType> dtype) {
   } else {
     if (info.any_bool && (info.any_int || info.any_float || info.any_complex))
       fail<InvalidArgument>("constant", "a nested list mixes bools and numbers; pass a dtype");
-    if (info.any_complex) dt = DType::Complex128;
-    else if (info.any_float) dt = DType::Float32;
+    if (info.any_complex)
+      dt = DType::Complex128;
+    else if (info.any_float)
+      dt = DType::Float32;
     else if (info.any_int) {
-      if (info.any_u64 && info.min_int < 0) dt = DType::UInt64;
-      else if (info.min_int >= INT32_MIN && info.max_int <= INT32_MAX) dt = DType::Int32;
-      else dt = DType::Int64;
-    } else if (info.any_bool) dt = DType::Bool;
-    else dt = DType::Float32;  // empty list, as TensorFlow
+      if (info.any_u64 && info.min_int < 0)
+        dt = DType::UInt64;
+      else if (info.min_int >= INT32_MIN && info.max_int <= INT32_MAX)
+        dt = DType::Int32;
+      else
+        dt = DType::Int64;
+    } else if (info.any_bool)
+      dt = DType::Bool;
+    else
+      dt = DType::Float32;  // empty list, as TensorFlow
   }
   Tensor t = Tensor::empty(info.shape, dt);
   char* out = static_cast<char*>(t.mutable_raw_data());
@@ -219,8 +234,8 @@ Tensor eye(int64_t num_rows, int64_t num_cols, DType dtype) {
 
 Tensor range(Number start, Number limit, Number delta, std::optional<DType> dtype) {
   DType dt = dtype ? *dtype : (start.is_float || limit.is_float || delta.is_float) ? DType::Float32 : DType::Int32;
-  return apply1(OpId::Range, Attrs{{"start", start.value}, {"limit", limit.value}, {"delta", delta.value}, {"dtype", dt}},
-                {});
+  return apply1(OpId::Range,
+                Attrs{{"start", start.value}, {"limit", limit.value}, {"delta", delta.value}, {"dtype", dt}}, {});
 }
 Tensor range(Number limit) { return range(limit.is_float ? Number(0.0) : Number(0), limit, 1); }
 

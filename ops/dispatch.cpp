@@ -26,15 +26,15 @@ TensorList Level::process_below(const OpDef& def, const Attrs& attrs, std::span<
   return below_ ? below_->process(def, attrs, inputs, types) : execute_eager(def, attrs, inputs, types);
 }
 
-Tensor Level::read_variable_below(VariableImpl& var) {
-  return below_ ? below_->read_variable(var) : var.value();
-}
+Tensor Level::read_variable_below(VariableImpl& var) { return below_ ? below_->read_variable(var) : var.value(); }
 
 void Level::assign_variable(VariableImpl& var, const Tensor& value) { assign_variable_below(var, value); }
 
 void Level::assign_variable_below(VariableImpl& var, const Tensor& value) {
-  if (below_) below_->assign_variable(var, value);
-  else var.write(value);
+  if (below_)
+    below_->assign_variable(var, value);
+  else
+    var.write(value);
 }
 
 LevelScope::LevelScope(Level& level) : level_(level) {
@@ -81,8 +81,7 @@ Tensor apply1(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
   return std::move(out[0]);
 }
 
-TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs,
-                         const TypeList& types) {
+TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs, const TypeList& types) {
   TensorList outputs(types.size());
   for (const Tensor& t : inputs)
     if (t.device().type != DeviceType::CPU)
@@ -107,7 +106,9 @@ Tensor read_variable(VariableImpl& var) {
 
 namespace kiln::ops {
 void assign_variable(VariableImpl& var, const Tensor& value) {
-  if (Level* top = t_top) top->assign_variable(var, value);
-  else var.write(value);
+  if (Level* top = t_top)
+    top->assign_variable(var, value);
+  else
+    var.write(value);
 }
 }  // namespace kiln::ops

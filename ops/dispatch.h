@@ -37,8 +37,7 @@ class Level {
 
  protected:
   /// Runs the op at the level below this one (eventually the eager kernels).
-  TensorList process_below(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs,
-                           const TypeList& types);
+  TensorList process_below(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs, const TypeList& types);
   Tensor read_variable_below(VariableImpl& var);
   void assign_variable_below(VariableImpl& var, const Tensor& value);
 
@@ -76,8 +75,7 @@ inline Tensor apply1(OpId id, std::initializer_list<Tensor> inputs, const Attrs&
 }
 
 /// Runs the eager kernel for the inputs' device (the base level).
-TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs,
-                         const TypeList& types);
+TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs, const TypeList& types);
 
 /// Reads a variable's value through the level stack (trace levels return symbolic reads).
 Tensor read_variable(VariableImpl& var);

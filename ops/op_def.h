@@ -32,8 +32,8 @@ enum OpTrait : uint32_t {
   kStateful = 1u << 2,        // has effects or varies between calls (random, I/O): never folded
   kDifferentiable = 1u << 3,  // has a gradient rule (for inexact inputs)
   kCommutative = 1u << 4,
-  kView = 1u << 5,            // output may share the input's storage (reshape)
-  kVariadic = 1u << 6,        // takes any number of inputs (concat)
+  kView = 1u << 5,      // output may share the input's storage (reshape)
+  kVariadic = 1u << 6,  // takes any number of inputs (concat)
 };
 
 /// The dtype and shape of an op's output.

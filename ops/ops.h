@@ -25,14 +25,12 @@ class NestedList {
  public:
   enum class Kind : uint8_t { List, Bool, Int, Float, Complex };
   template <class T>
-    requires std::is_same_v<T, bool>
-  NestedList(T v) : kind_(Kind::Bool), i_(v) {}  // NOLINT
+  requires std::is_same_v<T, bool> NestedList(T v) : kind_(Kind::Bool), i_(v) {}  // NOLINT
   template <class T>
-    requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
-  NestedList(T v) : kind_(Kind::Int), i_(static_cast<int64_t>(v)), u64_(std::is_unsigned_v<T> && sizeof(T) == 8) {}  // NOLINT
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) NestedList(T v)
+      : kind_(Kind::Int), i_(static_cast<int64_t>(v)), u64_(std::is_unsigned_v<T> && sizeof(T) == 8) {}  // NOLINT
   template <class T>
-    requires std::is_floating_point_v<T>
-  NestedList(T v) : kind_(Kind::Float), f_(static_cast<double>(v)) {}  // NOLINT
+  requires std::is_floating_point_v<T> NestedList(T v) : kind_(Kind::Float), f_(static_cast<double>(v)) {}  // NOLINT
   template <class T>
   NestedList(std::complex<T> v) : kind_(Kind::Complex), c_(v.real(), v.imag()) {}  // NOLINT
   NestedList(std::initializer_list<NestedList> items) : kind_(Kind::List), items_(items) {}
@@ -94,8 +92,8 @@ struct Number {
   double value;
   bool is_float;
   template <class T>
-    requires std::is_arithmetic_v<T>
-  Number(T v) : value(static_cast<double>(v)), is_float(std::is_floating_point_v<T>) {}  // NOLINT
+  requires std::is_arithmetic_v<T> Number(T v)
+      : value(static_cast<double>(v)), is_float(std::is_floating_point_v<T>) {}  // NOLINT
 };
 /// [start, limit) in steps of delta; int32 for integer arguments, float32 if any is floating
 /// (as TensorFlow), or `dtype`. delta 0 throws InvalidArgument.
@@ -109,8 +107,8 @@ namespace random {
 void set_seed(uint64_t seed);
 /// Normal samples. With a seed the result depends only on (shape, seed, dtype, mean, stddev);
 /// without one it draws from the global generator (a new sample on each call).
-Tensor normal(const Shape& shape, std::optional<uint64_t> seed = std::nullopt, double mean = 0.0,
-              double stddev = 1.0, DType dtype = float32);
+Tensor normal(const Shape& shape, std::optional<uint64_t> seed = std::nullopt, double mean = 0.0, double stddev = 1.0,
+              DType dtype = float32);
 /// Uniform samples in [minval, maxval); for integer dtypes `maxval` must exceed `minval`.
 Tensor uniform(const Shape& shape, std::optional<uint64_t> seed = std::nullopt, double minval = 0.0,
                double maxval = 1.0, DType dtype = float32);
@@ -260,20 +258,27 @@ Tensor size(const Tensor& x, DType out_type = int32);
 namespace detail {
 template <class T>
 Tensor scalar_for(const Tensor& like, T v, std::string_view op) {
-  if constexpr (is_complex_v<T>) return scalar_of(std::complex<double>(v), like.dtype(), op);
-  else if constexpr (std::is_integral_v<T>) return scalar_of(static_cast<int64_t>(v), like.dtype(), op);
-  else return scalar_of(std::complex<double>(static_cast<double>(v)), like.dtype(), op);
+  if constexpr (is_complex_v<T>)
+    return scalar_of(std::complex<double>(v), like.dtype(), op);
+  else if constexpr (std::is_integral_v<T>)
+    return scalar_of(static_cast<int64_t>(v), like.dtype(), op);
+  else
+    return scalar_of(std::complex<double>(static_cast<double>(v)), like.dtype(), op);
 }
 template <class T>
 concept Scalar = std::is_arithmetic_v<T> || is_complex_v<T>;
 }  // namespace detail
 
-#define KILN_BINARY_OPERATOR(OP, FN)                                                                   \
-  inline Tensor operator OP(const Tensor& x, const Tensor& y) { return FN(x, y); }                     \
-  template <detail::Scalar T>                                                                          \
-  Tensor operator OP(const Tensor& x, T y) { return FN(x, detail::scalar_for(x, y, #FN)); }          \
-  template <detail::Scalar T>                                                                          \
-  Tensor operator OP(T x, const Tensor& y) { return FN(detail::scalar_for(y, x, #FN), y); }
+#define KILN_BINARY_OPERATOR(OP, FN)                                               \
+  inline Tensor operator OP(const Tensor& x, const Tensor& y) { return FN(x, y); } \
+  template <detail::Scalar T>                                                      \
+  Tensor operator OP(const Tensor& x, T y) {                                       \
+    return FN(x, detail::scalar_for(x, y, #FN));                                   \
+  }                                                                                \
+  template <detail::Scalar T>                                                      \
+  Tensor operator OP(T x, const Tensor& y) {                                       \
+    return FN(detail::scalar_for(y, x, #FN), y);                                   \
+  }
 KILN_BINARY_OPERATOR(+, add)
 KILN_BINARY_OPERATOR(-, subtract)
 KILN_BINARY_OPERATOR(*, multiply)

@@ -10,13 +10,13 @@ const std::vector<OpDef>& table() {
   static const std::vector<OpDef> t = [] {
     std::vector<OpDef> v;
     v.reserve(kNumOps);
-#define KILN_OP(Id, nm)                                                                  \
-  {                                                                                      \
-    OpDef d = define_##Id();                                                             \
-    d.id = OpId::Id;                                                                     \
-    d.name = nm;                                                                         \
+#define KILN_OP(Id, nm)                                                                               \
+  {                                                                                                   \
+    OpDef d = define_##Id();                                                                          \
+    d.id = OpId::Id;                                                                                  \
+    d.name = nm;                                                                                      \
     KILN_CHECK(d.infer != nullptr && d.cpu_kernel != nullptr, "registry", "op " nm " is incomplete"); \
-    v.push_back(std::move(d));                                                           \
+    v.push_back(std::move(d));                                                                        \
   }
 #include "ops/op_list.def"
 #undef KILN_OP

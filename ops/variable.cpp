@@ -84,8 +84,7 @@ const Variable& Variable::assign(const Tensor& value) const {
                           name(), " of dtype ", dtype_name(v->dtype()));
   if (!(value.shape() == v->shape()))
     fail<InvalidArgument>("assign", "cannot assign to variable ", name(), " due to variable shape ",
-                          v->shape().to_string(), " and value shape ", value.shape().to_string(),
-                          " are incompatible");
+                          v->shape().to_string(), " and value shape ", value.shape().to_string(), " are incompatible");
   ops::assign_variable(*v, value);
   return *this;
 }
@@ -112,8 +111,8 @@ std::string Variable::to_string() const {
   // as TensorFlow: a multi-line value starts on its own line
   std::string value = numpy_repr(impl_->value());
   if (value.find('\n') != std::string::npos) value.insert(0, "\n");
-  return "<kiln.Variable '" + name() + "' shape=" + shape().to_string() + " dtype=" +
-         std::string(dtype_name(dtype())) + ", numpy=" + value + ">";
+  return "<kiln.Variable '" + name() + "' shape=" + shape().to_string() + " dtype=" + std::string(dtype_name(dtype())) +
+         ", numpy=" + value + ">";
 }
 
 std::ostream& operator<<(std::ostream& os, const Variable& v) { return os << v.to_string(); }

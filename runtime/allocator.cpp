@@ -14,7 +14,7 @@ namespace kiln::memory {
 namespace {
 
 constexpr size_t kMinBlock = 64;
-constexpr int kNumClasses = 4 * 40;                 // up to 2^46 bytes
+constexpr int kNumClasses = 4 * 40;                  // up to 2^46 bytes
 constexpr size_t kMaxCachedBytes = size_t{1} << 30;  // per thread
 constexpr size_t kMaxCachedBlock = size_t{1} << 28;  // larger blocks go straight back to the OS
 
@@ -25,7 +25,7 @@ inline int size_class(size_t n) {
   size_t base = size_t{1} << k;
   size_t quarter = base / 4;
   int step = static_cast<int>((n - 1 - base) / quarter);  // 0..3
-  return (k - 5) * 4 + step;                               // k >= 6 here
+  return (k - 5) * 4 + step;                              // k >= 6 here
 }
 inline size_t class_bytes(int c) {
   if (c == 0) return kMinBlock;

@@ -61,7 +61,7 @@ DeviceScope::DeviceScope(Device device) : requested_(device), placed_(device), p
     placed_ = kCPU;
     if (!g_warned_soft_placement.exchange(true))
       logging::warn("[device] {} is not available (this build has {} GPUs); placing on CPU:0 instead",
-                device.to_string(), gpu_count());
+                    device.to_string(), gpu_count());
   } else if (device.type == DeviceType::CPU && device.index != 0) {
     fail<InvalidArgument>("device", "unknown device ", device.to_string(), " (this machine has CPU:0)");
   }

@@ -10,7 +10,7 @@ namespace kiln {
 std::string_view dtype_name(DType d) {
   switch (d) {
 #define KILN_DTYPE(E, n, s, T) \
-  case DType::E:            \
+  case DType::E:               \
     return s;
 #include "runtime/dtype.def"
 #undef KILN_DTYPE
@@ -23,7 +23,7 @@ std::string_view dtype_name(DType d) {
 int dtype_size(DType d) {
   switch (d) {
 #define KILN_DTYPE(E, n, s, T) \
-  case DType::E:            \
+  case DType::E:               \
     return sizeof(T);
 #include "runtime/dtype.def"
 #undef KILN_DTYPE

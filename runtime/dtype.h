@@ -60,10 +60,10 @@ constexpr DType real_dtype(DType d) {
 /// Maps a C++ element type to its DType.
 template <class T>
 struct dtype_of;
-#define KILN_DTYPE(E, n, s, T)                         \
-  template <>                                       \
-  struct dtype_of<T> {                              \
-    static constexpr DType value = DType::E;        \
+#define KILN_DTYPE(E, n, s, T)               \
+  template <>                                \
+  struct dtype_of<T> {                       \
+    static constexpr DType value = DType::E; \
   };
 #include "runtime/dtype.def"
 #undef KILN_DTYPE
@@ -74,8 +74,10 @@ inline constexpr DType dtype_v = dtype_of<T>::value;
 template <DType D>
 struct cpp_type;
 #define KILN_DTYPE(E, n, s, T) \
-  template <>               \
-  struct cpp_type<DType::E> { using type = T; };
+  template <>                  \
+  struct cpp_type<DType::E> {  \
+    using type = T;            \
+  };
 #include "runtime/dtype.def"
 #undef KILN_DTYPE
 template <DType D>
@@ -96,7 +98,7 @@ template <class F>
 decltype(auto) visit_dtype(DType d, std::string_view op, F&& f) {
   switch (d) {
 #define KILN_DTYPE(E, n, s, T) \
-  case DType::E:            \
+  case DType::E:               \
     return f(T{});
 #include "runtime/dtype.def"
 #undef KILN_DTYPE

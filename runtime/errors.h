@@ -33,10 +33,10 @@ class Error : public std::runtime_error {
   std::string component_;
 };
 
-#define KILN_DEFINE_ERROR(Name, TypeName)                          \
-  class Name : public Error {                                      \
-   public:                                                         \
-    using Error::Error;                                            \
+#define KILN_DEFINE_ERROR(Name, TypeName)                                \
+  class Name : public Error {                                            \
+   public:                                                               \
+    using Error::Error;                                                  \
     const char* type_name() const noexcept override { return TypeName; } \
   };
 
@@ -79,7 +79,7 @@ template <class Err, class... Args>
 }  // namespace kiln
 
 /// Internal invariant check: a failure is a Kiln bug and throws kiln::Internal.
-#define KILN_CHECK(cond, component, ...)                                          \
-  do {                                                                            \
+#define KILN_CHECK(cond, component, ...)                                                               \
+  do {                                                                                                 \
     if (!(cond)) ::kiln::fail<::kiln::Internal>(component, "check failed: " #cond " ", ##__VA_ARGS__); \
   } while (0)

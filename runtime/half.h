@@ -18,7 +18,7 @@ inline uint16_t float_to_half_bits(float f) {
     return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
   }
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (abs < 0x38800000u) {  // subnormal half (or zero)
+  if (abs < 0x38800000u) {                                               // subnormal half (or zero)
     // value = abs_f * 2^24 rounded to nearest even, as an integer mantissa
     float af = std::bit_cast<float>(abs);
     // 2^24 scaling brings the smallest half subnormal (2^-24) to 1
@@ -72,8 +72,7 @@ struct Half {
   Half(float f) : bits(detail::float_to_half_bits(f)) {}  // NOLINT: implicit like a builtin
   Half(double d) : Half(static_cast<float>(d)) {}
   template <class I>
-    requires std::is_integral_v<I>
-  Half(I i) : Half(static_cast<float>(i)) {}
+  requires std::is_integral_v<I> Half(I i) : Half(static_cast<float>(i)) {}
   operator float() const { return detail::half_bits_to_float(bits); }
   static Half from_bits(uint16_t b) {
     Half h;
@@ -89,8 +88,7 @@ struct BFloat16 {
   BFloat16(float f) : bits(detail::float_to_bf16_bits(f)) {}  // NOLINT
   BFloat16(double d) : BFloat16(static_cast<float>(d)) {}
   template <class I>
-    requires std::is_integral_v<I>
-  BFloat16(I i) : BFloat16(static_cast<float>(i)) {}
+  requires std::is_integral_v<I> BFloat16(I i) : BFloat16(static_cast<float>(i)) {}
   operator float() const { return detail::bf16_bits_to_float(bits); }
   static BFloat16 from_bits(uint16_t b) {
     BFloat16 h;

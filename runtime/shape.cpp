@@ -68,8 +68,8 @@ SmallVector<int64_t, 6> contiguous_strides(const Shape& s) {
 
 int64_t normalize_axis(std::string_view op, int64_t axis, int64_t rank) {
   if (axis < -rank || axis >= rank)
-    fail<InvalidArgument>(op, "axis ", axis, " is out of range for a tensor of rank ", rank,
-                          " (expected [", -rank, ", ", rank, "))");
+    fail<InvalidArgument>(op, "axis ", axis, " is out of range for a tensor of rank ", rank, " (expected [", -rank,
+                          ", ", rank, "))");
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -82,10 +82,14 @@ Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b) {
     int64_t da = i < r - a.rank() ? 1 : a.dim(i - (r - a.rank()));
     int64_t db = i < r - b.rank() ? 1 : b.dim(i - (r - b.rank()));
     int64_t d;
-    if (da == db) d = da;
-    else if (da == 1) d = db;
-    else if (db == 1) d = da;
-    else if (da < 0 || db < 0) d = da < 0 ? db : da;  // unknown dims (tracing) unify with the known one
+    if (da == db)
+      d = da;
+    else if (da == 1)
+      d = db;
+    else if (db == 1)
+      d = da;
+    else if (da < 0 || db < 0)
+      d = da < 0 ? db : da;  // unknown dims (tracing) unify with the known one
     else
       fail<InvalidArgument>(op, "incompatible shapes for broadcasting: ", a.to_list_string(), " and ",
                             b.to_list_string());

@@ -13,8 +13,10 @@ size_t checked_nbytes(std::string_view op, const Shape& shape, DType dtype) {
   bool zero = false, overflow = false;
   for (int64_t d : shape) {
     if (d < 0) fail<InvalidArgument>(op, "shape ", shape.to_list_string(), " has a negative dimension");
-    if (d == 0) zero = true;
-    else if (!overflow) overflow = __builtin_mul_overflow(n, d, &n);
+    if (d == 0)
+      zero = true;
+    else if (!overflow)
+      overflow = __builtin_mul_overflow(n, d, &n);
   }
   if (zero) return 0;
   if (overflow) fail<InvalidArgument>(op, "the element count of shape ", shape.to_list_string(), " overflows int64");

@@ -56,29 +56,25 @@ struct Slice {
   std::variant<None_t, int64_t> start = None, stop = None;
   int64_t step = 1;
   Slice() = default;
-  Slice(std::variant<None_t, int64_t> start_, std::variant<None_t, int64_t> stop_ = None,
-        int64_t step_ = 1)
+  Slice(std::variant<None_t, int64_t> start_, std::variant<None_t, int64_t> stop_ = None, int64_t step_ = 1)
       : start(start_), stop(stop_), step(step_) {}
   template <class A, class B>
-    requires(std::is_integral_v<A> && std::is_integral_v<B>)
-  Slice(A a, B b, int64_t s = 1) : start(int64_t(a)), stop(int64_t(b)), step(s) {}
+  requires(std::is_integral_v<A>&& std::is_integral_v<B>) Slice(A a, B b, int64_t s = 1)
+      : start(int64_t(a)), stop(int64_t(b)), step(s) {}
   template <class A>
-    requires std::is_integral_v<A>
-  Slice(A a, None_t b, int64_t s = 1) : start(int64_t(a)), stop(b), step(s) {}
+  requires std::is_integral_v<A> Slice(A a, None_t b, int64_t s = 1) : start(int64_t(a)), stop(b), step(s) {}
   template <class B>
-    requires std::is_integral_v<B>
-  Slice(None_t a, B b, int64_t s = 1) : start(a), stop(int64_t(b)), step(s) {}
+  requires std::is_integral_v<B> Slice(None_t a, B b, int64_t s = 1) : start(a), stop(int64_t(b)), step(s) {}
 };
 
 /// An index item: `t.index({1, Slice(None, 2), NewAxis, Ellipsis})`.
 struct IndexItem {
   std::variant<int64_t, Slice, NewAxis_t, Ellipsis_t> v;
   template <class I>
-    requires std::is_integral_v<I>
-  IndexItem(I i) : v(int64_t(i)) {}  // NOLINT
-  IndexItem(Slice s) : v(s) {}       // NOLINT
-  IndexItem(NewAxis_t n) : v(n) {}   // NOLINT
-  IndexItem(Ellipsis_t e) : v(e) {}  // NOLINT
+  requires std::is_integral_v<I> IndexItem(I i) : v(int64_t(i)) {}  // NOLINT
+  IndexItem(Slice s) : v(s) {}                                      // NOLINT
+  IndexItem(NewAxis_t n) : v(n) {}                                  // NOLINT
+  IndexItem(Ellipsis_t e) : v(e) {}                                 // NOLINT
 };
 
 /// A tensor value. Default-constructed tensors are undefined (`defined()` is false) and print

@@ -27,8 +27,10 @@ void fill_indexed(Tensor& out, std::string_view op, Fn&& f) {
     T* p = static_cast<T*>(out.mutable_raw_data());
     parallel_for(out.num_elements(), cpu::kParallelGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        if constexpr (is_complex_v<T>) p[i] = T(static_cast<typename T::value_type>(f(i)));
-        else p[i] = static_cast<T>(f(i));
+        if constexpr (is_complex_v<T>)
+          p[i] = T(static_cast<typename T::value_type>(f(i)));
+        else
+          p[i] = static_cast<T>(f(i));
       }
     });
   });
@@ -36,7 +38,8 @@ void fill_indexed(Tensor& out, std::string_view op, Fn&& f) {
 
 // ---- fill(shape, value)
 TypeList infer_fill(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
-  if (in[0].ndim() != 0) fail<InvalidArgument>(def.name, "value must be a scalar, got shape ", in[0].shape().to_string());
+  if (in[0].ndim() != 0)
+    fail<InvalidArgument>(def.name, "value must be a scalar, got shape ", in[0].shape().to_string());
   return {TensorType{in[0].dtype(), shape_attr(def, attrs, in[0].dtype())}};
 }
 void kernel_fill(KernelContext& ctx) {
@@ -115,9 +118,8 @@ void kernel_linspace(KernelContext& ctx) {
   double start = ctx.attrs.get_float("start"), stop = ctx.attrs.get_float("stop");
   int64_t num = ctx.attrs.get_int("num");
   double step = num > 1 ? (stop - start) / static_cast<double>(num - 1) : 0.0;
-  fill_indexed(ctx.output(0), ctx.def.name, [&](int64_t i) {
-    return (num > 1 && i == num - 1) ? stop : start + static_cast<double>(i) * step;
-  });
+  fill_indexed(ctx.output(0), ctx.def.name,
+               [&](int64_t i) { return (num > 1 && i == num - 1) ? stop : start + static_cast<double>(i) * step; });
 }
 
 // ---- eye(rows, cols)
@@ -141,8 +143,8 @@ TypeList infer_random(const OpDef& def, const Attrs& attrs, std::span<const Tens
   check_dtype_class(def.name, "dtype", dt, uniform ? (S | U | F) : F);
   if (uniform && is_integer(dt) &&
       !(std::abs(attrs.get_float("minval")) < 4.0e18 && std::abs(attrs.get_float("maxval")) < 4.0e18))
-    fail<InvalidArgument>(def.name, "integer uniform bounds must lie within int64, got [", attrs.get_float("minval"), ", ",
-                          attrs.get_float("maxval"), ")");
+    fail<InvalidArgument>(def.name, "integer uniform bounds must lie within int64, got [", attrs.get_float("minval"),
+                          ", ", attrs.get_float("maxval"), ")");
   if (uniform && is_integer(dt)) {
     double lo = attrs.get_float("minval"), hi = attrs.get_float("maxval");
     visit_dtype(dt, def.name, [&](auto tag) {
@@ -204,8 +206,8 @@ void kernel_random_uniform(KernelContext& ctx) {
             uint32_t hi32 = w[2 * k], lo32 = w[2 * k + 1];
             if constexpr (std::is_integral_v<T>) {
               // [minval, maxval) by multiply-shift on 64 random bits (bias < 2^-32 for these ranges)
-              auto range = static_cast<unsigned __int128>(static_cast<uint64_t>(static_cast<int64_t>(hi) -
-                                                                                static_cast<int64_t>(lo)));
+              auto range = static_cast<unsigned __int128>(
+                  static_cast<uint64_t>(static_cast<int64_t>(hi) - static_cast<int64_t>(lo)));
               uint64_t r = (uint64_t{hi32} << 32) | lo32;
               auto v = static_cast<uint64_t>((range * r) >> 64);
               p[2 * j + k] = static_cast<T>(static_cast<int64_t>(lo) + static_cast<int64_t>(v));
@@ -236,18 +238,16 @@ OpDef creation_def(int num_inputs, InferFn infer, KernelFn kernel, std::vector<A
 
 }  // namespace
 
-OpDef define_Fill() {
-  return creation_def(1, infer_fill, kernel_fill, {{"shape", AttrKind::Ints}}, kDifferentiable);
-}
+OpDef define_Fill() { return creation_def(1, infer_fill, kernel_fill, {{"shape", AttrKind::Ints}}, kDifferentiable); }
 OpDef define_Range() {
-  return creation_def(0, infer_range, kernel_range,
-                      {{"start", AttrKind::Float}, {"limit", AttrKind::Float}, {"delta", AttrKind::Float},
-                       {"dtype", AttrKind::Type}});
+  return creation_def(
+      0, infer_range, kernel_range,
+      {{"start", AttrKind::Float}, {"limit", AttrKind::Float}, {"delta", AttrKind::Float}, {"dtype", AttrKind::Type}});
 }
 OpDef define_Linspace() {
-  return creation_def(0, infer_linspace, kernel_linspace,
-                      {{"start", AttrKind::Float}, {"stop", AttrKind::Float}, {"num", AttrKind::Int},
-                       {"dtype", AttrKind::Type}});
+  return creation_def(
+      0, infer_linspace, kernel_linspace,
+      {{"start", AttrKind::Float}, {"stop", AttrKind::Float}, {"num", AttrKind::Int}, {"dtype", AttrKind::Type}});
 }
 OpDef define_Eye() {
   return creation_def(0, infer_eye, kernel_eye,
@@ -255,14 +255,22 @@ OpDef define_Eye() {
 }
 OpDef define_RandomNormal() {
   return creation_def(0, infer_random, kernel_random_normal,
-                      {{"shape", AttrKind::Ints}, {"dtype", AttrKind::Type}, {"seed", AttrKind::Int},
-                       {"offset", AttrKind::Int}, {"mean", AttrKind::Float}, {"stddev", AttrKind::Float}},
+                      {{"shape", AttrKind::Ints},
+                       {"dtype", AttrKind::Type},
+                       {"seed", AttrKind::Int},
+                       {"offset", AttrKind::Int},
+                       {"mean", AttrKind::Float},
+                       {"stddev", AttrKind::Float}},
                       kStateful);
 }
 OpDef define_RandomUniform() {
   return creation_def(0, infer_random, kernel_random_uniform,
-                      {{"shape", AttrKind::Ints}, {"dtype", AttrKind::Type}, {"seed", AttrKind::Int},
-                       {"offset", AttrKind::Int}, {"minval", AttrKind::Float}, {"maxval", AttrKind::Float}},
+                      {{"shape", AttrKind::Ints},
+                       {"dtype", AttrKind::Type},
+                       {"seed", AttrKind::Int},
+                       {"offset", AttrKind::Int},
+                       {"minval", AttrKind::Float},
+                       {"maxval", AttrKind::Float}},
                       kStateful);
 }
 

@@ -27,7 +27,6 @@ void check_same_dtype(std::string_view op, const Tensor& x, const Tensor& y) {
                           "; both operands must have the same dtype (use kiln::cast)");
 }
 
-
 #define KILN_UNARY(Id, Fn, Classes, Rule) KILN_DEFINE_UNARY(Id, Fn, Classes, Rule)
 #define KILN_BINARY(Id, Fn, Classes, Rule, Traits, Group)
 #include "ops/scalar_fn.def"
@@ -75,6 +74,5 @@ OpDef define_Where() {
   d.cpu_kernel = kernel_where;
   return d;
 }
-
 
 }  // namespace kiln::ops

@@ -34,8 +34,8 @@ TypeList infer_matmul(const OpDef& def, const Attrs& attrs, std::span<const Tens
   check_same_dtype(def.name, a, b);
   check_dtype_class(def.name, "a", a.dtype(), S | U | F | C);
   if (a.ndim() < 2 || b.ndim() < 2)
-    fail<InvalidArgument>(def.name, "both operands must have rank >= 2, got shapes ", a.shape().to_list_string(), " and ",
-                          b.shape().to_list_string());
+    fail<InvalidArgument>(def.name, "both operands must have rank >= 2, got shapes ", a.shape().to_list_string(),
+                          " and ", b.shape().to_list_string());
   bool ta = attrs.get_bool("transpose_a"), tb = attrs.get_bool("transpose_b");
   MatDims d = mat_dims(a.shape(), b.shape(), ta, tb);
   int64_t kb = tb ? b.shape().dim(b.ndim() - 1) : b.shape().dim(b.ndim() - 2);
@@ -57,7 +57,7 @@ struct Accumulator {
   using type = cpu::compute_t<T>;
 };
 template <class T>
-  requires cpu::is_int_v<T>
+requires cpu::is_int_v<T>
 struct Accumulator<T> {
   using type = std::make_unsigned_t<std::conditional_t<(sizeof(T) < 4), int32_t, T>>;
 };
@@ -111,8 +111,10 @@ void gemm_tiny_fixed(const MatDims& d, const T* a, bool ta, const T* b, bool tb,
 template <class T>
 bool gemm_tiny(const MatDims& d, const T* a, bool ta, const T* b, bool tb, T* c) {
   if (d.k > 64 || d.n > 32 || d.m > 64) return false;
-  if (d.n <= 16) gemm_tiny_fixed<T, 16>(d, a, ta, b, tb, c);
-  else gemm_tiny_fixed<T, 32>(d, a, ta, b, tb, c);
+  if (d.n <= 16)
+    gemm_tiny_fixed<T, 16>(d, a, ta, b, tb, c);
+  else
+    gemm_tiny_fixed<T, 32>(d, a, ta, b, tb, c);
   return true;
 }
 

@@ -126,7 +126,7 @@ struct IntAcc {
   using type = float_acc_t<T>;
 };
 template <class T>
-  requires cpu::is_int_v<T>
+requires cpu::is_int_v<T>
 struct IntAcc<T> {
   // at least `unsigned`, so that the product of two promoted values cannot overflow int
   using type = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
@@ -166,7 +166,7 @@ struct MeanAccType {
   using type = float_acc_t<T>;
 };
 template <class T>
-  requires cpu::is_int_v<T>
+requires cpu::is_int_v<T>
 struct MeanAccType<T> {
   using type =
       std::conditional_t<sizeof(T) == 8, std::conditional_t<cpu::is_signed_int_v<T>, Int128, UInt128>, uint64_t>;

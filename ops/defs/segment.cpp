@@ -54,7 +54,7 @@ struct SumAcc {
   using type = cpu::compute_t<T>;
 };
 template <class T>
-  requires cpu::is_int_v<T>
+requires cpu::is_int_v<T>
 struct SumAcc<T> {
   using type = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
 };

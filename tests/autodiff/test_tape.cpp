@@ -227,15 +227,18 @@ TEST_CASE("gradients match finite differences", "[autodiff][check]") {
       {"divide", [](const V& v) { return v[0] / v[2]; }},
       {"exp/log/sqrt", [](const V& v) { return exp(v[0]) + log(v[2]) * sqrt(v[2]); }},
       {"tanh/sigmoid/softplus", [](const V& v) { return tanh(v[0]) * sigmoid(v[0]) + softplus(v[0]); }},
-      {"sin/cos/tan/rsqrt/log1p", [](const V& v) { return sin(v[0]) + cos(v[0]) + tan(v[0] * 0.3) + rsqrt(v[2]) + log1p(v[2]); }},
+      {"sin/cos/tan/rsqrt/log1p",
+       [](const V& v) { return sin(v[0]) + cos(v[0]) + tan(v[0] * 0.3) + rsqrt(v[2]) + log1p(v[2]); }},
       {"pow", [](const V& v) { return pow(v[2], v[0]); }},
       {"max/min", [](const V& v) { return maximum(v[0], v[2]) - minimum(v[0], v[2]); }},
-      {"reductions", [](const V& v) {
+      {"reductions",
+       [](const V& v) {
          return reduce_sum(v[0], 1) + reduce_mean(v[0], 1) + reduce_max(v[0], 1) + reduce_min(v[0], 1) +
                 reduce_prod(v[2], 1);
        }},
       {"softmax/log_softmax", [](const V& v) { return softmax(v[0]) + log_softmax(v[0], 0); }},
-      {"shape ops", [](const V& v) {
+      {"shape ops",
+       [](const V& v) {
          Tensor t = transpose(reshape(v[0], {2, 6}));
          Tensor c = concat({t, t * 2.0}, 1);
          auto parts = split(c, 2, 1);

@@ -1,8 +1,8 @@
 // Shapes: element counts, overflow, broadcasting, axis normalization, printing.
 #include <catch2/catch.hpp>
 
-#include "runtime/shape.h"
 #include "runtime/errors.h"
+#include "runtime/shape.h"
 
 using namespace kiln;
 

@@ -24,7 +24,7 @@ inline DType out_dtype(OutRule rule, DType in) {
     case OutRule::ToFloat:
       if (!is_integer(in)) return in;
       return (in == DType::Int8 || in == DType::Int16 || in == DType::UInt8 || in == DType::UInt16) ? DType::Float32
-                                                                                                     : DType::Float64;
+                                                                                                    : DType::Float64;
   }
   return in;
 }
@@ -70,8 +70,7 @@ TypeList infer_binary(const OpDef& def, const Attrs&, std::span<const Tensor> in
 // Integer division and modulo by zero, and integer powers with negative exponents, are errors.
 template <class Fn, class T>
 void precheck_binary(std::string_view op, const Tensor& y) {
-  if constexpr (cpu::is_int_v<T> &&
-                (std::is_same_v<Fn, cpu::FloorDivFn> || std::is_same_v<Fn, cpu::ModFn>)) {
+  if constexpr (cpu::is_int_v<T> && (std::is_same_v<Fn, cpu::FloorDivFn> || std::is_same_v<Fn, cpu::ModFn>)) {
     const T* p = static_cast<const T*>(y.raw_data());
     if (std::find(p, p + y.num_elements(), T(0)) != p + y.num_elements())
       fail<InvalidArgument>(op, "integer division by zero");
@@ -123,9 +122,8 @@ void kernel_binary(KernelContext& ctx) {
       }
       if (x.num_elements() == 1 || y.num_elements() == 1) {
         int64_t sa = x.num_elements() == 1 ? 0 : 1, sb = y.num_elements() == 1 ? 0 : 1;
-        parallel_for(out.num_elements(), cpu::kParallelGrain, [&](int64_t s, int64_t e) {
-          binary_row<Fn, Cm>(e - s, a + s * sa, b + s * sb, o + s, sa, sb);
-        });
+        parallel_for(out.num_elements(), cpu::kParallelGrain,
+                     [&](int64_t s, int64_t e) { binary_row<Fn, Cm>(e - s, a + s * sa, b + s * sb, o + s, sa, sb); });
         return;
       }
       auto plan = cpu::make_plan<3>(ctx.def.name, out.shape(), {&out.shape(), &x.shape(), &y.shape()});
@@ -139,28 +137,27 @@ void kernel_binary(KernelContext& ctx) {
   });
 }
 
-
 }  // namespace kiln::ops::elementwise
 
 // Emits `OpDef define_<Id>()` for one line of scalar_fn.def.
-#define KILN_DEFINE_UNARY(Id, Fn, Classes, Rule)                                            \
-  OpDef define_##Id() {                                                                     \
-    using namespace elementwise;                                                            \
-    OpDef d;                                                                                \
-    d.traits = kElementwise | kFusible | ((Classes) == B ? 0u : kDifferentiable);           \
-    d.num_inputs = 1;                                                                       \
-    d.infer = infer_unary<cpu::Fn, Classes, OutRule::Rule>;                                 \
-    d.cpu_kernel = kernel_unary<cpu::Fn, Classes, OutRule::Rule>;                           \
-    return d;                                                                               \
+#define KILN_DEFINE_UNARY(Id, Fn, Classes, Rule)                                  \
+  OpDef define_##Id() {                                                           \
+    using namespace elementwise;                                                  \
+    OpDef d;                                                                      \
+    d.traits = kElementwise | kFusible | ((Classes) == B ? 0u : kDifferentiable); \
+    d.num_inputs = 1;                                                             \
+    d.infer = infer_unary<cpu::Fn, Classes, OutRule::Rule>;                       \
+    d.cpu_kernel = kernel_unary<cpu::Fn, Classes, OutRule::Rule>;                 \
+    return d;                                                                     \
   }
-#define KILN_DEFINE_BINARY(Id, Fn, Classes, Rule, Traits)                                   \
-  OpDef define_##Id() {                                                                     \
-    using namespace elementwise;                                                            \
-    OpDef d;                                                                                \
-    d.traits = kElementwise | kFusible | (Traits) |                                         \
-               ((OutRule::Rule == OutRule::ToBool || (Classes) == B) ? 0u : kDifferentiable);  \
-    d.num_inputs = 2;                                                                       \
-    d.infer = infer_binary<cpu::Fn, Classes, OutRule::Rule>;                                \
-    d.cpu_kernel = kernel_binary<cpu::Fn, Classes, OutRule::Rule>;                          \
-    return d;                                                                               \
+#define KILN_DEFINE_BINARY(Id, Fn, Classes, Rule, Traits)                                     \
+  OpDef define_##Id() {                                                                       \
+    using namespace elementwise;                                                              \
+    OpDef d;                                                                                  \
+    d.traits = kElementwise | kFusible | (Traits) |                                           \
+               ((OutRule::Rule == OutRule::ToBool || (Classes) == B) ? 0u : kDifferentiable); \
+    d.num_inputs = 2;                                                                         \
+    d.infer = infer_binary<cpu::Fn, Classes, OutRule::Rule>;                                  \
+    d.cpu_kernel = kernel_binary<cpu::Fn, Classes, OutRule::Rule>;                            \
+    return d;                                                                                 \
   }

@@ -17,8 +17,8 @@ inline constexpr int64_t kParallelGrain = 1 << 15;
 /// Iteration plan for an output of `out` shape and N operands (output first).
 template <size_t N>
 struct BroadcastPlan {
-  int rank = 0;                                  // after collapsing
-  std::array<int64_t, 16> dims{};  // collapsed dims
+  int rank = 0;                                      // after collapsing
+  std::array<int64_t, 16> dims{};                    // collapsed dims
   std::array<std::array<int64_t, 16>, N> strides{};  // element strides per operand per dim
   int64_t total = 0;
 };
@@ -68,8 +68,8 @@ BroadcastPlan<N> make_plan(std::string_view op, const Shape& out, const std::arr
     cs.push_back(one);
   }
   if (cd.size() > 16)
-    fail<Unimplemented>(op, "shapes whose broadcast needs more than 16 non-contiguous axes are not supported: ",
-                        out.to_list_string());
+    fail<Unimplemented>(
+        op, "shapes whose broadcast needs more than 16 non-contiguous axes are not supported: ", out.to_list_string());
   p.rank = static_cast<int>(cd.size());
   for (int i = 0; i < p.rank; ++i) {
     p.dims[i] = cd[i];

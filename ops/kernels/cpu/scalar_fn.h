@@ -30,9 +30,9 @@ template <class T>
 using compute_t = typename compute_type<T>::type;
 
 template <class T>
-inline constexpr bool is_signed_int_v = std::is_integral_v<T> && std::is_signed_v<T> && !std::is_same_v<T, bool>;
+inline constexpr bool is_signed_int_v = std::is_integral_v<T>&& std::is_signed_v<T> && !std::is_same_v<T, bool>;
 template <class T>
-inline constexpr bool is_unsigned_int_v = std::is_integral_v<T> && std::is_unsigned_v<T> && !std::is_same_v<T, bool>;
+inline constexpr bool is_unsigned_int_v = std::is_integral_v<T>&& std::is_unsigned_v<T> && !std::is_same_v<T, bool>;
 template <class T>
 inline constexpr bool is_int_v = is_signed_int_v<T> || is_unsigned_int_v<T>;
 template <class T>
@@ -100,17 +100,23 @@ inline float exp_f32(float x) {
 struct NegativeFn {
   template <class T>
   T operator()(T x) const {
-    if constexpr (is_int_v<T>) return wrap_sub(T(0), x);
-    else return -x;
+    if constexpr (is_int_v<T>)
+      return wrap_sub(T(0), x);
+    else
+      return -x;
   }
 };
 struct AbsFn {
   template <class T>
   auto operator()(T x) const {
-    if constexpr (is_complex_v<T>) return std::abs(x);
-    else if constexpr (is_unsigned_int_v<T>) return x;
-    else if constexpr (is_signed_int_v<T>) return x < 0 ? wrap_sub(T(0), x) : x;
-    else return std::fabs(x);
+    if constexpr (is_complex_v<T>)
+      return std::abs(x);
+    else if constexpr (is_unsigned_int_v<T>)
+      return x;
+    else if constexpr (is_signed_int_v<T>)
+      return x < 0 ? wrap_sub(T(0), x) : x;
+    else
+      return std::fabs(x);
   }
 };
 struct SignFn {
@@ -131,53 +137,74 @@ struct SignFn {
 struct ExpFn {
   template <class T>
   T operator()(T x) const {
-    if constexpr (std::is_same_v<T, float>) return exp_f32(x);
-    else return std::exp(x);
+    if constexpr (std::is_same_v<T, float>)
+      return exp_f32(x);
+    else
+      return std::exp(x);
   }
 };
 struct LogFn {
   template <class T>
-  T operator()(T x) const { return std::log(x); }
+  T operator()(T x) const {
+    return std::log(x);
+  }
 };
 struct Log1pFn {
   template <class T>
   T operator()(T x) const {
-    if constexpr (is_complex_v<T>) return std::log(T(1) + x);
-    else return std::log1p(x);
+    if constexpr (is_complex_v<T>)
+      return std::log(T(1) + x);
+    else
+      return std::log1p(x);
   }
 };
 struct SqrtFn {
   template <class T>
-  T operator()(T x) const { return std::sqrt(x); }
+  T operator()(T x) const {
+    return std::sqrt(x);
+  }
 };
 struct RsqrtFn {
   template <class T>
-  T operator()(T x) const { return T(1) / std::sqrt(x); }
+  T operator()(T x) const {
+    return T(1) / std::sqrt(x);
+  }
 };
 struct SquareFn {
   template <class T>
-  T operator()(T x) const { return wrap_mul(x, x); }
+  T operator()(T x) const {
+    return wrap_mul(x, x);
+  }
 };
 struct SinFn {
   template <class T>
-  T operator()(T x) const { return std::sin(x); }
+  T operator()(T x) const {
+    return std::sin(x);
+  }
 };
 struct CosFn {
   template <class T>
-  T operator()(T x) const { return std::cos(x); }
+  T operator()(T x) const {
+    return std::cos(x);
+  }
 };
 struct TanFn {
   template <class T>
-  T operator()(T x) const { return std::tan(x); }
+  T operator()(T x) const {
+    return std::tan(x);
+  }
 };
 struct TanhFn {
   template <class T>
-  T operator()(T x) const { return std::tanh(x); }
+  T operator()(T x) const {
+    return std::tanh(x);
+  }
 };
 struct SigmoidFn {
   template <class T>
   T operator()(T x) const {
-    if constexpr (is_complex_v<T>) return T(1) / (T(1) + std::exp(-x));
+    if constexpr (is_complex_v<T>)
+      return T(1) / (T(1) + std::exp(-x));
     else {
       // stable for large |x|: exp never overflows
       if (x >= 0) return T(1) / (T(1) + std::exp(-x));
@@ -196,21 +223,29 @@ struct SoftplusFn {
 struct ReluFn {
   template <class T>
   T operator()(T x) const {
-    if constexpr (is_real_float_v<T>) return x > T(0) ? x : (std::isnan(x) ? x : T(0));
-    else return x > T(0) ? x : T(0);
+    if constexpr (is_real_float_v<T>)
+      return x > T(0) ? x : (std::isnan(x) ? x : T(0));
+    else
+      return x > T(0) ? x : T(0);
   }
 };
 struct FloorFn {
   template <class T>
-  T operator()(T x) const { return std::floor(x); }
+  T operator()(T x) const {
+    return std::floor(x);
+  }
 };
 struct CeilFn {
   template <class T>
-  T operator()(T x) const { return std::ceil(x); }
+  T operator()(T x) const {
+    return std::ceil(x);
+  }
 };
 struct RoundFn {
   template <class T>
-  T operator()(T x) const { return std::nearbyint(x); }  // default rounding mode: half to even
+  T operator()(T x) const {
+    return std::nearbyint(x);
+  }  // default rounding mode: half to even
 };
 struct LogicalNotFn {
   bool operator()(bool x) const { return !x; }
@@ -218,19 +253,27 @@ struct LogicalNotFn {
 
 struct AddFn {
   template <class T>
-  T operator()(T a, T b) const { return wrap_add(a, b); }
+  T operator()(T a, T b) const {
+    return wrap_add(a, b);
+  }
 };
 struct SubtractFn {
   template <class T>
-  T operator()(T a, T b) const { return wrap_sub(a, b); }
+  T operator()(T a, T b) const {
+    return wrap_sub(a, b);
+  }
 };
 struct MultiplyFn {
   template <class T>
-  T operator()(T a, T b) const { return wrap_mul(a, b); }
+  T operator()(T a, T b) const {
+    return wrap_mul(a, b);
+  }
 };
 struct DivideFn {  // inputs already converted to the output's float type
   template <class T>
-  T operator()(T a, T b) const { return a / b; }
+  T operator()(T a, T b) const {
+    return a / b;
+  }
 };
 struct FloorDivFn {
   template <class T>
@@ -302,27 +345,39 @@ struct MinimumFn {
 };
 struct EqualFn {
   template <class T>
-  bool operator()(T a, T b) const { return a == b; }
+  bool operator()(T a, T b) const {
+    return a == b;
+  }
 };
 struct NotEqualFn {
   template <class T>
-  bool operator()(T a, T b) const { return a != b; }
+  bool operator()(T a, T b) const {
+    return a != b;
+  }
 };
 struct LessFn {
   template <class T>
-  bool operator()(T a, T b) const { return a < b; }
+  bool operator()(T a, T b) const {
+    return a < b;
+  }
 };
 struct LessEqualFn {
   template <class T>
-  bool operator()(T a, T b) const { return a <= b; }
+  bool operator()(T a, T b) const {
+    return a <= b;
+  }
 };
 struct GreaterFn {
   template <class T>
-  bool operator()(T a, T b) const { return a > b; }
+  bool operator()(T a, T b) const {
+    return a > b;
+  }
 };
 struct GreaterEqualFn {
   template <class T>
-  bool operator()(T a, T b) const { return a >= b; }
+  bool operator()(T a, T b) const {
+    return a >= b;
+  }
 };
 struct LogicalAndFn {
   bool operator()(bool a, bool b) const { return a && b; }
