@@ -57,6 +57,18 @@ std::string Shape::to_list_string() const {
 
 std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.to_string(); }
 
+std::string multi_index_string(int64_t flat, const Shape& shape) {
+  if (shape.rank() == 0) return "";
+  SmallVector<int64_t, 8> idx(size_t(shape.rank()), 0);
+  for (int64_t i = shape.rank() - 1; i >= 0; --i) {
+    idx[size_t(i)] = flat % shape.dim(size_t(i));
+    flat /= shape.dim(size_t(i));
+  }
+  std::string s = "[";
+  for (size_t i = 0; i < idx.size(); ++i) s += (i ? ", " : "") + std::to_string(idx[i]);
+  return s + "]";
+}
+
 SmallVector<int64_t, 6> contiguous_strides(const Shape& s) {
   SmallVector<int64_t, 6> st(static_cast<size_t>(s.rank()), 1);
   // a shape with a zero dim can have dims whose product overflows; its strides are never used

@@ -55,6 +55,10 @@ class Shape {
 
 std::ostream& operator<<(std::ostream& os, const Shape& s);
 
+/// "[1, 0]": the multi-index of row-major position `flat` in `shape` ("" for a scalar); for
+/// error messages that name an element.
+std::string multi_index_string(int64_t flat, const Shape& shape);
+
 /// Row-major strides in elements.
 SmallVector<int64_t, 6> contiguous_strides(const Shape& s);
 

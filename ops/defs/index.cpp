@@ -34,19 +34,6 @@ void visit_index_type(const Tensor& t, std::string_view op, F&& f) {
   }
 }
 
-// "[1, 0]": the multi-index of flat position `flat` in `shape` ("" for a scalar).
-std::string position_string(int64_t flat, const Shape& shape) {
-  if (shape.rank() == 0) return "";
-  SmallVector<int64_t, 8> idx(size_t(shape.rank()), 0);
-  for (int64_t i = shape.rank() - 1; i >= 0; --i) {
-    idx[size_t(i)] = flat % shape.dim(size_t(i));
-    flat /= shape.dim(size_t(i));
-  }
-  std::string s = "[";
-  for (size_t i = 0; i < idx.size(); ++i) s += (i ? ", " : "") + std::to_string(idx[i]);
-  return s + "]";
-}
-
 // ---------------------------------------------------------------------------------------------
 // gather
 
@@ -99,8 +86,8 @@ void kernel_gather(KernelContext& ctx) {
     for (int64_t i = 0; i < count; ++i) {
       const int64_t v = static_cast<int64_t>(idx[i]);
       if (v < 0 || v >= n)
-        fail<InvalidArgument>(ctx.def.name, "indices", position_string(i, indices.shape()), " = ", v, " is not in [0, ",
-                              n, ") (axis ", axis, " of params with shape ", ps.to_string(), ")");
+        fail<InvalidArgument>(ctx.def.name, "indices", multi_index_string(i, indices.shape()), " = ", v,
+                              " is not in [0, ", n, ") (axis ", axis, " of params with shape ", ps.to_string(), ")");
     }
   });
   Tensor& out = ctx.output(0);

@@ -51,18 +51,7 @@ TypeList infer_matmul(const OpDef& def, const Attrs& attrs, std::span<const Tens
   return {TensorType{a.dtype(), out}};
 }
 
-// Accumulator type: float for 16-bit floats, unsigned for integers (wrapping without UB).
-template <class T>
-struct Accumulator {
-  using type = cpu::compute_t<T>;
-};
-template <class T>
-requires cpu::is_int_v<T>
-struct Accumulator<T> {
-  using type = std::make_unsigned_t<std::conditional_t<(sizeof(T) < 4), int32_t, T>>;
-};
-template <class T>
-using acc_t = typename Accumulator<T>::type;
+using cpu::acc_t;
 
 // C[m x n] = op(A) op(B) with op(B) made row-contiguous first, so the inner loop is a saxpy.
 template <class T>

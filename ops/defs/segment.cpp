@@ -12,19 +12,6 @@
 namespace kiln::ops {
 namespace {
 
-// "[1, 0]": the multi-index of flat position `flat` in `shape` ("" for a scalar).
-std::string position_string(int64_t flat, const Shape& shape) {
-  if (shape.rank() == 0) return "";
-  SmallVector<int64_t, 8> idx(size_t(shape.rank()), 0);
-  for (int64_t i = shape.rank() - 1; i >= 0; --i) {
-    idx[size_t(i)] = flat % shape.dim(size_t(i));
-    flat /= shape.dim(size_t(i));
-  }
-  std::string s = "[";
-  for (size_t i = 0; i < idx.size(); ++i) s += (i ? ", " : "") + std::to_string(idx[i]);
-  return s + "]";
-}
-
 TypeList infer_unsorted_segment_sum(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   const Tensor &data = in[0], &ids = in[1];
   check_dtype_class(def.name, "data", data.dtype(), S | U | F | C);
@@ -47,18 +34,6 @@ TypeList infer_unsorted_segment_sum(const OpDef& def, const Attrs& attrs, std::s
   return {TensorType{data.dtype(), out}};
 }
 
-// Sums accumulate in float for the 16-bit floats, and in an unsigned type for integers, where
-// wrapping is defined (the conversion back to T is modular).
-template <class T>
-struct SumAcc {
-  using type = cpu::compute_t<T>;
-};
-template <class T>
-requires cpu::is_int_v<T>
-struct SumAcc<T> {
-  using type = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
-};
-
 // Columns summed per work unit: the accumulators of one unit live on the stack.
 constexpr int64_t kColumnBlock = 256;
 // Element additions below which the kernel stays on the calling thread.
@@ -74,8 +49,8 @@ void kernel_unsorted_segment_sum(KernelContext& ctx) {
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t v = static_cast<int64_t>(idx[i]);
       if (v < 0 || v >= num_segments)
-        fail<InvalidArgument>(ctx.def.name, "segment_ids", position_string(i, ids.shape()), " = ", v, " is not in [0, ",
-                              num_segments, ") (num_segments ", num_segments, ")");
+        fail<InvalidArgument>(ctx.def.name, "segment_ids", multi_index_string(i, ids.shape()), " = ", v,
+                              " is not in [0, ", num_segments, ") (num_segments ", num_segments, ")");
       seg[size_t(i)] = v;
     }
   };
@@ -107,7 +82,7 @@ void kernel_unsorted_segment_sum(KernelContext& ctx) {
   visit_dtype(data.dtype(), ctx.def.name, [&](auto tag) {
     using T = decltype(tag);
     if constexpr ((dtype_class_of<T>() & (S | U | F | C)) != 0) {
-      using A = typename SumAcc<T>::type;
+      using A = cpu::acc_t<T>;
       const T* x = static_cast<const T*>(data.raw_data());
       T* o = static_cast<T*>(out.mutable_raw_data());
       // a unit is one run (segment) and one block of columns; units never share an output element

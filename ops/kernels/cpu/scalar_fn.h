@@ -38,6 +38,21 @@ inline constexpr bool is_int_v = is_signed_int_v<T> || is_unsigned_int_v<T>;
 template <class T>
 inline constexpr bool is_real_float_v = std::is_floating_point_v<T>;
 
+/// The type sums and products accumulate in: float for the 16-bit floats, and for integers an
+/// unsigned type at least as wide as `unsigned`, where wrapping is defined (the conversion back
+/// to T is modular).
+template <class T>
+struct Accumulator {
+  using type = compute_t<T>;
+};
+template <class T>
+requires is_int_v<T>
+struct Accumulator<T> {
+  using type = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
+};
+template <class T>
+using acc_t = typename Accumulator<T>::type;
+
 // Wrapping integer arithmetic (no signed-overflow UB).
 template <class T>
 inline T wrap_add(T a, T b) {
