@@ -215,12 +215,8 @@ using ops::apply1;
 using ops::Attrs;
 using ops::OpId;
 
-namespace {
-std::vector<int64_t> dims_of(const Shape& s) { return s.as_list(); }
-}  // namespace
-
 Tensor fill(const Shape& shape, const Tensor& value) {
-  return apply1(OpId::Fill, Attrs{{"shape", dims_of(shape)}}, std::span<const Tensor>(&value, 1));
+  return apply1(OpId::Fill, Attrs{{"shape", shape.as_list()}}, std::span<const Tensor>(&value, 1));
 }
 Tensor zeros(const Shape& shape, DType dtype) { return fill(shape, scalar_of(int64_t{0}, dtype, "zeros")); }
 Tensor ones(const Shape& shape, DType dtype) { return fill(shape, scalar_of(int64_t{1}, dtype, "ones")); }
@@ -264,7 +260,7 @@ void set_seed(uint64_t seed) {
 Tensor normal(const Shape& shape, std::optional<uint64_t> seed, double mean, double stddev, DType dtype) {
   auto [s, off] = next_stream(seed);
   return apply1(OpId::RandomNormal,
-                Attrs{{"shape", dims_of(shape)},
+                Attrs{{"shape", shape.as_list()},
                       {"dtype", dtype},
                       {"seed", s},
                       {"offset", off},
@@ -276,7 +272,7 @@ Tensor normal(const Shape& shape, std::optional<uint64_t> seed, double mean, dou
 Tensor uniform(const Shape& shape, std::optional<uint64_t> seed, double minval, double maxval, DType dtype) {
   auto [s, off] = next_stream(seed);
   return apply1(OpId::RandomUniform,
-                Attrs{{"shape", dims_of(shape)},
+                Attrs{{"shape", shape.as_list()},
                       {"dtype", dtype},
                       {"seed", s},
                       {"offset", off},

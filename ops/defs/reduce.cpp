@@ -119,22 +119,9 @@ __extension__ using UInt128 = unsigned __int128;
 template <class T>
 using float_acc_t = cpu::compute_t<T>;  // float for float16/bfloat16, T otherwise
 
-// Integer sums and products accumulate in an unsigned type, where wrapping is defined; the
-// final conversion back to T is modular (defined since C++20).
-template <class T>
-struct IntAcc {
-  using type = float_acc_t<T>;
-};
-template <class T>
-requires cpu::is_int_v<T>
-struct IntAcc<T> {
-  // at least `unsigned`, so that the product of two promoted values cannot overflow int
-  using type = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
-};
-
 template <class T>
 struct SumR {
-  using A = typename IntAcc<T>::type;
+  using A = cpu::acc_t<T>;  // wraps for integers, float for 16-bit floats
   using Out = T;
   static A init() { return A(0); }
   static A load(T v) { return static_cast<A>(v); }
@@ -147,7 +134,7 @@ struct SumR {
 
 template <class T>
 struct ProdR {
-  using A = typename IntAcc<T>::type;
+  using A = cpu::acc_t<T>;  // wraps for integers, float for 16-bit floats
   using Out = T;
   static A init() { return A(1); }
   static A load(T v) { return static_cast<A>(v); }
