@@ -6,6 +6,7 @@
 #include <atomic>
 #include <numeric>
 
+#include "autodiff/graph_grad.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -334,6 +335,7 @@ void build_table(RuleTable& t) {
   set(OpId::Gather, gather_grad);
   set(OpId::StridedSlice, strided_slice_grad);
   set(OpId::UnsortedSegmentSum, segment_sum_grad);
+  set(OpId::Call, call_grad);
 }
 
 RuleTable& rule_table() {

@@ -21,6 +21,7 @@ class GradientTape::Recorder final : public ops::Level {
     if (tape_.recording_) tape_.on_variable_read(var, v);
     return v;
   }
+  bool records_gradients() const override { return tape_.recording_; }
   GradientTape& tape() const { return tape_; }
 
  private:
@@ -152,7 +153,7 @@ std::vector<Tensor> GradientTape::sweep(const std::vector<Tensor>& targets, cons
   for (size_t i = 0; i < targets.size(); ++i) {
     const Tensor& t = targets[i];
     if (!t.defined()) fail<InvalidArgument>("GradientTape", "the target is undefined (None)");
-    if (is_inexact(t.dtype())) accumulate(t, seeds.empty() ? ones_like(t) : seeds[i]);
+    if (is_inexact(t.dtype())) accumulate(t, seeds.empty() || !seeds[i].defined() ? ones_like(t) : seeds[i]);
   }
   // source tensors keep their gradient even when they are also intermediate results
   std::unordered_set<const TensorImpl*> keep;
@@ -219,6 +220,26 @@ std::vector<Tensor> GradientTape::sweep(const std::vector<Tensor>& targets, cons
     result.push_back(std::move(g));
   }
   return result;
+}
+
+std::vector<Tensor> GradientTape::gradient(const std::vector<Tensor>& targets, const std::vector<Source>& sources,
+                                           const std::vector<Tensor>& output_gradients,
+                                           UnconnectedGradients unconnected) {
+  if (output_gradients.size() != targets.size())
+    fail<InvalidArgument>("GradientTape", "got ", output_gradients.size(), " output gradients for ", targets.size(),
+                          " targets");
+  for (size_t i = 0; i < targets.size(); ++i)
+    if (output_gradients[i].defined() && targets[i].defined() &&
+        (output_gradients[i].dtype() != targets[i].dtype() ||
+         (output_gradients[i].shape().is_fully_defined() && targets[i].shape().is_fully_defined() &&
+          output_gradients[i].shape() != targets[i].shape())))
+      fail<InvalidArgument>("GradientTape", "output gradient ", i, " has dtype ", dtype_name(output_gradients[i].dtype()),
+                            " and shape ", output_gradients[i].shape().to_string(), " but its target has dtype ",
+                            dtype_name(targets[i].dtype()), " and shape ", targets[i].shape().to_string());
+  begin_use();
+  std::vector<Tensor> g = sweep(targets, output_gradients, sources, unconnected);
+  end_use();
+  return g;
 }
 
 std::vector<Tensor> GradientTape::compute(const std::vector<Tensor>& targets, const std::vector<Source>& sources,

@@ -81,6 +81,13 @@ class GradientTape {
   std::vector<Tensor> gradient(const std::vector<Tensor>& targets, const std::vector<Source>& sources,
                                UnconnectedGradients unconnected = UnconnectedGradients::None);
 
+  /// The vector-Jacobian product: gradients of the targets weighted by `output_gradients` (one
+  /// per target with its dtype and shape; an undefined entry stands for ones). Throws
+  /// InvalidArgument for a count, dtype or shape mismatch.
+  std::vector<Tensor> gradient(const std::vector<Tensor>& targets, const std::vector<Source>& sources,
+                               const std::vector<Tensor>& output_gradients,
+                               UnconnectedGradients unconnected = UnconnectedGradients::None);
+
   /// The Jacobian of `target` with respect to `source`: shape target.shape + source.shape.
   Tensor jacobian(const Tensor& target, const Source& source,
                   UnconnectedGradients unconnected = UnconnectedGradients::None);

@@ -3,7 +3,12 @@
 
 #include "autodiff/check.h"
 #include "autodiff/custom_gradient.h"
+#include "autodiff/graph_grad.h"
 #include "autodiff/tape.h"
+#include "compiler/ir/dot.h"
+#include "compiler/ir/ir.h"
+#include "compiler/trace/control_flow.h"
+#include "compiler/trace/function.h"
 #include "ops/ops.h"
 #include "ops/variable.h"
 #include "runtime/device.h"

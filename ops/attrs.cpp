@@ -31,6 +31,7 @@ template const bool& Attrs::get<bool>(std::string_view) const;
 template const DType& Attrs::get<DType>(std::string_view) const;
 template const std::vector<int64_t>& Attrs::get<std::vector<int64_t>>(std::string_view) const;
 template const std::string& Attrs::get<std::string>(std::string_view) const;
+template const ObjectRef& Attrs::get<ObjectRef>(std::string_view) const;
 
 bool operator==(const Attrs& a, const Attrs& b) {
   if (a.size() != b.size()) return false;
@@ -58,7 +59,9 @@ std::string attr_to_string(const AttrValue& v) {
         else if constexpr (std::is_same_v<T, double>) {
           os.precision(17);
           os << x;
-        } else
+        } else if constexpr (std::is_same_v<T, ObjectRef>)
+          os << "<object>";
+        else
           os << x;
       },
       v);

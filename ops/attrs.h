@@ -9,15 +9,20 @@
 #include <vector>
 
 #include "runtime/dtype.h"
+#include "runtime/ref.h"
 #include "runtime/small_vector.h"
 
 namespace kiln::ops {
 
+/// An opaque reference-counted object attribute (the callee of a `call` op). Compared by
+/// identity; never part of the IR text form.
+using ObjectRef = Ref<RefCounted>;
+
 /// The value of one attribute.
-using AttrValue = std::variant<int64_t, double, bool, DType, std::vector<int64_t>, std::string>;
+using AttrValue = std::variant<int64_t, double, bool, DType, std::vector<int64_t>, std::string, ObjectRef>;
 
 /// The kinds an attribute schema can name (the index of the AttrValue alternative).
-enum class AttrKind : uint8_t { Int, Float, Bool, Type, Ints, String };
+enum class AttrKind : uint8_t { Int, Float, Bool, Type, Ints, String, Object };
 
 /// An op's attributes. Names are string literals owned by the OpDef schemas and op functions.
 class Attrs {
@@ -40,6 +45,7 @@ class Attrs {
   DType get_type(std::string_view name) const { return get<DType>(name); }
   const std::vector<int64_t>& get_ints(std::string_view name) const { return get<std::vector<int64_t>>(name); }
   const std::string& get_string(std::string_view name) const { return get<std::string>(name); }
+  const ObjectRef& get_object(std::string_view name) const { return get<ObjectRef>(name); }
   int64_t get_int_or(std::string_view name, int64_t dflt) const {
     const AttrValue* v = find(name);
     return v ? std::get<int64_t>(*v) : dflt;

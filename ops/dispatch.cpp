@@ -37,6 +37,25 @@ void Level::assign_variable_below(VariableImpl& var, const Tensor& value) {
     var.write(value);
 }
 
+void Level::variable_created(VariableImpl& var) {
+  if (below_) below_->variable_created(var);
+}
+
+EagerScope::EagerScope() : saved_(t_top) { t_top = nullptr; }
+EagerScope::~EagerScope() { t_top = saved_; }
+
+bool tracing() {
+  for (Level* l = t_top; l; l = l->below())
+    if (l->is_trace()) return true;
+  return false;
+}
+
+bool recording_gradients() {
+  for (Level* l = t_top; l; l = l->below())
+    if (l->records_gradients()) return true;
+  return false;
+}
+
 LevelScope::LevelScope(Level& level) : level_(level) {
   if (level.active_) fail<FailedPrecondition>("level", "a level cannot be entered twice");
   level.below_ = t_top;

@@ -29,6 +29,13 @@ class Level {
   /// Assigns a checked value to a variable; the default asks the level below (the eager base
   /// writes the variable's buffer).
   virtual void assign_variable(VariableImpl& var, const Tensor& value);
+  /// Told when a variable is created while this level is active (a trace may refuse it); the
+  /// default asks the level below.
+  virtual void variable_created(VariableImpl& var);
+  /// True for trace levels (functions called under a trace inline into it).
+  virtual bool is_trace() const { return false; }
+  /// True for levels that record ops for differentiation right now (a recording tape).
+  virtual bool records_gradients() const { return false; }
 
   /// A unique, never-reused id (tensors made by this level carry it).
   uint64_t id() const { return id_; }
@@ -60,8 +67,25 @@ class LevelScope {
   Level& level_;
 };
 
+/// Hides every active level of this thread for its lifetime, so ops run eagerly even inside a
+/// trace (TensorFlow's init_scope): variable initializers, values computed once at trace time.
+class EagerScope {
+ public:
+  EagerScope();
+  ~EagerScope();
+  EagerScope(const EagerScope&) = delete;
+  EagerScope& operator=(const EagerScope&) = delete;
+
+ private:
+  Level* saved_;
+};
+
 /// The innermost active level of this thread, or nullptr when only the eager base is active.
 Level* current_level();
+/// True when a trace level is active on this thread.
+bool tracing();
+/// True when some active level of this thread records gradients.
+bool recording_gradients();
 /// True if the level with this id is active on this thread.
 bool level_active(uint64_t id);
 

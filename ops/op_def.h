@@ -34,6 +34,7 @@ enum OpTrait : uint32_t {
   kCommutative = 1u << 4,
   kView = 1u << 5,      // output may share the input's storage (reshape)
   kVariadic = 1u << 6,  // takes any number of inputs (concat)
+  kIO = 1u << 7,        // an I/O effect (print, assert): ordered by the I/O token, never pruned
 };
 
 /// The dtype and shape of an op's output.

@@ -252,6 +252,25 @@ Tensor rank(const Tensor& x);
 Tensor size(const Tensor& x, DType out_type = int32);
 
 // ---------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------
+// I/O and checks: ops with an effect, so traced functions run them on every call (in order)
+
+/// Prints `message` followed by each tensor's values (NumPy layout), separated by spaces, and a
+/// newline to standard output (TensorFlow's tf.print). Unlike C++ output in a traced function,
+/// which happens once at trace time, this prints on every call of the function.
+void print(std::string message, std::span<const Tensor> tensors = {});
+inline void print(std::string message, std::initializer_list<Tensor> tensors) {
+  print(std::move(message), std::span<const Tensor>(tensors.begin(), tensors.size()));
+}
+inline void print(const Tensor& x) { print("", {x}); }
+
+namespace debugging {
+/// Throws InvalidArgument "[assert] <message> (condition false at index [i])" unless every
+/// element of the bool tensor `condition` is true. Inside a traced function it is an op that
+/// runs on every call (and is kept even though it has no outputs).
+void assert_true(const Tensor& condition, std::string message);
+}  // namespace debugging
+
 // Operators. A C++ scalar takes the tensor's dtype (as in TensorFlow); two tensors of
 // different dtypes are an InvalidArgument error that names both.
 

@@ -50,6 +50,7 @@ Variable::Variable(const Tensor& initial, std::string name, bool trainable) {
     fail<InvalidArgument>("Variable", "variables are created eagerly; a symbolic initial value came from a trace");
   if (name.empty()) name = "Variable";
   impl_ = std::make_shared<VariableImpl>(copy_of(initial, current_device()), std::move(name), trainable);
+  if (ops::Level* top = ops::current_level()) top->variable_created(*impl_);
 }
 
 Variable::Variable(const Variable& other) {

@@ -1,0 +1,256 @@
+// The interpreter backend: a flat step list over value slots, built once per graph. Each step
+// calls an eager kernel directly (no dispatch, no inference when shapes are static); values die
+// after their last use; intermediates of static size live in one per-call arena whose offsets
+// are planned from lifetimes.
+#include <algorithm>
+#include <unordered_map>
+
+#include "compiler/backend/executable.h"
+#include "ops/variable.h"
+
+namespace kiln::backend {
+namespace {
+
+constexpr size_t kArenaAlign = 64;
+
+struct Step {
+  ir::NodeKind kind{};
+  const ir::Node* node = nullptr;
+  SmallVector<uint32_t, 4> in;
+  SmallVector<uint32_t, 2> out;
+  ops::TypeList types;       // output types when all are static
+  bool static_types = false;
+  SmallVector<int64_t, 2> arena_offset;  // per output; -1: allocated by the kernel
+  SmallVector<uint32_t, 4> release;      // slots whose last use is this step
+  Ref<Executable> sub[2];                // cond: then/else; while: cond/body
+};
+
+class Interpreter final : public Executable {
+ public:
+  Interpreter(std::shared_ptr<const ir::Graph> root, const ir::Graph& g) : root_(std::move(root)), g_(g) { plan(); }
+
+  std::string_view backend() const override { return "interpreter"; }
+  size_t arena_bytes() const override { return arena_bytes_; }
+
+  ops::TensorList run(std::span<const Tensor> inputs) const override {
+    SmallVector<Tensor, 32> slots(num_slots_);
+    for (size_t i = 0; i < input_slots_.size(); ++i) slots[input_slots_[i]] = inputs[i];
+    Ref<Storage> arena;
+    if (arena_bytes_) arena = Storage::allocate(arena_bytes_);
+    for (const Step& s : steps_) {
+      switch (s.kind) {
+        case ir::NodeKind::Op:
+          run_op(s, slots, arena);
+          break;
+        case ir::NodeKind::Constant:
+          slots[s.out[0]] = s.node->constant;
+          break;
+        case ir::NodeKind::ReadVariable:
+          slots[s.out[0]] = variable(s)->value();
+          break;
+        case ir::NodeKind::AssignVariable:
+          assign(s, slots[s.in[0]]);
+          break;
+        case ir::NodeKind::Cond:
+          run_cond(s, slots);
+          break;
+        case ir::NodeKind::While:
+          run_while(s, slots);
+          break;
+      }
+      for (uint32_t r : s.release) slots[r] = Tensor();
+    }
+    ops::TensorList out;
+    for (uint32_t o : output_slots_) out.push_back(slots[o]);
+    return out;
+  }
+
+ private:
+  void run_op(const Step& s, SmallVector<Tensor, 32>& slots, const Ref<Storage>& arena) const {
+    const ops::OpDef& def = *s.node->def;
+    SmallVector<Tensor, 4> ins;
+    for (uint32_t i : s.in) ins.push_back(slots[i]);
+    std::span<const Tensor> in_span(ins.data(), ins.size());
+    ops::TypeList dyn;
+    const ops::TypeList* types = &s.types;
+    if (!s.static_types) {
+      dyn = def.infer(def, s.node->attrs, in_span);
+      types = &dyn;
+    }
+    ops::TensorList outs(types->size());
+    for (size_t k = 0; k < outs.size(); ++k)
+      if (s.arena_offset[k] >= 0) outs[k] = arena_view(arena, size_t(s.arena_offset[k]), (*types)[k]);
+    ops::KernelContext ctx{def, s.node->attrs, in_span, *types, outs};
+    def.cpu_kernel(ctx);
+    for (size_t k = 0; k < s.out.size(); ++k) slots[s.out[k]] = std::move(outs[k]);
+  }
+
+  static Tensor arena_view(const Ref<Storage>& arena, size_t offset, const ops::TensorType& t) {
+    auto impl = make_ref<TensorImpl>();
+    impl->dtype = t.dtype;
+    impl->shape = t.shape;
+    impl->numel = t.shape.num_elements();
+    impl->storage = arena;
+    impl->offset = offset;
+    return Tensor(std::move(impl));
+  }
+
+  std::shared_ptr<VariableImpl> variable(const Step& s) const {
+    const ir::VariableSlot& slot = g_.variables[size_t(s.node->var)];
+    std::shared_ptr<VariableImpl> v = slot.var.lock();
+    if (!v)
+      fail<FailedPrecondition>(g_.name, "variable '", slot.name,
+                               "' captured by this function no longer exists (it was destroyed after tracing)");
+    return v;
+  }
+
+  void assign(const Step& s, const Tensor& value) const {
+    const ir::VariableSlot& slot = g_.variables[size_t(s.node->var)];
+    std::shared_ptr<VariableImpl> v = variable(s);
+    if (value.dtype() != v->dtype() || value.shape() != v->shape())
+      fail<InvalidArgument>("assign", "variable '", slot.name, "' has dtype ", dtype_name(v->dtype()), " and shape ",
+                            v->shape().to_string(), ", cannot assign a value of dtype ", dtype_name(value.dtype()),
+                            " and shape ", value.shape().to_string());
+    v->write(value);
+  }
+
+  static void gather(const Step& s, const SmallVector<Tensor, 32>& slots, size_t from, std::vector<Tensor>& out) {
+    for (size_t i = from; i < s.in.size(); ++i) out.push_back(slots[s.in[i]]);
+  }
+
+  void run_cond(const Step& s, SmallVector<Tensor, 32>& slots) const {
+    const Tensor& pred = slots[s.in[0]];
+    if (pred.num_elements() != 1)
+      fail<InvalidArgument>("cond", "the predicate must have one element, got shape ", pred.shape().to_string());
+    bool p = pred.dtype() == DType::Bool ? pred.item<bool>() : false;
+    std::vector<Tensor> args;
+    gather(s, slots, 1, args);
+    ops::TensorList out = s.sub[p ? 0 : 1]->run(args);
+    for (size_t k = 0; k < s.out.size(); ++k) slots[s.out[k]] = std::move(out[k]);
+  }
+
+  void run_while(const Step& s, SmallVector<Tensor, 32>& slots) const {
+    size_t nvars = s.out.size();
+    std::vector<Tensor> args;
+    gather(s, slots, 0, args);
+    for (;;) {
+      Tensor c = s.sub[0]->run(args)[0];
+      if (!c.item<bool>()) break;
+      ops::TensorList next = s.sub[1]->run(args);
+      for (size_t k = 0; k < nvars; ++k) args[k] = std::move(next[k]);
+    }
+    for (size_t k = 0; k < nvars; ++k) slots[s.out[k]] = std::move(args[k]);
+  }
+
+  void plan();
+
+  std::shared_ptr<const ir::Graph> root_;
+  const ir::Graph& g_;
+  std::vector<Step> steps_;
+  std::vector<uint32_t> input_slots_, output_slots_;
+  size_t num_slots_ = 0;
+  size_t arena_bytes_ = 0;
+};
+
+void Interpreter::plan() {
+  std::unordered_map<const ir::Value*, uint32_t> slot;
+  auto def_slot = [&](const ir::Value* v) {
+    uint32_t s = uint32_t(num_slots_++);
+    slot[v] = s;
+    return s;
+  };
+  auto use_slot = [&](const ir::Value* v) {
+    auto it = slot.find(v);
+    if (it == slot.end()) fail<Internal>("interpreter", "graph '", g_.name, "' uses a value before defining it");
+    return it->second;
+  };
+  for (const ir::Value* in : g_.inputs) input_slots_.push_back(def_slot(in));
+  for (const auto& n : g_.nodes) {
+    Step s;
+    s.kind = n->kind;
+    s.node = n.get();
+    for (const ir::Value* v : n->inputs) s.in.push_back(use_slot(v));
+    s.static_types = true;
+    for (const auto& o : n->outputs) {
+      s.out.push_back(def_slot(o.get()));
+      s.types.push_back(o->type);
+      s.static_types &= o->type.shape.is_fully_defined();
+    }
+    s.arena_offset.resize(s.out.size(), -1);
+    for (size_t k = 0; k < n->subgraphs.size() && k < 2; ++k) s.sub[k] = make_interpreter(root_, *n->subgraphs[k]);
+    steps_.push_back(std::move(s));
+  }
+  for (const ir::Value* o : g_.outputs) output_slots_.push_back(use_slot(o));
+
+  // Lifetimes. Outputs of view ops may share their inputs' memory, so they join their inputs'
+  // alias group; a group lives until the last use of any member, forever if it reaches an output.
+  std::vector<uint32_t> group(num_slots_);
+  for (uint32_t i = 0; i < num_slots_; ++i) group[i] = i;
+  auto find = [&](uint32_t x) {
+    while (group[x] != x) x = group[x] = group[group[x]];
+    return x;
+  };
+  for (const Step& s : steps_)
+    if (s.kind == ir::NodeKind::Op && s.node->def->has(ops::kView))
+      for (uint32_t o : s.out)
+        for (uint32_t i : s.in) group[find(o)] = find(i);
+  // last[v]: the step of v's last use; a value nobody uses "dies" at the step defining it
+  constexpr size_t kForever = ~size_t(0);
+  std::vector<size_t> last(num_slots_, 0), group_end(num_slots_, 0);
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    for (uint32_t o : steps_[k].out) last[o] = k;
+    for (uint32_t i : steps_[k].in) last[i] = k;
+  }
+  for (uint32_t o : output_slots_) last[o] = kForever;
+  for (uint32_t v = 0; v < num_slots_; ++v) group_end[find(v)] = std::max(group_end[find(v)], last[v]);
+
+  // Release each slot after its last use (graph outputs stay).
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    auto& rel = steps_[k].release;
+    auto add = [&](uint32_t v) {
+      if (last[v] == k && std::find(rel.begin(), rel.end(), v) == rel.end()) rel.push_back(v);
+    };
+    for (uint32_t i : steps_[k].in) add(i);
+    for (uint32_t o : steps_[k].out) add(o);
+  }
+
+  // Arena: first fit by offset among blocks whose lifetimes overlap. Only group roots that are
+  // outputs of non-view ops with static shapes and never escape through a graph output.
+  struct Block {
+    size_t offset, size, begin, end;
+  };
+  std::vector<Block> blocks;
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& s = steps_[k];
+    if (s.kind != ir::NodeKind::Op || !s.static_types || s.node->def->has(ops::kView)) continue;
+    for (size_t j = 0; j < s.out.size(); ++j) {
+      uint32_t o = s.out[j];
+      size_t end = group_end[find(o)];
+      if (end == kForever) continue;
+      const auto& t = s.types[j];
+      if (t.dtype == DType::String) continue;
+      size_t bytes = (size_t(t.shape.num_elements()) * dtype_size(t.dtype) + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+      if (bytes == 0) continue;
+      std::vector<std::pair<size_t, size_t>> busy;
+      for (const Block& b : blocks)
+        if (b.begin <= end && k <= b.end) busy.emplace_back(b.offset, b.offset + b.size);
+      std::sort(busy.begin(), busy.end());
+      size_t off = 0;
+      for (auto [b0, b1] : busy) {
+        if (off + bytes <= b0) break;
+        off = std::max(off, b1);
+      }
+      blocks.push_back({off, bytes, k, end});
+      s.arena_offset[j] = int64_t(off);
+      arena_bytes_ = std::max(arena_bytes_, off + bytes);
+    }
+  }
+}
+
+}  // namespace
+
+Ref<Executable> make_interpreter(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
+  return make_ref<Interpreter>(std::move(root), graph);
+}
+
+}  // namespace kiln::backend
