@@ -40,10 +40,12 @@ case "$cmd" in
   tour)
     install_missing
     configure_build build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF
-    for ex in tensors variables autodiff training_loop; do
+    for ex in tensors variables autodiff training_loop functions; do
       echo "==================== walkthrough: $ex ===================="
-      "build/release/examples/$ex"
+      if [ "$ex" = functions ]; then "build/release/examples/$ex" --time; else "build/release/examples/$ex"; fi
     done
+    echo "==================== kiln bench ===================="
+    build/release/tools/kiln bench
     ;;
   test)
     install_missing

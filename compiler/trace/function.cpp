@@ -378,7 +378,9 @@ Ref<ConcreteState> FunctionCore::get(const KeyBuilder& key, std::span<const Tens
     cs->relaxed = relaxed;
     auto g = std::make_unique<ir::Graph>(opts_.name);
     Tracer tr(*g, opts_.name);
-    tr.loc = {m.loc.file_name(), uint32_t(m.loc.line())};
+    // the file name without its directory: stable across checkouts (printed IR, golden tests)
+    std::string_view file = m.loc.file_name();
+    tr.loc = {std::string(file.substr(file.find_last_of('/') + 1)), uint32_t(m.loc.line())};
     std::string fname = opts_.name;
     tr.on_variable_created = [first, fname](VariableImpl& v) {
       if (!first)

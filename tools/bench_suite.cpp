@@ -1,0 +1,107 @@
+// The workloads of `kiln bench`, each written once as C++ and run eagerly and traced.
+#include "tools/bench_suite.h"
+
+#include <cmath>
+
+#include "kiln/kiln.h"
+
+namespace kiln::tools {
+namespace {
+
+bool same(const Tensor& a, const Tensor& b, double tol) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  Tensor d = reduce_max(abs(cast(a, float64) - cast(b, float64)));
+  return d.item<double>() <= tol;
+}
+
+template <class F>
+std::shared_ptr<Workload> unary(std::string name, std::string description, F f, Tensor x, double tol) {
+  auto w = std::make_shared<Workload>();
+  w->name = name;
+  w->description = std::move(description);
+  auto fn = function(f, {.name = name, .arg_names = {"x"}});
+  w->eager = [f, x] { f(x); };
+  w->graph = [fn, x] { fn(x); };
+  w->concrete = [fn, x] { return fn.get_concrete_function(x); };
+  w->agree = [f, fn, x, tol] { return same(f(x), fn(x), tol); };
+  return w;
+}
+
+Tensor power(const Tensor& x, int n) {
+  Tensor r = eye(10, int32);
+  for (int i = 0; i < n; ++i) r = matmul(x, r);
+  return r;
+}
+
+// MLP 784-256-256-10, ReLU, softmax cross-entropy, SGD: one training step on variables.
+struct Mlp {
+  static constexpr int64_t kBatch = 64;
+  std::vector<Variable> params;
+  Tensor x, onehot;
+
+  explicit Mlp(const char* name) {
+    const int64_t dims[] = {784, 256, 256, 10};
+    for (int l = 0; l < 3; ++l) {
+      params.emplace_back(random::normal({dims[l], dims[l + 1]}, uint64_t(10 + l), 0.0, std::sqrt(2.0 / double(dims[l]))),
+                          std::string(name) + "/w" + std::to_string(l));
+      params.emplace_back(zeros({dims[l + 1]}), std::string(name) + "/b" + std::to_string(l));
+    }
+    x = random::normal({kBatch, dims[0]}, 1);
+    onehot = one_hot(random::uniform({kBatch}, 2, 0, double(dims[3]), int32), dims[3]);
+  }
+
+  Tensor step(const Tensor& xb, const Tensor& yb) const {
+    GradientTape tape;
+    Tensor h = xb;
+    for (size_t l = 0; l < 3; ++l) {
+      h = matmul(h, params[2 * l]) + params[2 * l + 1];
+      if (l < 2) h = relu(h);
+    }
+    Tensor loss = -reduce_mean(reduce_sum(yb * log_softmax(h), 1));
+    std::vector<Source> sources(params.begin(), params.end());
+    std::vector<Tensor> grads = tape.gradient(loss, sources);
+    for (size_t i = 0; i < params.size(); ++i) params[i].assign_sub(0.01f * grads[i]);
+    return loss;
+  }
+};
+
+std::shared_ptr<Workload> mlp_step() {
+  auto w = std::make_shared<Workload>();
+  w->name = "mlp_train_step";
+  w->description = "MLP 784-256-256-10 training step (tape + SGD), batch 64, float32";
+  // two copies with equal weights: one steps eagerly, one as a graph
+  auto eager = std::make_shared<Mlp>("eager");
+  auto graphed = std::make_shared<Mlp>("graph");
+  auto fn = function([graphed](Tensor x, Tensor y) { return graphed->step(x, y); },
+                     {.name = "mlp_train_step", .arg_names = {"x", "y"}});
+  w->eager = [eager] { eager->step(eager->x, eager->onehot); };
+  w->graph = [fn, graphed] { fn(graphed->x, graphed->onehot); };
+  w->concrete = [fn, graphed] { return fn.get_concrete_function(graphed->x, graphed->onehot); };
+  w->agree = [eager, graphed, fn] {
+    Tensor a = eager->step(eager->x, eager->onehot), b = fn(graphed->x, graphed->onehot);
+    bool ok = same(a, b, 1e-5);
+    for (size_t i = 0; i < eager->params.size(); ++i)
+      ok &= same(eager->params[i].read_value(), graphed->params[i].read_value(), 1e-5);
+    return ok;
+  };
+  return w;
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<Workload>> make_suite() {
+  std::vector<std::shared_ptr<Workload>> s;
+  s.push_back(unary(
+      "trivial", "x + 1 on a scalar: the cost of a cache-hit call", [](Tensor x) { return x + 1.0f; }, constant(1.0f), 0));
+  s.push_back(unary(
+      "power", "power(x, 100): 100 matmuls of a 10x10 int32 matrix (the walkthrough)",
+      [](Tensor x) { return power(x, 100); }, random::uniform({10, 10}, 7, -1, 2, int32), 0));
+  s.push_back(unary(
+      "elementwise_chain", "tanh(x * 2 + 1) * x - x / 3 + exp(-x * x): 10 ops on 1000 float32",
+      [](Tensor x) { return tanh(x * 2.0f + 1.0f) * x - x / 3.0f + exp(-(x * x)); }, random::normal({1000}, 3),
+      1e-6));
+  s.push_back(mlp_step());
+  return s;
+}
+
+}  // namespace kiln::tools

@@ -1,0 +1,139 @@
+// The `kiln` command: `kiln bench` (eager versus graph timings), `kiln graph` (a function's IR
+// or Graphviz DOT, or an IR text file checked and redrawn).
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/timing.h"
+#include "compiler/ir/dot.h"
+#include "compiler/ir/parser.h"
+#include "kiln/kiln.h"
+#include "tools/bench_suite.h"
+
+namespace {
+
+using kiln::tools::Workload;
+
+int usage(int rc) {
+  std::fprintf(rc ? stderr : stdout,
+               "usage: kiln bench [--json] [--threads N] [--only NAME]\n"
+               "       kiln graph [--dot] [--traced] NAME     (NAME: a bench workload)\n"
+               "       kiln graph [--dot] FILE.kir            (check an IR text file and print it)\n");
+  return rc;
+}
+
+int bench(const std::vector<std::string>& args) {
+  bool json = false;
+  std::string only;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json")
+      json = true;
+    else if (args[i] == "--threads" && i + 1 < args.size())
+      kiln::set_num_threads(std::stoi(args[++i]));
+    else if (args[i] == "--only" && i + 1 < args.size())
+      only = args[++i];
+    else
+      return usage(2);
+  }
+  struct Row {
+    std::string name, description;
+    double eager_ns, graph_ns;
+    bool agree;
+  };
+  std::vector<Row> rows;
+  for (const auto& w : kiln::tools::make_suite()) {
+    if (!only.empty() && w->name != only) continue;
+    Row r{w->name, w->description, 0, 0, w->agree()};
+    r.eager_ns = kiln::bench::time_ns(w->eager, 5, 1e7);
+    r.graph_ns = kiln::bench::time_ns(w->graph, 5, 1e7);
+    rows.push_back(r);
+  }
+  if (json) {
+    std::printf("{\"threads\": %d, \"results\": [", kiln::get_num_threads());
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::printf("%s\n  {\"name\": \"%s\", \"eager_ns\": %.1f, \"graph_ns\": %.1f, \"speedup\": %.3f, \"agree\": %s}",
+                  i ? "," : "", rows[i].name.c_str(), rows[i].eager_ns, rows[i].graph_ns,
+                  rows[i].eager_ns / rows[i].graph_ns, rows[i].agree ? "true" : "false");
+    std::printf("\n]}\n");
+  } else {
+    std::printf("kiln bench: eager versus graph (interpreter backend), %d thread(s), median per call\n\n",
+                kiln::get_num_threads());
+    std::printf("%-20s %14s %14s %9s  %s\n", "workload", "eager", "graph", "speed-up", "results agree");
+    auto fmt = [](double ns) {
+      char b[32];
+      if (ns < 1e3)
+        std::snprintf(b, sizeof b, "%.0f ns", ns);
+      else if (ns < 1e6)
+        std::snprintf(b, sizeof b, "%.2f us", ns / 1e3);
+      else
+        std::snprintf(b, sizeof b, "%.2f ms", ns / 1e6);
+      return std::string(b);
+    };
+    for (const Row& r : rows)
+      std::printf("%-20s %14s %14s %8.2fx  %s\n", r.name.c_str(), fmt(r.eager_ns).c_str(), fmt(r.graph_ns).c_str(),
+                  r.eager_ns / r.graph_ns, r.agree ? "yes" : "NO");
+    std::printf("\n");
+    for (const Row& r : rows) std::printf("  %-20s %s\n", r.name.c_str(), r.description.c_str());
+  }
+  for (const Row& r : rows)
+    if (!r.agree) return 1;
+  return 0;
+}
+
+int graph(const std::vector<std::string>& args) {
+  bool dot = false, traced = false;
+  std::string what;
+  for (const auto& a : args) {
+    if (a == "--dot")
+      dot = true;
+    else if (a == "--traced")
+      traced = true;
+    else if (what.empty())
+      what = a;
+    else
+      return usage(2);
+  }
+  if (what.empty()) return usage(2);
+  if (what.size() > 4 && what.substr(what.size() - 4) == ".kir") {
+    std::ifstream in(what, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "kiln graph: cannot read %s\n", what.c_str());
+      return 1;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto g = kiln::ir::parse_graph(ss.str());
+    std::cout << (dot ? kiln::ir::to_dot(*g) : g->to_string());
+    return 0;
+  }
+  for (const auto& w : kiln::tools::make_suite())
+    if (w->name == what) {
+      kiln::ConcreteFunction cf = w->concrete();
+      const kiln::ir::Graph& g = traced ? cf.traced_graph() : cf.graph();
+      std::cout << (dot ? kiln::ir::to_dot(g) : g.to_string());
+      return 0;
+    }
+  std::fprintf(stderr, "kiln graph: no workload named '%s' (try: kiln bench)\n", what.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage(2);
+  std::string cmd = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (cmd == "bench") return bench(args);
+    if (cmd == "graph") return graph(args);
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") return usage(0);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln %s: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+  return usage(2);
+}
