@@ -94,6 +94,13 @@ std::vector<std::shared_ptr<Workload>> make_suite() {
   s.push_back(unary(
       "trivial", "x + 1 on a scalar: the cost of a cache-hit call", [](Tensor x) { return x + 1.0f; }, constant(1.0f), 0));
   s.push_back(unary(
+      "node_overhead", "100 chained scalar adds: graph time / 100 is the cost of one interpreted node",
+      [](Tensor x) {
+        for (int i = 0; i < 100; ++i) x = x + x;
+        return x;
+      },
+      constant(1e-30f), 0));
+  s.push_back(unary(
       "power", "power(x, 100): 100 matmuls of a 10x10 int32 matrix (the walkthrough)",
       [](Tensor x) { return power(x, 100); }, random::uniform({10, 10}, 7, -1, 2, int32), 0));
   s.push_back(unary(
