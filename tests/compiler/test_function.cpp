@@ -300,3 +300,28 @@ TEST_CASE("many threads share one function; a new signature is traced once", "[f
   CHECK(wrong == 0);
   CHECK(traces == 1);
 }
+
+TEST_CASE("threads call functions with new signatures while others assign a captured variable", "[function][threads]") {
+  Variable v(constant(0.0f), "counter");
+  auto read = function([&](Tensor x) { return x + v.read_value(); });
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 1; !stop; ++i) v.assign(constant(float(i % 2 ? 1 : 2)));
+  });
+  std::vector<std::thread> ts;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        // shapes 1..4: each thread races the others to trace the same four signatures
+        Tensor out = read(zeros({int64_t(1 + (i + t) % 4)}));
+        for (float f : out.to_vector<float>())
+          if (f != 0.0f && f != 1.0f && f != 2.0f) ++bad;
+      }
+    });
+  for (auto& t : ts) t.join();
+  stop = true;
+  writer.join();
+  CHECK(bad == 0);
+  CHECK(read.tracing_count() == 4);
+}

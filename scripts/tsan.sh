@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# ThreadSanitizer run of the concurrency tests (Catch2 tag [threads]): builds build/tsan with
+# g++ -fsanitize=thread and runs every test binary's [threads] cases. OpenMP is pinned to one
+# thread: GCC's libgomp is not instrumented, so its own synchronization would be reported.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
+  -DKILN_SANITIZE=thread -DKILN_BUILD_BENCH=OFF >/dev/null
+ninja -C build/tsan -j "$jobs" test_compiler
+export OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+for t in test_compiler; do
+  echo "== ThreadSanitizer: $t [threads]"
+  "build/tsan/tests/$t" "[threads]"
+done
