@@ -33,6 +33,8 @@ class Attrs {
   }
   Attrs& set(std::string_view name, AttrValue v);
   bool has(std::string_view name) const { return find(name) != nullptr; }
+  /// The value named `name`, or nullptr.
+  const AttrValue* find_value(std::string_view name) const { return find(name); }
   bool empty() const { return items_.empty(); }
   size_t size() const { return items_.size(); }
   const std::pair<std::string_view, AttrValue>& at(size_t i) const { return items_[i]; }

@@ -87,6 +87,15 @@ TensorList apply(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
     if (!t->storage && t->level_id != 0 && !level_active(t->level_id))
       bad_input(def, i, "is a symbolic tensor leaked from a trace that has ended");
   }
+  // attributes against the op's schema (ops::apply is public: a wrong attribute is user input)
+  for (const AttrSpec& spec : def.attrs) {
+    const AttrValue* v = attrs.find_value(spec.name);
+    if (!v) {
+      if (spec.required) fail<InvalidArgument>(def.name, "missing attribute '", spec.name, "'");
+    } else if (v->index() != static_cast<size_t>(spec.kind)) {
+      fail<InvalidArgument>(def.name, "attribute '", spec.name, "' has the wrong kind");
+    }
+  }
   TypeList types = def.infer(def, attrs, inputs);
   // every op's outputs must be allocatable; checked here once so errors name the op
   for (const TensorType& t : types)

@@ -62,8 +62,9 @@ class DotWriter {
     for (size_t i = 0; i < g.inputs.size(); ++i) {
       std::string id = pre + "in" + std::to_string(i);
       const Value* v = g.inputs[i];
-      out_ += pad + id + " [shape=ellipse, label=" +
-              dot_quote(names.name(v) + "\n" + (v ? type_to_string(v->type, &g) : "?")) + "];\n";
+      out_ += pad + id +
+              " [shape=ellipse, label=" + dot_quote(names.name(v) + "\n" + (v ? type_to_string(v->type, &g) : "?")) +
+              "];\n";
       source[v] = id;
     }
     for (size_t i = 0; i < g.variables.size(); ++i) {
@@ -106,8 +107,8 @@ class DotWriter {
       if (!n->attrs.empty()) {
         std::string attrs;
         for (size_t i = 0; i < n->attrs.size(); ++i)
-          attrs += std::string(i ? ", " : "") + std::string(n->attrs.at(i).first) + " = " +
-                   attr_text(n->attrs.at(i).second);
+          attrs +=
+              std::string(i ? ", " : "") + std::string(n->attrs.at(i).first) + " = " + attr_text(n->attrs.at(i).second);
         label += "\n{" + shorten(attrs) + "}";
       }
       if (!n->outputs.empty()) {

@@ -26,7 +26,7 @@ struct Pos {
 
 struct Token {
   enum Kind { End, Ident, Number, String, Percent, Bang, At, Punct } kind = End;
-  std::string text;  // identifier, number, decoded string, sigil name without its sigil, or punctuation
+  std::string text;     // identifier, number, decoded string, sigil name without its sigil, or punctuation
   bool quoted = false;  // `@"..."`
   Pos pos;
 };
@@ -185,7 +185,10 @@ class Parser {
           int v = 0;
           for (int k = 0; k < 2; ++k) {
             char h = peek_char();
-            int d = is_digit(h) ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+            int d = is_digit(h)              ? h - '0'
+                    : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                    : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                             : -1;
             if (at_end() || d < 0) error(esc, "\\x needs two hex digits");
             v = v * 16 + d;
             bump();
@@ -212,8 +215,8 @@ class Parser {
     tok_.pos = {line_, col_};
     if (at_end()) return;
     char c = peek_char();
-    if (is_digit(c) || (c == '-' && (is_digit(peek_char(1)) || peek_char(1) == 'i' || peek_char(1) == 'n' ||
-                                     peek_char(1) == '.'))) {
+    if (is_digit(c) ||
+        (c == '-' && (is_digit(peek_char(1)) || peek_char(1) == 'i' || peek_char(1) == 'n' || peek_char(1) == '.'))) {
       tok_.kind = Token::Number;
       tok_.text += c;
       bump();
@@ -306,7 +309,8 @@ class Parser {
         return static_cast<DType>(d);
       }
     }
-    error(tok_.pos, "unknown dtype '", tok_.text, "' (expected f16, bf16, f32, f64, i8..i64, u8..u64, bool, c64, c128)");
+    error(tok_.pos, "unknown dtype '", tok_.text,
+          "' (expected f16, bf16, f32, f64, i8..i64, u8..u64, bool, c64, c128)");
   }
 
   // Parses `dtype[dims]`. Symbol names are resolved against `g` unless `pending` collects them
@@ -608,7 +612,8 @@ class Parser {
   I parse_int_element(DType d) {
     I v{};
     if (tok_.kind != Token::Number || !parse_integer(tok_.text, v)) {
-      if (tok_.kind == Token::Number && (all_digits(tok_.text) || (tok_.text[0] == '-' && all_digits(tok_.text.substr(1)))))
+      if (tok_.kind == Token::Number &&
+          (all_digits(tok_.text) || (tok_.text[0] == '-' && all_digits(tok_.text.substr(1)))))
         error(tok_.pos, "integer ", tok_.text, " is out of range for ", dtype_short_name(d));
       error(tok_.pos, "expected a ", dtype_short_name(d), " integer, got ", describe(tok_));
     }
@@ -699,7 +704,8 @@ class Parser {
         error(type_pos, "the element count of ", type_to_string(t, nullptr), " overflows int64");
       count *= d;
     }
-    if (tok_.kind == Token::Ident && (tok_.text == "undefined" || tok_.text == "symbolic" || tok_.text == "unsupported"))
+    if (tok_.kind == Token::Ident &&
+        (tok_.text == "undefined" || tok_.text == "symbolic" || tok_.text == "unsupported"))
       error(tok_.pos, "the printed graph held a constant the text form cannot express (", tok_.text, ")");
     // Elements are read before anything is allocated for them: memory follows the text, never
     // the declared shape.
@@ -737,8 +743,7 @@ class Parser {
       while (true) {
         if (tok_.kind != Token::Percent && tok_.kind != Token::Bang)
           error(tok_.pos, "expected a result '%name' or '!N', got ", describe(tok_));
-        if (!results.empty() && results.back().kind == Token::Bang)
-          error(tok_.pos, "the token result must come last");
+        if (!results.empty() && results.back().kind == Token::Bang) error(tok_.pos, "the token result must come last");
         results.push_back(tok_);
         advance();
         if (!accept(',')) break;
@@ -830,7 +835,8 @@ class Parser {
       n->inputs = std::move(inputs);
     } else {
       if (is_punct('=')) error(tok_.pos, "only constants have a value after their type");
-      n = def ? g.append_op(*def, std::move(attrs), std::move(inputs), types) : g.append(kind, std::move(inputs), types);
+      n = def ? g.append_op(*def, std::move(attrs), std::move(inputs), types)
+              : g.append(kind, std::move(inputs), types);
     }
     n->var = var;
     node_pos_[n] = node_pos;

@@ -189,8 +189,7 @@ void append_attr(std::string& out, const ops::AttrValue& v) {
     out += "object(";
     out += detail::quote(target ? target->name() : std::string_view("?"));
     out += ')';
-  }
-  else
+  } else
     out += ops::attr_to_string(v);
 }
 

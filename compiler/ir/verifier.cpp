@@ -88,7 +88,8 @@ class Verifier {
                    names_.name(tails_[i]));
     }
     if (g_.io_in && g_.io_out != io_tail_)
-      fail_graph("the final I/O token is ", names_.name(g_.io_out), " but the I/O chain ends at ", names_.name(io_tail_));
+      fail_graph("the final I/O token is ", names_.name(g_.io_out), " but the I/O chain ends at ",
+                 names_.name(io_tail_));
   }
 
  private:
@@ -112,19 +113,27 @@ class Verifier {
     }
   }
 
-  // Dims are sizes, kUnknownDim or declared symbols, and a fully known shape's element count
-  // fits in int64 (later stages multiply dims freely).
-  template <class What>
-  void check_type(const TensorType& t, What what) {
+  // True when the product of the known dims overflows int64 (later stages multiply dims freely);
+  // a zero dim makes any shape empty.
+  static bool overflows(const TensorType& t) {
+    for (int64_t d : t.shape)
+      if (d == 0) return false;
     int64_t count = 1;
     for (int64_t d : t.shape) {
-      if (is_symbol(d) && symbol_index(d) >= g_.symbols.size())
-        fail_graph(what(), " has an undeclared symbol dim ", d, " (the graph has ", g_.symbols.size(), " symbols)");
       if (d < 0) continue;
-      if (d != 0 && count > std::numeric_limits<int64_t>::max() / d)
-        fail_graph(what(), " has type ", type_to_string(t, &g_), ", whose element count overflows int64");
+      if (count > std::numeric_limits<int64_t>::max() / d) return true;
       count *= d;
     }
+    return false;
+  }
+
+  // Dims are sizes, kUnknownDim or declared symbols, and the known dims' product fits in int64.
+  template <class What>
+  void check_type(const TensorType& t, What what) {
+    for (int64_t d : t.shape)
+      if (is_symbol(d) && symbol_index(d) >= g_.symbols.size())
+        fail_graph(what(), " has an undeclared symbol dim ", d, " (the graph has ", g_.symbols.size(), " symbols)");
+    if (overflows(t)) fail_graph(what(), " has type ", type_to_string(t, &g_), ", whose element count overflows int64");
   }
 
   template <class What>
@@ -150,8 +159,7 @@ class Verifier {
       if (!v) fail_node(n, k, "input ", i, " is null");
       auto it = chain_.find(v);
       if (it == chain_.end()) {
-        if (names_.name(v) == "%?")
-          fail_node(n, k, "input ", i, " is not a value of graph '", g_.name, "'");
+        if (names_.name(v) == "%?") fail_node(n, k, "input ", i, " is not a value of graph '", g_.name, "'");
         fail_node(n, k, "input ", i, " (", names_.name(v), ") is used before its definition");
       }
       if (it->second != kData) fail_node(n, k, "input ", i, " (", names_.name(v), ") is an effect token");
@@ -277,6 +285,9 @@ class Verifier {
     if (inferred.size() != n.outputs.size())
       fail_node(n, k, def.name, " has ", inferred.size(), " outputs, the node ", n.outputs.size());
     for (size_t i = 0; i < inferred.size(); ++i) {
+      if (overflows(inferred[i]))
+        fail_node(n, k, def.name, " infers ", type_to_string(inferred[i], &g_), " from ", types_string(in_types, &g_),
+                  ", whose element count overflows int64");
       if (!compatible(n.output(i)->type, inferred[i]))
         fail_node(n, k, "output ", i, " has type ", type_to_string(n.output(i)->type, &g_), " but ", def.name,
                   " infers ", type_to_string(inferred[i], &g_), " from ", types_string(in_types, &g_));
@@ -304,8 +315,8 @@ class Verifier {
       fail_node(n, k, "its ", role, " subgraph takes ", sg->inputs.size(), " parameters but gets ", params.size());
     for (size_t i = 0; i < params.size(); ++i)
       if (!compatible(sg->inputs[i]->type, params[i]->type))
-        fail_node(n, k, "its ", role, " subgraph's parameter ", i, " has type ", type_to_string(sg->inputs[i]->type, sg),
-                  " but gets ", type_to_string(params[i]->type, &g_));
+        fail_node(n, k, "its ", role, " subgraph's parameter ", i, " has type ",
+                  type_to_string(sg->inputs[i]->type, sg), " but gets ", type_to_string(params[i]->type, &g_));
     if (sg->outputs.size() != results.size())
       fail_node(n, k, "its ", role, " subgraph returns ", sg->outputs.size(), " values, expected ", results.size());
     for (size_t i = 0; i < results.size(); ++i)

@@ -123,17 +123,19 @@ class Session final : public TraceArgs {
 // ---------------------------------------------------------------------------------------------
 // ConcreteState
 
-void ConcreteState::check_leaves(std::span<const Tensor> leaves) const {
+void ConcreteState::check_leaves(std::span<const Tensor> leaves, std::string_view component) const {
+  std::string who = component.empty() ? fn_name : std::string(component);
+  std::string fn = component.empty() ? "" : "function '" + fn_name + "': ";
   if (leaves.size() != input_specs.size())
-    fail<InvalidArgument>(fn_name, "expected ", input_specs.size(), " tensor arguments, got ", leaves.size());
+    fail<InvalidArgument>(who, fn, "expected ", input_specs.size(), " tensor arguments, got ", leaves.size());
   // named dims must agree across arguments
   std::vector<std::pair<std::string_view, int64_t>> bound;
   for (size_t i = 0; i < leaves.size(); ++i) {
     const TensorSpec& s = input_specs[i];
     const Tensor& t = leaves[i];
-    if (!t.defined()) fail<InvalidArgument>(fn_name, "argument '", s.name, "' is undefined (None)");
+    if (!t.defined()) fail<InvalidArgument>(who, fn, "argument '", s.name, "' is undefined (None)");
     if (!s.is_compatible_with(t))
-      fail<InvalidArgument>(fn_name, "argument '", s.name, "' must be a ", s.to_string(), ", got a ",
+      fail<InvalidArgument>(who, fn, "argument '", s.name, "' must be ", s.to_string(), "; got ",
                             TensorSpec::from_tensor(t).to_string());
     for (size_t d = 0; d < s.dim_names.size() && d < size_t(t.ndim()); ++d) {
       if (s.dim_names[d].empty()) continue;
@@ -142,7 +144,7 @@ void ConcreteState::check_leaves(std::span<const Tensor> leaves) const {
       if (it == bound.end())
         bound.emplace_back(s.dim_names[d], size);
       else if (it->second != size)
-        fail<InvalidArgument>(fn_name, "dim '", s.dim_names[d], "' is ", it->second, " in one argument and ", size,
+        fail<InvalidArgument>(who, fn, "dim '", s.dim_names[d], "' is ", it->second, " in one argument and ", size,
                               " in argument '", s.name, "'");
     }
   }
@@ -153,7 +155,7 @@ ops::TypeList ConcreteState::output_types_for(std::span<const Tensor> inputs) co
   if (inputs.size() != input_specs.size() + nvars)
     fail<InvalidArgument>("call", "function '", fn_name, "' takes ", input_specs.size() + nvars, " inputs, got ",
                           inputs.size());
-  check_leaves(inputs.first(input_specs.size()));
+  check_leaves(inputs.first(input_specs.size()), "call");
   ops::TypeList t;
   for (const auto& o : out_types) {
     ops::TensorType u = o;

@@ -74,8 +74,9 @@ class ConcreteState final : public ops::CallTarget {
   /// Runs the graph on the tensor leaves of a call: directly, or as one `call` op when a tape
   /// records (then the captured variables' values are extra inputs, so their reads are seen).
   ops::TensorList call(std::span<const Tensor> leaves) const;
-  /// Checks leaves against input_specs (for relaxed signatures); throws InvalidArgument.
-  void check_leaves(std::span<const Tensor> leaves) const;
+  /// Checks leaves against input_specs (for relaxed signatures); throws InvalidArgument whose
+  /// message starts with `[component]` (the function's name when empty).
+  void check_leaves(std::span<const Tensor> leaves, std::string_view component = {}) const;
 
   // ops::CallTarget: inputs are the leaves followed by the captured variables' values
   std::string_view name() const override { return fn_name; }

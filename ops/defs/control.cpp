@@ -1,7 +1,10 @@
 // Control and I/O primitives: `call` (run a compiled function as one op), `print` and `assert`
 // (I/O effects that traced graphs keep and order with the I/O token).
+#include <algorithm>
 #include <iostream>
 #include <mutex>
+#include <string_view>
+#include <variant>
 
 #include "ops/call.h"
 #include "ops/op_def.h"
@@ -10,14 +13,29 @@
 namespace kiln::ops {
 namespace {
 
+// The callee. Whoever applies the op supplies it (ops::apply is public, and IR text cannot hold
+// one), so a missing or wrong attribute is a caller's mistake: InvalidArgument, not Internal.
 const CallTarget& target_of(const OpDef& def, const Attrs& attrs) {
-  auto* t = dynamic_cast<const CallTarget*>(attrs.get_object("function").get());
-  if (!t) fail<Internal>(def.name, "the 'function' attribute is not a CallTarget");
+  const CallTarget* t = nullptr;
+  for (size_t i = 0; i < attrs.size(); ++i)
+    if (attrs.at(i).first == "function")
+      if (const ObjectRef* o = std::get_if<ObjectRef>(&attrs.at(i).second))
+        t = dynamic_cast<const CallTarget*>(o->get());
+  if (!t) fail<InvalidArgument>(def.name, "needs a 'function' attribute holding a compiled function (a CallTarget)");
   return *t;
 }
 
 TypeList infer_call(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
-  return target_of(def, attrs).output_types(in);
+  const CallTarget& target = target_of(def, attrs);
+  try {
+    return target.output_types(in);
+  } catch (const InvalidArgument& e) {
+    // a callee checks its arguments in its own name; the op's errors start with the op's name
+    if (e.component() == def.name) throw;
+    const std::string_view what = e.what();
+    fail<InvalidArgument>(def.name, "function '", target.name(),
+                          "': ", what.substr(std::min(what.size(), e.component().size() + 3)));
+  }
 }
 
 void kernel_call(KernelContext& ctx) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "autodiff/custom_gradient.h"
 #include "autodiff/rules.h"
 #include "autodiff/tape.h"
+#include "compiler/trace/function.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -398,6 +400,39 @@ void add_movement(Table& t) {
   };
 }
 
+// call: a traced function run as one op, differentiated through its backward function.
+Fn call_fn(Ref<trace::ConcreteState> cs, size_t output) {
+  return [cs, output](const V& v) {
+    const ops::Attrs attrs{{"function", ops::ObjectRef(cs)}};
+    return ops::apply(OpId::Call, attrs, v)[output];
+  };
+}
+
+void add_control(Table& t) {
+  uint64_t seed = 8800;
+  auto specs = [](const Shape& a, const Shape& b) {
+    return std::vector<TensorSpec>{TensorSpec(a, float64, "x"), TensorSpec(b, float64, "y")};
+  };
+  // tanh(x) * y, with y broadcast or not
+  auto tanh_times = [](std::span<const Tensor> in) { return V{tanh(in[0]) * in[1]}; };
+  for (const Pair& p : std::vector<Pair>{{{2, 3}, {2, 3}}, {{3, 1}, {4}}, {{}, {5}}})
+    t["call"].push_back({"tanh(x) * y, " + p.a.to_string() + " vs " + p.b.to_string(),
+                         call_fn(trace::trace_concrete("tanh_times", specs(p.a, p.b), tanh_times), 0),
+                         {uni(p.a, seed), uni(p.b, seed + 1)}});
+  // two outputs, both depending on x: the second output's gradient flows back through the call
+  auto two = [](std::span<const Tensor> in) { return V{exp(in[0]) * in[1], reduce_sum(in[0] * in[1])}; };
+  const auto cs = trace::trace_concrete("two_outputs", specs({2, 3}, {2, 3}), two);
+  t["call"].push_back(
+      {"second of two outputs, sum(x * y)", call_fn(cs, 1), {uni({2, 3}, seed + 2), uni({2, 3}, seed + 3)}});
+  t["call"].push_back({"both of two outputs, exp(x) * y * sum(x * y)",
+                       [cs](const V& v) {
+                         const ops::Attrs attrs{{"function", ops::ObjectRef(cs)}};
+                         ops::TensorList out = ops::apply(OpId::Call, attrs, v);
+                         return out[0] * out[1];
+                       },
+                       {uni({2, 3}, seed + 4), uni({2, 3}, seed + 5)}});
+}
+
 // Built afresh for each test case rather than kept in a static: the cases hold tensors, and a
 // tensor destroyed during exit would outlive the main thread's allocator cache.
 Table table() {
@@ -406,6 +441,7 @@ Table table() {
   add_reductions(t);
   add_matmul(t);
   add_movement(t);
+  add_control(t);
   return t;
 }
 

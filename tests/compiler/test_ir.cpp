@@ -3,14 +3,16 @@
 
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "compiler/ir/dot.h"
 #include "compiler/ir/ir.h"
 #include "compiler/ir/parser.h"
 #include "compiler/ir/verifier.h"
-#include "ops/ops.h"
+#include "kiln/kiln.h"
 
 using namespace kiln;
 using namespace kiln::ir;
@@ -274,6 +276,32 @@ TEST_CASE("symbols, cond and while subgraphs, locations", "[ir]") {
   check_round_trip(*g->clone());
 }
 
+TEST_CASE("traced graphs verify and round trip", "[ir]") {
+  Variable v(constant({1.0f, 2.0f}), "v");
+  Variable steps(constant(int64_t{0}), "steps", /*trainable=*/false);
+  auto f = function([&](Tensor x, Tensor n) {
+    Tensor y = cond(
+        reduce_sum(x) > 0.0f, [&] { return x * 2.0f; }, [&] { return -x; });
+    std::vector<Tensor> r = while_loop([&](std::span<const Tensor> s) { return s[0] < n; },
+                                       [](std::span<const Tensor> s) {
+                                         return std::vector<Tensor>{s[0] + 1, s[1] + s[1]};
+                                       },
+                                       {constant(0), y});
+    v.assign_add(r[1]);
+    steps.assign_add(constant(int64_t{1}));
+    print("v =", {v.read_value()});
+    return v.read_value() + x;
+  });
+  std::ostringstream out;
+  std::streambuf* old = std::cout.rdbuf(out.rdbuf());
+  ConcreteFunction cf = f.get_concrete_function(constant({1.0f, -3.0f}), constant(2));
+  std::cout.rdbuf(old);
+  for (const Graph* g : {&cf.traced_graph(), &cf.graph()}) {
+    verify(*g);
+    check_round_trip(*g);
+  }
+}
+
 TEST_CASE("hand-written text: comments, spacing, names and empty graphs", "[ir]") {
   auto g = check_text("// a comment\nkiln.ir 1 graph @\"odd name\"() { return }");
   CHECK(g->name == "odd name");
@@ -285,8 +313,9 @@ graph @f(%7: f32[2]) {   // parameters may be unnamed
   %a.b = log(%42) : f32[2]
   return %a.b, %42
 })");
-  CHECK(h->to_string() ==
-        "kiln.ir 1\ngraph @f(%0: f32[2]) {\n  %1 = exp(%0) : f32[2]\n  %a.b = log(%1) : f32[2]\n  return %a.b, %1\n}\n");
+  CHECK(
+      h->to_string() ==
+      "kiln.ir 1\ngraph @f(%0: f32[2]) {\n  %1 = exp(%0) : f32[2]\n  %a.b = log(%1) : f32[2]\n  return %a.b, %1\n}\n");
   // Zero-input ops, dtype attributes (long or short names), float attributes.
   auto r = check_text(R"(kiln.ir 1
 graph @r() {
@@ -381,6 +410,16 @@ TEST_CASE("hostile text is an InvalidArgument pointing at the line and column", 
                     "[!io]\n  return\n}") ==
         "[ir.parse] line 5, column 3: graph 'g': the final I/O token is !io but the I/O chain ends at !1");
 
+  CHECK(parse_error("kiln.ir 1\ngraph @g() {\n  %0 = eye() {num_rows = 9223372036854775807, num_columns = 2, dtype = "
+                    "float32} : f32[?, ?]\n  return %0\n}") ==
+        "[ir.parse] line 3, column 3: graph 'g', node %0 (eye): eye infers f32[9223372036854775807, 2] from (), whose "
+        "element count overflows int64");
+  std::string bad_branch = kControlText;
+  bad_branch.replace(bad_branch.find("negative(%x) : f32[b, 3]"), 24, "negative(%x) : f32[b, 4]");
+  CHECK(parse_error(bad_branch) ==
+        "[ir.parse] line 5, column 7: graph 'then', node %0 (negative): output 0 has type f32[b, 4] but negative "
+        "infers f32[?, 3] from (f32[b, 3])");
+
   // Subgraphs nest through recursion, which is bounded.
   std::string deep = "kiln.ir 1\ngraph @g(%p: bool[]) {\n";
   for (int i = 0; i < 40; ++i) deep += "cond(%p, %p) {\ngraph @t(%p: bool[]) {\n";
@@ -420,14 +459,16 @@ TEST_CASE("the verifier names the node and the broken invariant", "[ir]") {
     Graph other;
     Value* foreign = other.add_input({int32, {5}}, "z");
     g->nodes[0]->inputs[1] = foreign;
-    CHECK(verify_error(*g) == "[ir.verify] graph 'get_mse', node %0 (subtract): input 1 is not a value of graph "
-                              "'get_mse'");
+    CHECK(verify_error(*g) ==
+          "[ir.verify] graph 'get_mse', node %0 (subtract): input 1 is not a value of graph "
+          "'get_mse'");
   }
   SECTION("wrong output type") {
     auto g = make_mse();
     g->nodes[2]->outputs[0]->type = {float32, {5}};
-    CHECK(verify_error(*g) == "[ir.verify] graph 'get_mse', node %2 (pow): output 0 has type f32[5] but pow infers "
-                              "i32[5] from (i32[5], i32[])");
+    CHECK(verify_error(*g) ==
+          "[ir.verify] graph 'get_mse', node %2 (pow): output 0 has type f32[5] but pow infers "
+          "i32[5] from (i32[5], i32[])");
   }
   SECTION("unknown and symbolic dims are compatible") {
     auto g = make_mse();
@@ -472,41 +513,48 @@ TEST_CASE("the verifier names the node and the broken invariant", "[ir]") {
     g.variables[0].token_out = t2;
     verify(g);
     w2->effect_in = g.variables[0].token_in;  // both writes after the entry token: a fork
-    CHECK(verify_error(g) == "[ir.verify] graph 'v', node !1 (assign_variable): its effect token !v0 is not the "
-                             "latest token of variable @0's chain (!0 is)");
+    CHECK(verify_error(g) ==
+          "[ir.verify] graph 'v', node !1 (assign_variable): its effect token !v0 is not the "
+          "latest token of variable @0's chain (!0 is)");
   }
   SECTION("print without the I/O token") {
     Graph g("p");
     Value* x = g.add_input({float32, {2}}, "x");
     g.append_op(def("print"), {{"message", std::string("x")}}, {x}, {});
-    CHECK(verify_error(g) == "[ir.verify] graph 'p', node #0 (print): print is an I/O effect and must thread the I/O "
-                             "token");
+    CHECK(verify_error(g) ==
+          "[ir.verify] graph 'p', node #0 (print): print is an I/O effect and must thread the I/O "
+          "token");
   }
   SECTION("cond branch signature") {
     auto g = parse_graph(kControlText);
     g->nodes[0]->subgraphs[1]->outputs.clear();
-    CHECK(verify_error(*g) == "[ir.verify] graph 'control', node %0 (cond): its else subgraph returns 0 values, "
-                              "expected 1");
+    CHECK(verify_error(*g) ==
+          "[ir.verify] graph 'control', node %0 (cond): its else subgraph returns 0 values, "
+          "expected 1");
     auto h = parse_graph(kControlText);
     h->nodes[2]->subgraphs[0]->outputs[0] = h->nodes[2]->subgraphs[0]->inputs[0];
-    CHECK(verify_error(*h) == "[ir.verify] graph 'control', node %1 (while): its cond subgraph's result 0 has type "
-                              "i32[], expected bool[]");
+    CHECK(verify_error(*h) ==
+          "[ir.verify] graph 'control', node %1 (while): its cond subgraph's result 0 has type "
+          "i32[], expected bool[]");
   }
   SECTION("constant type and undeclared symbol") {
     auto g = make_mse();
     g->nodes[1]->outputs[0]->type = {int32, {1}};
-    CHECK(verify_error(*g) == "[ir.verify] graph 'get_mse', node %1 (constant): its output type i32[1] differs from "
-                              "its value's type i32[]");
+    CHECK(verify_error(*g) ==
+          "[ir.verify] graph 'get_mse', node %1 (constant): its output type i32[1] differs from "
+          "its value's type i32[]");
     auto h = make_mse();
     h->inputs[0]->type.shape = Shape{symbol_dim(4)};
-    CHECK(verify_error(*h) == "[ir.verify] graph 'get_mse': parameter %y_true has an undeclared symbol dim -6 (the "
-                              "graph has 0 symbols)");
+    CHECK(verify_error(*h) ==
+          "[ir.verify] graph 'get_mse': parameter %y_true has an undeclared symbol dim -6 (the "
+          "graph has 0 symbols)");
   }
   SECTION("element count overflow") {
     Graph g("big");
     g.add_input({float32, {int64_t{1} << 40, int64_t{1} << 40}}, "x");
-    CHECK(verify_error(g) == "[ir.verify] graph 'big': parameter %x has type f32[1099511627776, 1099511627776], whose "
-                             "element count overflows int64");
+    CHECK(verify_error(g) ==
+          "[ir.verify] graph 'big': parameter %x has type f32[1099511627776, 1099511627776], whose "
+          "element count overflows int64");
   }
 }
 

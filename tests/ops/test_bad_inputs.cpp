@@ -8,9 +8,11 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "compiler/trace/function.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -461,12 +463,98 @@ void add_creation(Catalog& c) {
 
 // Built afresh for each test case rather than kept in a static: some cases hold tensors, and a
 // tensor destroyed during exit would outlive the main thread's allocator cache.
+// ---------------------------------------------------------------------------------------------
+// Control and I/O
+
+// A tensor of a trace that has ended (the tracer's parameter, kept past the trace).
+Tensor leaked_symbolic(DType dtype = float32) {
+  Tensor leaked;
+  trace::trace_concrete("leak", {TensorSpec({3}, dtype, "x")}, [&leaked](std::span<const Tensor> in) {
+    leaked = in[0];
+    return std::vector<Tensor>{in[0]};
+  });
+  return leaked;
+}
+
+// Some reference-counted object that is not a CallTarget.
+struct NotAFunction final : RefCounted {};
+
+void add_control(Catalog& c) {
+  // f(x: float32 (3,), y: float32 (3,)) = x * y + x
+  const ops::ObjectRef fn(
+      trace::trace_concrete("fma", {TensorSpec({3}, float32, "x"), TensorSpec({3}, float32, "y")},
+                            [](std::span<const Tensor> in) { return std::vector<Tensor>{in[0] * in[1] + in[0]}; }));
+  const Attrs call_attrs{{"function", fn}};
+  auto& k = c["call"];
+  k.push_back({"too few inputs", [=] { call_op("call", call_attrs, {z({3})}); }, "takes 2 inputs, got 1"});
+  k.push_back({"too many inputs", [=] { call_op("call", call_attrs, {z({3}), z({3}), z({3})}); }, "got 3"});
+  k.push_back({"an input of the wrong dtype",
+               [=] {
+                 call_op("call", call_attrs, {z({3}), z({3}, int32)});
+               },
+               "function 'fma': argument 'y'"});
+  k.push_back({"an input of the wrong shape", [=] { call_op("call", call_attrs, {z({4}), z({3})}); }, "(4,)"});
+  k.push_back({"an input of the wrong rank", [=] { call_op("call", call_attrs, {z({3}), z({1, 3})}); }, "(1, 3)"});
+  k.push_back({"an undefined input", [=] { call_op("call", call_attrs, {z({3}), Tensor()}); }, "input 1 is undefined"});
+  k.push_back({"a symbolic tensor leaked from a trace",
+               [=] {
+                 call_op("call", call_attrs, {leaked_symbolic(), z({3})});
+               },
+               "input 0 is a symbolic tensor leaked from a trace that has ended"});
+  k.push_back({"no function attribute", [] { call_op("call", {}, {z({3}), z({3})}); }, "'function'"});
+  k.push_back({"a function attribute that is not an object",
+               [] {
+                 call_op("call", {{"function", int64_t{3}}}, {z({3})});
+               },
+               "'function'"});
+  k.push_back({"a null function", [] { call_op("call", {{"function", ops::ObjectRef()}}, {z({3})}); }, "'function'"});
+  k.push_back({"a function attribute that is not a function",
+               [] {
+                 call_op("call", {{"function", ops::ObjectRef(make_ref<NotAFunction>())}}, {z({3})});
+               },
+               "'function'"});
+
+  auto& p = c["print"];
+  p.push_back({"an undefined input", [] { print("x:", {Tensor()}); }, "input 0 is undefined"});
+  p.push_back({"an undefined third input",
+               [] {
+                 call_op("print", {{"message", std::string("m")}}, {z({2}), z({}, int32), Tensor()});
+               },
+               "input 2 is undefined"});
+  p.push_back({"a symbolic tensor leaked from a trace", [] { print("x:", {leaked_symbolic()}); }, "leaked"});
+  p.push_back({"a leaked tensor after good ones",
+               [] {
+                 print("x:", {z({2}), z({2, 2}, bool_), leaked_symbolic()});
+               },
+               "input 2 is a symbolic tensor leaked"});
+
+  auto& a = c["assert"];
+  const Attrs msg{{"message", std::string("x must be positive")}};
+  a.push_back(
+      {"a float32 condition", [=] { call_op("assert", msg, {ones({3})}); }, "must be a bool tensor, got float32"});
+  a.push_back({"an int32 condition", [] { debugging::assert_true(ones({}, int32), "m"); }, "got int32"});
+  a.push_back({"no condition", [=] { call_op("assert", msg, {}); }, "expects 1 inputs, got 0"});
+  a.push_back({"two conditions",
+               [=] {
+                 call_op("assert", msg, {ones({3}, bool_), ones({3}, bool_)});
+               },
+               "expects 1 inputs, got 2"});
+  a.push_back({"an undefined condition", [] { debugging::assert_true(Tensor(), "m"); }, "input 0 is undefined"});
+  a.push_back({"a leaked symbolic condition", [=] { call_op("assert", msg, {leaked_symbolic(bool_)}); }, "leaked"});
+  a.push_back({"a false element",
+               [] {
+                 debugging::assert_true(constant({1.0f, -2.0f, 3.0f}) > 0.0f, "x must be positive");
+               },
+               "x must be positive (condition false at index [1])"});
+}
+
 Catalog catalog() {
   Catalog cat;
   add_elementwise(cat);
   add_reductions(cat);
   add_movement(cat);
   add_creation(cat);
+  add_control(cat);
   return cat;
 }
 

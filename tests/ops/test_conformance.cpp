@@ -3,24 +3,31 @@
 // take the parallel paths) and is compared with a plain-loop host reference: exact integer math
 // with wrapping, double or complex<double> for floats. Dtypes an op does not accept must be
 // rejected with InvalidArgument or Unimplemented. An op without an entry here fails the test.
-// Tolerances per dtype are stated with kiln::testing::Tier in tests/support/op_cases.h.
+// Tolerances per dtype are stated with kiln::testing::Tier in tests/support/op_cases.h. Every
+// case also runs traced into a function (issue 4) and must give the eager op's results.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <complex>
+#include <cstring>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <map>
+#include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <variant>
 #include <vector>
 
+#include "compiler/trace/function.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "runtime/printing.h"
 #include "tests/support/op_cases.h"
 
 using namespace kiln;
@@ -34,13 +41,22 @@ using Refs = std::vector<Host>;
 using C = std::complex<double>;
 using I64s = std::vector<int64_t>;
 
-/// One run of an op: how to run it, and either its reference outputs or a property check.
+/// One run of an op: its inputs, how to apply the op, and what it must give: reference outputs,
+/// a property check, or an error. `body` applies the op to tensors standing for `inputs` (the
+/// inputs themselves when run eagerly, a trace's parameters when traced into a function).
 struct Case {
   std::string what;
-  std::function<Outputs()> run;
+  std::vector<Tensor> inputs;
+  std::function<Outputs(std::span<const Tensor>)> body;
   std::function<Refs()> expect;
   std::function<void(const Outputs&)> check;
   Tier tier = Tier::Exact;
+  /// What the op writes to std::cout (only print writes anything).
+  std::string prints;
+  /// When set, the op must throw InvalidArgument with exactly this message.
+  std::string throws;
+
+  Outputs run() const { return body(inputs); }
 };
 
 /// An op's entry: the dtype classes it accepts and its cases for one dtype, built for every
@@ -72,7 +88,7 @@ unsigned class_of(DType d) {
   return is_floating(d) ? kF : kC;
 }
 
-Outputs run_op(const std::string& op, const Attrs& attrs, const std::vector<Tensor>& inputs) {
+Outputs run_op(const std::string& op, const Attrs& attrs, std::span<const Tensor> inputs) {
   ops::TensorList out = ops::apply(ops::op_def(op).id, attrs, inputs);
   return Outputs(out.begin(), out.end());
 }
@@ -81,7 +97,8 @@ Case op_case(std::string what, const std::string& op, Attrs attrs, std::vector<T
              std::function<Refs()> expect, Tier tier = Tier::Exact) {
   Case c;
   c.what = std::move(what);
-  c.run = [op, attrs, inputs] { return run_op(op, attrs, inputs); };
+  c.inputs = std::move(inputs);
+  c.body = [op, attrs](std::span<const Tensor> in) { return run_op(op, attrs, in); };
   c.expect = std::move(expect);
   c.tier = tier;
   return c;
@@ -1472,7 +1489,10 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       Tensor xt = from_host(x);
       Case c;
       c.what = s.to_string() + items_string(items);
-      c.run = [xt, items] { return Outputs{xt.index(std::span<const IndexItem>(items.data(), items.size()))}; };
+      c.inputs = {xt};
+      c.body = [items](std::span<const Tensor> in) {
+        return Outputs{in[0].index(std::span<const IndexItem>(items.data(), items.size()))};
+      };
       c.expect = [x, items] { return Refs{index_ref(x, items)}; };
       cases.push_back(c);
     }
@@ -1505,6 +1525,119 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       }
     return cases;
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control and I/O ops
+
+// A concrete function of x and y returning x + y, x * y (logical or and and for bool) and x
+// itself (an output that is a parameter).
+Ref<trace::ConcreteState> sum_and_product(DType dt, const Shape& a, const Shape& b) {
+  return trace::trace_concrete("sum_and_product", {TensorSpec(a, dt, "x"), TensorSpec(b, dt, "y")},
+                               [dt](std::span<const Tensor> in) -> std::vector<Tensor> {
+                                 const Tensor &x = in[0], &y = in[1];
+                                 if (dt == bool_) return {logical_or(x, y), logical_and(x, y), x};
+                                 return {add(x, y), multiply(x, y), x};
+                               });
+}
+
+// call: runs a traced function as one op; its inputs are the function's tensor arguments (these
+// functions capture no variables, whose values would follow them).
+OpSpec call_spec() {
+  return {kAll, [](const std::string& op, DType dt, bool big) {
+            std::vector<Case> cases;
+            uint64_t seed = 9500;
+            const std::vector<Bin> shapes = {
+                {{}, {}}, {{0}, {0}}, {{7}, {7}}, {{2, 3, 4}, {2, 3, 4}}, {{3, 1}, {4}}, {{130, 260}, {130, 260}}};
+            for (const Bin& bs : shapes) {
+              if (!big && bshape(bs.a, bs.b).num_elements() > kSmall) continue;
+              const Host x = random_host(dt, bs.a, seed++), y = random_host(dt, bs.b, seed++);
+              const Attrs attrs{{"function", ops::ObjectRef(sum_and_product(dt, bs.a, bs.b))}};
+              cases.push_back(op_case(
+                  bs.a.to_string() + " vs " + bs.b.to_string(), op, attrs, {from_host(x), from_host(y)},
+                  [=] {
+                    Host sum = make_host(dt, bshape(bs.a, bs.b)), prod = sum;
+                    for_each_index(sum.shape, [&](const I64s& idx, int64_t k) {
+                      const Num &a = x.v[bsrc(idx, bs.a)], &b = y.v[bsrc(idx, bs.b)];
+                      if (dt == bool_) {
+                        sum.v[k] = B(a.i || b.i);
+                        prod.v[k] = B(a.i && b.i);
+                      } else if (is_integer(dt)) {
+                        sum.v[k] = round_to(I(a.i + b.i), dt);
+                        prod.v[k] = round_to(I(mul_wrap(a.i, b.i)), dt);
+                      } else {
+                        sum.v[k] = round_to(R(a.z + b.z), dt);
+                        prod.v[k] = round_to(R(is_complex(dt) ? a.z * b.z : C(a.z.real() * b.z.real())), dt);
+                      }
+                    });
+                    return Refs{sum, prod, x};
+                  },
+                  Tier::Rounded));
+            }
+            // a function of no arguments: its result is a constant of the graph
+            const auto ones_fn = trace::trace_concrete("ones", {}, [dt](std::span<const Tensor>) {
+              return std::vector<Tensor>{ones({2, 3}, dt)};
+            });
+            cases.push_back(op_case("no arguments", op, Attrs{{"function", ops::ObjectRef(ones_fn)}}, {}, [dt] {
+              Host y = make_host(dt, {2, 3});
+              for (Num& v : y.v) v = round_to(I(1), dt);
+              return Refs{y};
+            }));
+            return cases;
+          }};
+}
+
+// print: "<message> <values of each tensor>" and a newline on std::cout, and no outputs.
+OpSpec print_spec() {
+  return {kAll, [](const std::string& op, DType dt, bool) {
+            struct P {
+              std::string what, message;
+              std::vector<Shape> shapes;
+            };
+            const std::vector<P> ps = {{"a message and a scalar", "x =", {{}}},
+                                       {"no message, two tensors", "", {{7}, {2, 3}}},
+                                       {"an empty tensor", "empty:", {{3, 0, 2}}},
+                                       {"a message only", "just text", {}},
+                                       {"three tensors", "values", {{2, 2, 2}, {}, {1}}}};
+            std::vector<Case> cases;
+            uint64_t seed = 9600;
+            for (const P& p : ps) {
+              std::vector<Tensor> inputs;
+              std::string text = p.message;
+              for (const Shape& s : p.shapes) {
+                inputs.push_back(from_host(random_host(dt, s, seed++)));
+                text += (text.empty() ? "" : " ") + numpy_str(inputs.back());
+              }
+              Case c = op_case(p.what, op, Attrs{{"message", p.message}}, inputs, [] { return Refs{}; });
+              c.prints = text + "\n";
+              cases.push_back(std::move(c));
+            }
+            return cases;
+          }};
+}
+
+// assert: passes when every element is true; otherwise the message names the first false element.
+OpSpec assert_spec() {
+  return {kB, [](const std::string& op, DType dt, bool big) {
+            std::vector<Case> cases;
+            const Attrs attrs{{"message", std::string("values must be positive")}};
+            for (const Shape& s : {Shape{}, Shape{0}, Shape{7}, Shape{2, 3}, Shape{130, 260}}) {
+              if (!big && s.num_elements() > kSmall) continue;
+              Host yes = make_host(dt, s);
+              for (Num& v : yes.v) v = round_to(I(1), dt);
+              cases.push_back(op_case("all true " + s.to_string(), op, attrs, {from_host(yes)}, [] { return Refs{}; }));
+            }
+            if (dt != bool_) return cases;
+            const std::vector<std::tuple<Shape, I64s, std::string>> fails = {
+                {{}, {0}, ""}, {{4}, {1, 0, 1, 0}, " at index [1]"}, {{2, 3}, {1, 1, 1, 1, 1, 0}, " at index [1, 2]"}};
+            for (const auto& [s, values, where] : fails) {
+              Case c = op_case("false " + s.to_string(), op, attrs, {from_host(index_host(bool_, s, values))},
+                               [] { return Refs{}; });
+              c.throws = "[assert] values must be positive (condition false" + where + ")";
+              cases.push_back(std::move(c));
+            }
+            return cases;
+          }};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1543,7 +1676,7 @@ OpSpec random_spec(bool uniform) {
               const Attrs attrs = random_attrs(uniform, s, dt, 42, 0, a, b);
               Case c;
               c.what = s.to_string();
-              c.run = [op, attrs] { return run_op(op, attrs, {}); };
+              c.body = [op, attrs](std::span<const Tensor>) { return run_op(op, attrs, {}); };
               c.check = [=](const Outputs& out) {
                 CHECK(out.size() == 1);
                 if (out.size() != 1) return;
@@ -1713,21 +1846,67 @@ const std::map<std::string, OpSpec>& spec_table() {
     t["argmin"] = arg_spec(false);
     t["matmul"] = matmul_spec();
     add_movement(t);
+    t["call"] = call_spec();
+    t["print"] = print_spec();
+    t["assert"] = assert_spec();
     add_creation(t);
     return t;
   }();
   return table;
 }
 
+// Sends std::cout to a string while it lives.
+class CoutCapture {
+ public:
+  CoutCapture() : old_(std::cout.rdbuf(buf_.rdbuf())) {}
+  ~CoutCapture() { std::cout.rdbuf(old_); }
+  CoutCapture(const CoutCapture&) = delete;
+  CoutCapture& operator=(const CoutCapture&) = delete;
+  std::string text() const { return buf_.str(); }
+
+ private:
+  std::ostringstream buf_;
+  std::streambuf* old_;
+};
+
+/// What one run gave: the outputs, what it printed, and the message of what it threw.
+struct Outcome {
+  Outputs out;
+  std::string printed;
+  std::string error;  // "" when nothing was thrown
+  bool invalid_argument = false;
+};
+
+Outcome outcome_of(const std::function<Outputs()>& f) {
+  Outcome o;
+  CoutCapture capture;
+  try {
+    o.out = f();
+  } catch (const InvalidArgument& e) {
+    o.error = e.what();
+    o.invalid_argument = true;
+  } catch (const std::exception& e) {
+    o.error = e.what();
+  }
+  o.printed = capture.text();
+  return o;
+}
+
 void run_case(const std::string& op, DType dt, const Case& c) {
   INFO("op " << op << ", dtype " << dtype_name(dt) << ", case " << c.what);
-  Outputs out;
-  try {
-    out = c.run();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("threw: " << e.what());
+  const Outcome r = outcome_of([&c] { return c.run(); });
+  CHECK(r.printed == c.prints);
+  if (!c.throws.empty()) {
+    INFO("must throw InvalidArgument: " << c.throws);
+    CHECK(r.invalid_argument);
+    CHECK(r.error == c.throws);
     return;
   }
+  if (!r.error.empty()) {
+    FAIL_CHECK("threw: " << r.error);
+    return;
+  }
+  const Outputs& out = r.out;
   if (c.check) {
     c.check(out);
     return;
@@ -1742,18 +1921,95 @@ void run_case(const std::string& op, DType dt, const Case& c) {
   }
 }
 
+// "" when `f` throws InvalidArgument or Unimplemented naming the op, else what went wrong.
+std::string rejection_problem(const std::string& op, const std::function<void()>& f) {
+  try {
+    f();
+    return "it was accepted";
+  } catch (const InvalidArgument& e) {
+    if (std::string_view(e.what()).starts_with("[" + op + "]")) return "";
+    return std::string("the message does not start with [") + op + "]: " + e.what();
+  } catch (const Unimplemented& e) {
+    if (std::string_view(e.what()).starts_with("[" + op + "]")) return "";
+    return std::string("the message does not start with [") + op + "]: " + e.what();
+  } catch (const std::exception& e) {
+    return std::string("threw something other than InvalidArgument or Unimplemented: ") + e.what();
+  }
+}
+
 void check_rejected(const std::string& op, DType dt, const Case& c) {
   INFO("op " << op << " must reject dtype " << dtype_name(dt) << " (case " << c.what << ")");
+  const std::string problem = rejection_problem(op, [&c] { c.run(); });
+  INFO(problem);
+  CHECK(problem.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traced ops (issue 4): each case's op traced into a concrete function whose parameters are the
+// case's inputs, run on the same inputs, against the eager op.
+
+/// How closely a traced op's floating results must match the eager op's. Exact means the same
+/// bytes: the interpreter backend runs the eager kernels node by node, so the results are
+/// bit-identical today. A backend that generates code (fusion, reassociation, its own math
+/// functions) changes this to the tier its code needs (Rounded or Approx, tests/support/op_cases.h).
+/// Integer and bool results are always compared bit for bit.
+constexpr Tier kTracedFloatTier = Tier::Exact;
+
+// "" when a traced output matches the eager one (see kTracedFloatTier), else the difference.
+std::string traced_mismatch(const Tensor& traced, const Tensor& eager) {
+  if (traced.dtype() != eager.dtype() || !(traced.shape() == eager.shape()))
+    return std::string("traced: ") + std::string(dtype_name(traced.dtype())) + " " + traced.shape().to_string() +
+           ", eager: " + std::string(dtype_name(eager.dtype())) + " " + eager.shape().to_string();
+  if (kTracedFloatTier != Tier::Exact && is_inexact(eager.dtype()))
+    return compare(to_host(traced), to_host(eager), kTracedFloatTier);
+  const size_t n = eager.nbytes();
+  if (n == 0 || std::memcmp(traced.raw_data(), eager.raw_data(), n) == 0) return "";
+  // the host comparison names the elements (it sees no difference between 0.0 and -0.0 or
+  // between NaN payloads, which the bytes do)
+  return "the bytes differ; " + compare(to_host(traced), to_host(eager), Tier::Exact);
+}
+
+std::vector<TensorSpec> specs_of(const std::vector<Tensor>& inputs) {
+  std::vector<TensorSpec> specs;
+  for (const Tensor& t : inputs) specs.push_back(TensorSpec::from_tensor(t));
+  return specs;
+}
+
+Ref<trace::ConcreteState> trace_case(const std::string& op, const Case& c) {
+  return trace::trace_concrete(op, specs_of(c.inputs), [&c](std::span<const Tensor> in) { return c.body(in); });
+}
+
+// Runs the case eagerly and traced: the same outputs (dtype, shape, values), the same printed
+// text, the same error (an assert that fails throws when the function runs, not when it traces).
+void run_traced(const std::string& op, DType dt, const Case& c) {
+  INFO("op " << op << " traced, dtype " << dtype_name(dt) << ", case " << c.what);
+  Ref<trace::ConcreteState> cs;
   try {
-    c.run();
-    FAIL_CHECK("it was accepted");
-  } catch (const InvalidArgument& e) {
-    CHECK_THAT(e.what(), Catch::StartsWith("[" + op + "]"));
-  } catch (const Unimplemented& e) {
-    CHECK_THAT(e.what(), Catch::StartsWith("[" + op + "]"));
+    cs = trace_case(op, c);
   } catch (const std::exception& e) {
-    FAIL_CHECK("threw something other than InvalidArgument or Unimplemented: " << e.what());
+    FAIL_CHECK("tracing threw: " << e.what());
+    return;
   }
+  const ConcreteFunction f(cs);
+  const Outcome eager = outcome_of([&c] { return c.run(); });
+  const Outcome traced = outcome_of([&] { return f(c.inputs); });
+  CHECK(traced.printed == eager.printed);
+  CHECK(traced.error == eager.error);
+  if (!eager.error.empty() || !traced.error.empty()) return;
+  CHECK(traced.out.size() == eager.out.size());
+  for (size_t i = 0; i < traced.out.size() && i < eager.out.size(); ++i) {
+    const std::string diff = traced_mismatch(traced.out[i], eager.out[i]);
+    INFO("output " << i << ": " << diff);
+    CHECK(diff.empty());
+  }
+}
+
+// A dtype the op does not accept is rejected while tracing, as it is eagerly.
+void check_traced_rejected(const std::string& op, DType dt, const Case& c) {
+  INFO("op " << op << " traced must reject dtype " << dtype_name(dt) << " (case " << c.what << ")");
+  const std::string problem = rejection_problem(op, [&] { trace_case(op, c); });
+  INFO(problem);
+  CHECK(problem.empty());
 }
 
 }  // namespace
@@ -1787,6 +2043,30 @@ TEST_CASE("every op matches its reference for each dtype it accepts and rejects 
           run_case(op, dt, c);
         else
           check_rejected(op, dt, c);
+      }
+    }
+  }
+}
+
+// Every case of every op, traced: function(op) gives the eager op's results on the cases' seeded
+// random inputs (issue 4). No op is skipped. Only the small cases run: the large ones take the
+// same kernels' parallel paths, which the eager test covers. Random ops are compared in full,
+// not only by dtype and shape: their values are a function of their seed and offset attributes,
+// so the traced op must give the eager op's values. print must print the same text (it has no
+// outputs), and an assert that fails must throw the same error when the function runs.
+TEST_CASE("every op traced into a function gives the eager op's results", "[conformance][traced]") {
+  const auto& table = spec_table();
+  for (const ops::OpDef& def : ops::all_ops()) {
+    const std::string op(def.name);
+    auto it = table.find(op);
+    if (it == table.end()) continue;  // reported by the tests above
+    for (DType dt : kAllDTypes) {
+      const bool accepted = (it->second.accepts & class_of(dt)) != 0;
+      for (const Case& c : it->second.cases(op, dt, false)) {
+        if (accepted)
+          run_traced(op, dt, c);
+        else
+          check_traced_rejected(op, dt, c);
       }
     }
   }
