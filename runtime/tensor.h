@@ -146,9 +146,28 @@ class Tensor {
   bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
 
  private:
+  friend class BorrowedTensors;
   void check_access(DType want, const char* what) const;
   [[noreturn]] static void throw_undefined();
   Ref<TensorImpl> impl_;
+};
+
+/// A contiguous list of tensors that share handles the caller keeps alive, without touching
+/// their reference counts: the graph interpreter passes kernel inputs this way. Copies made
+/// from its elements are ordinary owning tensors. Not for user code.
+class BorrowedTensors {
+ public:
+  BorrowedTensors() = default;
+  BorrowedTensors(const BorrowedTensors&) = delete;
+  BorrowedTensors& operator=(const BorrowedTensors&) = delete;
+  ~BorrowedTensors() {
+    for (Tensor& t : items_) t.impl_.release();
+  }
+  void push_back(const Tensor& t) { items_.push_back(Tensor(Ref<TensorImpl>::adopt(t.impl_.get()))); }
+  std::span<const Tensor> span() const { return {items_.data(), items_.size()}; }
+
+ private:
+  SmallVector<Tensor, 4> items_;
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);

@@ -68,9 +68,9 @@ class Interpreter final : public Executable {
  private:
   void run_op(const Step& s, SmallVector<Tensor, 32>& slots, const Ref<Storage>& arena) const {
     const ops::OpDef& def = *s.node->def;
-    SmallVector<Tensor, 4> ins;
+    BorrowedTensors ins;  // the slots keep them alive for the step
     for (uint32_t i : s.in) ins.push_back(slots[i]);
-    std::span<const Tensor> in_span(ins.data(), ins.size());
+    std::span<const Tensor> in_span = ins.span();
     ops::TypeList dyn;
     const ops::TypeList* types = &s.types;
     if (!s.static_types) {

@@ -10,6 +10,10 @@
 
 using namespace kiln;
 
+// tests/compiler/count_new.cpp: counts global operator new calls on this thread while enabled
+extern thread_local bool t_count_news;
+extern thread_local size_t t_news;
+
 namespace {
 // Captures std::cout for the scope's lifetime.
 struct CaptureStdout {
@@ -38,6 +42,18 @@ TEST_CASE("a function gives the eager result; inner functions join the outer gra
   bool has_matmul = false;
   for (auto& n : cf.graph().nodes) has_matmul |= n->is_op(ops::OpId::MatMul);
   CHECK(has_matmul);
+}
+
+TEST_CASE("a cache-hit call does not allocate with operator new", "[function]") {
+  auto f = function([](Tensor x, int n) { return x * float(n) + 1.0f; });
+  Tensor x = constant({1.0f, 2.0f});
+  f(x, 3);
+  t_news = 0;
+  t_count_news = true;
+  Tensor y = f(x, 3);
+  t_count_news = false;
+  CHECK(t_news == 0);
+  CHECK(y.to_vector<float>() == std::vector<float>{4, 7});
 }
 
 TEST_CASE("polymorphism: one concrete function per signature", "[function]") {
