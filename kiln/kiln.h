@@ -6,6 +6,7 @@
 #include "autodiff/tape.h"
 #include "ops/ops.h"
 #include "ops/ragged.h"
+#include "ops/sparse.h"
 #include "ops/strings.h"
 #include "ops/variable.h"
 #include "runtime/device.h"
