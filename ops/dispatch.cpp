@@ -18,8 +18,9 @@ std::atomic<uint64_t> g_next_level_id{1};
 
 [[noreturn]] void string_input(const OpDef& def, size_t i) {
   if (def.id == OpId::Cast)
-    fail<InvalidArgument>(def.name, "cannot cast a string tensor to a number; parse the text with "
-                                    "kiln::strings::to_number");
+    fail<InvalidArgument>(def.name,
+                          "cannot cast a string tensor to a number; parse the text with "
+                          "kiln::strings::to_number");
   fail<InvalidArgument>(def.name, "input ", i, " has dtype string, which ", def.name,
                         " does not accept (string tensors work with the kiln::strings ops)");
 }

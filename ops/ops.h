@@ -36,9 +36,9 @@ class NestedList {
   requires std::is_floating_point_v<T> NestedList(T v) : kind_(Kind::Float), f_(static_cast<double>(v)) {}  // NOLINT
   template <class T>
   NestedList(std::complex<T> v) : kind_(Kind::Complex), c_(v.real(), v.imag()) {}  // NOLINT
-  NestedList(const char* s) : kind_(Kind::String), s_(s) {}         // NOLINT
-  NestedList(std::string s) : kind_(Kind::String), s_(std::move(s)) {}  // NOLINT
-  NestedList(std::string_view s) : kind_(Kind::String), s_(s) {}     // NOLINT
+  NestedList(const char* s) : kind_(Kind::String), s_(s) {}                        // NOLINT
+  NestedList(std::string s) : kind_(Kind::String), s_(std::move(s)) {}             // NOLINT
+  NestedList(std::string_view s) : kind_(Kind::String), s_(s) {}                   // NOLINT
   NestedList(std::initializer_list<NestedList> items) : kind_(Kind::List), items_(items) {}
   /// A list of the given items (for building nested lists at run time).
   static NestedList list(std::vector<NestedList> items) {

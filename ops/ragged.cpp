@@ -360,10 +360,10 @@ RaggedTensor constant(const NestedList& rows, std::optional<DType> dtype) {
   return RaggedTensor::from_row_splits(values, i64_vector(splits));
 }
 
-#define KILN_RAGGED_BINARY(FN)                                                             \
-  RaggedTensor FN(const RaggedTensor& x, const RaggedTensor& y) {                          \
-    check_same_splits("ragged." #FN, x, y);                                                \
-    return x.with_values(kiln::FN(x.values(), y.values()));                                \
+#define KILN_RAGGED_BINARY(FN)                                    \
+  RaggedTensor FN(const RaggedTensor& x, const RaggedTensor& y) { \
+    check_same_splits("ragged." #FN, x, y);                       \
+    return x.with_values(kiln::FN(x.values(), y.values()));       \
   }
 KILN_RAGGED_BINARY(add)
 KILN_RAGGED_BINARY(subtract)
@@ -459,7 +459,7 @@ RaggedTensor concat(const std::vector<RaggedTensor>& xs, int64_t axis) {
 
 }  // namespace ragged
 
-#define KILN_RAGGED_DENSE(OP, FN)                                   \
+#define KILN_RAGGED_DENSE(OP, FN)                                    \
   RaggedTensor operator OP(const RaggedTensor& x, const Tensor& y) { \
     check_defined("ragged." #FN, x);                                 \
     check_scalar("ragged." #FN, y);                                  \

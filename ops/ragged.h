@@ -92,8 +92,8 @@ class TensorOrRagged {
   const Tensor& tensor() const;
   /// The ragged tensor; throws InvalidArgument when the result is dense.
   const RaggedTensor& ragged() const;
-  operator Tensor() const { return tensor(); }         // NOLINT
-  operator RaggedTensor() const { return ragged(); }   // NOLINT
+  operator Tensor() const { return tensor(); }        // NOLINT
+  operator RaggedTensor() const { return ragged(); }  // NOLINT
   std::string to_string() const;
 
  private:
@@ -140,17 +140,17 @@ RaggedTensor concat(const std::vector<RaggedTensor>& xs, int64_t axis = 0);
 
 }  // namespace ragged
 
-#define KILN_RAGGED_OPERATOR(OP, FN)                                                                       \
+#define KILN_RAGGED_OPERATOR(OP, FN)                                                                         \
   inline RaggedTensor operator OP(const RaggedTensor& x, const RaggedTensor& y) { return ragged::FN(x, y); } \
-  RaggedTensor operator OP(const RaggedTensor& x, const Tensor& y);                                         \
-  RaggedTensor operator OP(const Tensor& x, const RaggedTensor& y);                                         \
-  template <detail::Scalar T>                                                                               \
-  RaggedTensor operator OP(const RaggedTensor& x, T y) {                                                    \
-    return x OP detail::scalar_for(x.values(), y, #FN);                                                     \
-  }                                                                                                         \
-  template <detail::Scalar T>                                                                               \
-  RaggedTensor operator OP(T x, const RaggedTensor& y) {                                                    \
-    return detail::scalar_for(y.values(), x, #FN) OP y;                                                     \
+  RaggedTensor operator OP(const RaggedTensor& x, const Tensor& y);                                          \
+  RaggedTensor operator OP(const Tensor& x, const RaggedTensor& y);                                          \
+  template <detail::Scalar T>                                                                                \
+  RaggedTensor operator OP(const RaggedTensor& x, T y) {                                                     \
+    return x OP detail::scalar_for(x.values(), y, #FN);                                                      \
+  }                                                                                                          \
+  template <detail::Scalar T>                                                                                \
+  RaggedTensor operator OP(T x, const RaggedTensor& y) {                                                     \
+    return detail::scalar_for(y.values(), x, #FN) OP y;                                                      \
   }
 KILN_RAGGED_OPERATOR(+, add)
 KILN_RAGGED_OPERATOR(-, subtract)

@@ -108,15 +108,14 @@ SparseTensor::SparseTensor(Tensor indices, Tensor values, Tensor dense_shape)
     const int64_t* row = idx + k * rank;
     for (int64_t j = 0; j < rank; ++j)
       if (row[j] < 0 || row[j] >= dims[size_t(j)])
-        fail<InvalidArgument>(op, "index ", index_string(row, rank), " (entry ", k, ") is out of bounds for dense_shape ",
-                              shape_.to_list_string());
+        fail<InvalidArgument>(op, "index ", index_string(row, rank), " (entry ", k,
+                              ") is out of bounds for dense_shape ", shape_.to_list_string());
     if (k == 0) continue;
     const int64_t* prev = row - rank;
     const int c = std::lexicographical_compare(prev, prev + rank, row, row + rank)   ? -1
                   : std::lexicographical_compare(row, row + rank, prev, prev + rank) ? 1
-                                                                                      : 0;
-    if (c == 0)
-      fail<InvalidArgument>(op, "index ", index_string(row, rank), " (entry ", k, ") repeats entry ", k - 1);
+                                                                                     : 0;
+    if (c == 0) fail<InvalidArgument>(op, "index ", index_string(row, rank), " (entry ", k, ") repeats entry ", k - 1);
     if (c > 0)
       fail<InvalidArgument>(op, "index ", index_string(row, rank), " (entry ", k, ") comes before entry ", k - 1, " ",
                             index_string(prev, rank), " in row-major order; sort with kiln::sparse::reorder");
@@ -237,8 +236,7 @@ SparseTensor add(const SparseTensor& a, const SparseTensor& b) {
                           b.shape().to_list_string());
   if (a.dtype() != b.dtype())
     fail<InvalidArgument>(op, "the operands have dtypes ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
-  if (!is_numeric(a.dtype()))
-    fail<InvalidArgument>(op, "values of dtype ", dtype_name(a.dtype()), " cannot be added");
+  if (!is_numeric(a.dtype())) fail<InvalidArgument>(op, "values of dtype ", dtype_name(a.dtype()), " cannot be added");
   check_concrete(op, a);
   check_concrete(op, b);
   // both index lists are sorted: merge them, each entry summing into its output position
@@ -304,8 +302,8 @@ Tensor matmul(const SparseTensor& a, const Tensor& b, bool adjoint_a, bool adjoi
     fail<InvalidArgument>(op, "needs a sparse matrix and a dense matrix, got dense shapes ", a.shape().to_string(),
                           " and ", b.shape().to_string());
   if (a.dtype() != b.dtype())
-    fail<InvalidArgument>(op, "the sparse values have dtype ", dtype_name(a.dtype()), " but the dense matrix has dtype ",
-                          dtype_name(b.dtype()));
+    fail<InvalidArgument>(op, "the sparse values have dtype ", dtype_name(a.dtype()),
+                          " but the dense matrix has dtype ", dtype_name(b.dtype()));
   if ((adjoint_a || adjoint_b) && is_complex(a.dtype()))
     fail<InvalidArgument>(op, "adjoints of complex matrices are not supported");
   const int64_t m = a.shape().dim(adjoint_a ? 1 : 0), k = a.shape().dim(adjoint_a ? 0 : 1);

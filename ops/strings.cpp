@@ -89,7 +89,8 @@ Tensor unicode_encode(const Tensor& codepoints, const std::string& output_encodi
 namespace kiln::io {
 
 Tensor decode_raw(const Tensor& bytes, DType out_type, bool little_endian) {
-  return ops::apply1(ops::OpId::DecodeRaw, {bytes}, ops::Attrs{{"out_type", out_type}, {"little_endian", little_endian}});
+  return ops::apply1(ops::OpId::DecodeRaw, {bytes},
+                     ops::Attrs{{"out_type", out_type}, {"little_endian", little_endian}});
 }
 
 }  // namespace kiln::io

@@ -654,7 +654,8 @@ std::string format_tensor(const Tensor& t) {
 
 std::string element_repr(const Tensor& t, int64_t i) {
   check_host(t);
-  if (i < 0 || i >= t.num_elements()) fail<OutOfRange>("print", "element ", i, " is not in [0, ", t.num_elements(), ")");
+  if (i < 0 || i >= t.num_elements())
+    fail<OutOfRange>("print", "element ", i, " is not in [0, ", t.num_elements(), ")");
   DType dt = t.dtype();
   if (dt == DType::String) return bytes_repr(string_at(t, i));
   return visit_dtype(dt, "print", [&](auto tag) -> std::string {

@@ -30,8 +30,9 @@ size_t checked_nbytes(std::string_view op, const Shape& shape, DType dtype) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   if (dtype == DType::String)
-    fail<InvalidArgument>("empty", "cannot allocate a string tensor of unknown byte size; build it with "
-                                   "make_string_tensor (runtime/string_tensor.h)");
+    fail<InvalidArgument>("empty",
+                          "cannot allocate a string tensor of unknown byte size; build it with "
+                          "make_string_tensor (runtime/string_tensor.h)");
   size_t nbytes = checked_nbytes("empty", shape, dtype);
   Ref<TensorImpl> t(new TensorImpl());
   t->dtype = dtype;

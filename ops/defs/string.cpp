@@ -272,8 +272,8 @@ bool parse_number(std::string_view s, T& out) {
       const std::string_view ip = mant.substr(0, mant.find('.'));
       tiny = ip.find_first_not_of('0') == std::string_view::npos;
     }
-    out = tiny ? (neg ? -T(0) : T(0))
-               : (neg ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity());
+    out =
+        tiny ? (neg ? -T(0) : T(0)) : (neg ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity());
     return true;
   }
 }
@@ -289,9 +289,9 @@ void kernel_to_number(KernelContext& ctx) {
       for (int64_t i = 0; i < x.num_elements(); ++i) {
         const std::string_view s = string_at(x, i);
         if (!parse_number(s, o[i]))
-          fail<InvalidArgument>(ctx.def.name, "cannot convert ", bytes_repr(s), where_in(i, x.shape()), " to ",
-                                dtype_name(out.dtype()),
-                                std::is_integral_v<T> ? ": it is not an integer in the type's range" : ": it is not a number");
+          fail<InvalidArgument>(
+              ctx.def.name, "cannot convert ", bytes_repr(s), where_in(i, x.shape()), " to ", dtype_name(out.dtype()),
+              std::is_integral_v<T> ? ": it is not an integer in the type's range" : ": it is not a number");
       }
     }
   });
@@ -327,7 +327,8 @@ void kernel_length(KernelContext& ctx) {
     const std::string_view s = string_at(x, i);
     const int64_t n = chars ? char_count(s) : static_cast<int64_t>(s.size());
     if (n > std::numeric_limits<int32_t>::max())
-      fail<InvalidArgument>(ctx.def.name, "element", where_in(i, x.shape()), " has ", n, " units, more than int32 holds");
+      fail<InvalidArgument>(ctx.def.name, "element", where_in(i, x.shape()), " has ", n,
+                            " units, more than int32 holds");
     o[i] = static_cast<int32_t>(n);
   }
 }
@@ -396,8 +397,7 @@ void kernel_substr(KernelContext& ctx) {
   for (int64_t i = 0; i < x.num_elements(); ++i) {
     const std::string_view s = string_at(x, i);
     starts.clear();
-    if (chars)
-      for_each_char(s, [&](int32_t, size_t at, size_t) { starts.push_back(at); });
+    if (chars) for_each_char(s, [&](int32_t, size_t at, size_t) { starts.push_back(at); });
     const int64_t units = chars ? static_cast<int64_t>(starts.size()) : static_cast<int64_t>(s.size());
     starts.push_back(s.size());
     if (pos > units || pos < -units)
@@ -559,7 +559,8 @@ TypeList infer_unicode_encode(const OpDef& def, const Attrs& attrs, std::span<co
     fail<InvalidArgument>(def.name, "code points must be int32, got ", dtype_name(cps.dtype()));
   if (splits.dtype() != DType::Int64)
     fail<InvalidArgument>(def.name, "row_splits must be int64, got ", dtype_name(splits.dtype()));
-  if (cps.ndim() != 1) fail<InvalidArgument>(def.name, "code points must be a vector, got shape ", cps.shape().to_string());
+  if (cps.ndim() != 1)
+    fail<InvalidArgument>(def.name, "code points must be a vector, got shape ", cps.shape().to_string());
   if (splits.ndim() != 1 || splits.shape().dim(0) == 0)
     fail<InvalidArgument>(def.name, "row_splits must be a non-empty vector, got shape ", splits.shape().to_string());
   check_encoding(def, attrs, "output_encoding");
@@ -659,8 +660,8 @@ OpDef define_StringJoin() {
   return d;
 }
 OpDef define_StringSubstr() {
-  return string_op(1, {{"pos", AttrKind::Int}, {"len", AttrKind::Int}, {"unit", AttrKind::String, false}},
-                   infer_substr, kernel_substr);
+  return string_op(1, {{"pos", AttrKind::Int}, {"len", AttrKind::Int}, {"unit", AttrKind::String, false}}, infer_substr,
+                   kernel_substr);
 }
 OpDef define_StringLower() {
   return string_op(1, {{"encoding", AttrKind::String, false}}, infer_same_strings, kernel_case<false>);

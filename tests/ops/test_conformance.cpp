@@ -1787,16 +1787,17 @@ void add_strings(std::map<std::string, OpSpec>& t) {
     return std::vector<Case>{
         string_case("bytes", op, {}, {strs({2, 2}, {"", "a", "アヒル", "🦆"})},
                     {is_values<int32_t>({2, 2}, {0, 1, 9, 4})}),
-        string_case("characters", op, Attrs{{"unit", std::string("UTF8_CHAR")}}, {strs({3}, {"アヒル", "🦆", "a\xff"})},
-                    {is_values<int32_t>({3}, {3, 1, 2})}),
+        string_case("characters", op, Attrs{{"unit", std::string("UTF8_CHAR")}},
+                    {strs({3}, {"アヒル", "🦆", "a\xff"})}, {is_values<int32_t>({3}, {3, 1, 2})}),
         string_case("scalar", op, {}, {strs({}, {"abc"})}, {is_values<int32_t>({}, {3})})};
   });
   t["string_join"] = string_only(2, {}, [] {
     const std::string op = "string_join";
     return std::vector<Case>{
-        string_case("two vectors", op, Attrs{{"separator", std::string(" ")}}, {strs({2}, {"a", "b"}), strs({2}, {"c", "d"})},
-                    {is_strings({2}, {"a c", "b d"})}),
-        string_case("broadcast scalar and column", op, {}, {strs({2, 1}, {"x", "y"}), strs({}, {"!"}), strs({2}, {"1", "2"})},
+        string_case("two vectors", op, Attrs{{"separator", std::string(" ")}},
+                    {strs({2}, {"a", "b"}), strs({2}, {"c", "d"})}, {is_strings({2}, {"a c", "b d"})}),
+        string_case("broadcast scalar and column", op, {},
+                    {strs({2, 1}, {"x", "y"}), strs({}, {"!"}), strs({2}, {"1", "2"})},
                     {is_strings({2, 2}, {"x!1", "x!2", "y!1", "y!2"})}),
         string_case("one input", op, {}, {strs({1}, {"z"})}, {is_strings({1}, {"z"})}),
         string_case("empty", op, {}, {strs({0}, {}), strs({}, {"q"})}, {is_strings({0}, {})})};
@@ -1813,12 +1814,12 @@ void add_strings(std::map<std::string, OpSpec>& t) {
                     {strs({1}, {"アヒル 🦆"})}, {is_strings({1}, {"ヒル"})})};
   });
   t["string_lower"] = string_only(1, {}, [] {
-    return std::vector<Case>{string_case("mixed", "string_lower", {}, {strs({2}, {"AbC", "É1"})},
-                                         {is_strings({2}, {"abc", "É1"})})};
+    return std::vector<Case>{
+        string_case("mixed", "string_lower", {}, {strs({2}, {"AbC", "É1"})}, {is_strings({2}, {"abc", "É1"})})};
   });
   t["string_upper"] = string_only(1, {}, [] {
-    return std::vector<Case>{string_case("mixed", "string_upper", {}, {strs({2}, {"AbC", "é1"})},
-                                         {is_strings({2}, {"ABC", "é1"})})};
+    return std::vector<Case>{
+        string_case("mixed", "string_upper", {}, {strs({2}, {"AbC", "é1"})}, {is_strings({2}, {"ABC", "é1"})})};
   });
   t["unicode_split"] = string_only(1, {}, [] {
     const std::string op = "unicode_split";
@@ -1833,7 +1834,8 @@ void add_strings(std::map<std::string, OpSpec>& t) {
     const std::string op = "unicode_decode";
     auto i32 = [](std::vector<int32_t> v) { return is_values<int32_t>({static_cast<int64_t>(v.size())}, v); };
     return std::vector<Case>{
-        string_case("walkthrough", op, {}, {strs({}, {"アヒル 🦆"})}, {i32({12450, 12498, 12523, 32, 129414}), is_i64({0, 5})}),
+        string_case("walkthrough", op, {}, {strs({}, {"アヒル 🦆"})},
+                    {i32({12450, 12498, 12523, 32, 129414}), is_i64({0, 5})}),
         string_case("vector with invalid bytes", op, {}, {strs({2}, {"a\xc0\xaf", "\xf4\x90\x80\x80"})},
                     {i32({97, 0xFFFD, 0xFFFD, 0xFFFD, 0xFFFD, 0xFFFD, 0xFFFD}), is_i64({0, 3, 7})}),
         string_case("replacement char", op, Attrs{{"replacement_char", int64_t{63}}}, {strs({}, {"\xed\xa0\x80"})},
@@ -1844,8 +1846,8 @@ void add_strings(std::map<std::string, OpSpec>& t) {
                            [](const std::string& op, DType dt, bool) {
                              const bool fl = is_floating(dt);
                              const Strs text = fl ? Strs{"1.5", " -0.25", "1e3", "+7"} : Strs{"0", "-42", " 17 ", "+7"};
-                             const std::vector<double> want = fl ? std::vector<double>{1.5, -0.25, 1000, 7}
-                                                                 : std::vector<double>{0, -42, 17, 7};
+                             const std::vector<double> want =
+                                 fl ? std::vector<double>{1.5, -0.25, 1000, 7} : std::vector<double>{0, -42, 17, 7};
                              Host h = make_host(dt, {2, 2});
                              for (size_t k = 0; k < 4; ++k)
                                h.v[k] = fl ? round_to(float_num(want[k]), dt) : int_num(Int128(want[k]), dt);
@@ -1854,10 +1856,9 @@ void add_strings(std::map<std::string, OpSpec>& t) {
                            },
                            {float32, float64, int32, int64},
                            [] {
-                             return std::vector<Case>{string_case("inf and nan", "string_to_number",
-                                                                  Attrs{{"out_type", float64}},
-                                                                  {strs({2}, {"-inf", "1e400"})},
-                                                                  {is_values<double>({2}, {-INFINITY, INFINITY})})};
+                             return std::vector<Case>{string_case(
+                                 "inf and nan", "string_to_number", Attrs{{"out_type", float64}},
+                                 {strs({2}, {"-inf", "1e400"})}, {is_values<double>({2}, {-INFINITY, INFINITY})})};
                            }};
   // decode_raw: the dtype under test is out_type; the bytes come from a random tensor of it
   t["decode_raw"] = {kAll, [](const std::string& op, DType dt, bool) {
@@ -1893,20 +1894,20 @@ void add_strings(std::map<std::string, OpSpec>& t) {
                          },
                          {int32}};
   // ragged_value_rowids: int64 row splits
-  t["ragged_value_rowids"] = {kS | kU,
-                              [](const std::string& op, DType dt, bool) {
-                                std::vector<Case> cases;
-                                const std::vector<std::pair<I64s, I64s>> ss = {
-                                    {{0, 2, 2, 5}, {0, 0, 2, 2, 2}}, {{0}, {}}, {{0, 0, 0}, {}}, {{0, 1}, {0}}};
-                                for (const auto& [sp, ids] : ss) {
-                                  Host in = index_host(dt, {static_cast<int64_t>(sp.size())}, sp);
-                                  Host want = index_host(int64, {static_cast<int64_t>(ids.size())}, ids);
-                                  cases.push_back(op_case(list_string(sp), op, {}, {from_host(in)},
-                                                          [want] { return Refs{want}; }));
-                                }
-                                return cases;
-                              },
-                              {int64}};
+  t["ragged_value_rowids"] = {
+      kS | kU,
+      [](const std::string& op, DType dt, bool) {
+        std::vector<Case> cases;
+        const std::vector<std::pair<I64s, I64s>> ss = {
+            {{0, 2, 2, 5}, {0, 0, 2, 2, 2}}, {{0}, {}}, {{0, 0, 0}, {}}, {{0, 1}, {0}}};
+        for (const auto& [sp, ids] : ss) {
+          Host in = index_host(dt, {static_cast<int64_t>(sp.size())}, sp);
+          Host want = index_host(int64, {static_cast<int64_t>(ids.size())}, ids);
+          cases.push_back(op_case(list_string(sp), op, {}, {from_host(in)}, [want] { return Refs{want}; }));
+        }
+        return cases;
+      },
+      {int64}};
 }
 
 const std::map<std::string, OpSpec>& spec_table() {

@@ -96,7 +96,8 @@ TEST_CASE("to_tensor pads and from_tensor trims", "[ragged]") {
   CHECK_THROWS_WITH(rt.to_tensor(constant(1.5)), Catch::Contains("default_value has dtype float32"));
   CHECK_THROWS_WITH(rt.to_tensor(constant({1, 2})), Catch::Contains("must be a scalar"));
   CHECK_THROWS_WITH(rt.to_tensor(std::nullopt, -1), Catch::Contains("width"));
-  CHECK(str(ragged::constant({{"a"}, {}}).to_tensor()) == "kiln.Tensor(\n[[b'a']\n [b'']], shape=(2, 1), dtype=string)");
+  CHECK(str(ragged::constant({{"a"}, {}}).to_tensor()) ==
+        "kiln.Tensor(\n[[b'a']\n [b'']], shape=(2, 1), dtype=string)");
   CHECK(ragged::constant({{{1, 2}}, {}}).to_tensor().to_vector<int32_t>() == std::vector<int32_t>{1, 2, 0, 0});
   CHECK(ragged::constant({{}, {}}).to_tensor().shape() == Shape{2, 0});
 
@@ -106,8 +107,7 @@ TEST_CASE("to_tensor pads and from_tensor trims", "[ragged]") {
   CHECK(str(RaggedTensor::from_tensor(dense, I64{1, 0, 2})) == "<kiln.RaggedTensor [[1], [], [3, 0]]>");
   CHECK(str(RaggedTensor::from_tensor(constant({{"a", ""}, {"", ""}}), constant(""))) ==
         "<kiln.RaggedTensor [[b'a'], []]>");
-  CHECK(str(RaggedTensor::from_tensor(constant({{{1, 0}, {0, 0}}}), constant(0))) ==
-        "<kiln.RaggedTensor [[[1, 0]]]>");
+  CHECK(str(RaggedTensor::from_tensor(constant({{{1, 0}, {0, 0}}}), constant(0))) == "<kiln.RaggedTensor [[[1, 0]]]>");
   CHECK_THROWS_WITH(RaggedTensor::from_tensor(dense, I64{1, 4, 0}), Catch::Contains("length 4 of row 1"));
   CHECK_THROWS_WITH(RaggedTensor::from_tensor(dense, I64{1}), Catch::Contains("1 lengths for 3 rows"));
   CHECK_THROWS_WITH(RaggedTensor::from_tensor(constant({1, 2})), Catch::Contains("rank >= 2"));

@@ -170,8 +170,9 @@ TEST_CASE("gradients with respect to sparse values and the dense matrix", "[spar
   CHECK(g[1].to_vector<float>() == std::vector<float>{2, 2, 1, 1, 3, 3});
   CHECK(tape.gradient(reduce_sum(square(sparse::to_dense(sp))), values).to_vector<float>() ==
         std::vector<float>{2, 4, 6});
-  CHECK(tape.gradient(reduce_sum(sparse::reduce_sum(sp, 1) * constant({1.0, 10.0, 100.0})), values)
-            .to_vector<float>() == std::vector<float>{1, 10, 100});
+  CHECK(
+      tape.gradient(reduce_sum(sparse::reduce_sum(sp, 1) * constant({1.0, 10.0, 100.0})), values).to_vector<float>() ==
+      std::vector<float>{1, 10, 100});
   auto check = autodiff::check_gradients(
       [&](const std::vector<Tensor>& in) {
         SparseTensor s(idx, in[0], shape);

@@ -33,7 +33,8 @@ TEST_CASE("string tensors print as TensorFlow prints them", "[strings]") {
   Tensor tensor_of_strings = constant({"Gray wolf", "Quick brown fox", "Lazy dog"});
   CHECK(str(tensor_of_strings) ==
         "kiln.Tensor([b'Gray wolf' b'Quick brown fox' b'Lazy dog'], shape=(3,), dtype=string)");
-  CHECK(str(constant("🥳👍")) == "kiln.Tensor(b'\\xf0\\x9f\\xa5\\xb3\\xf0\\x9f\\x91\\x8d', shape=(), dtype=string)");
+  CHECK(str(constant("🥳👍")) ==
+        "kiln.Tensor(b'\\xf0\\x9f\\xa5\\xb3\\xf0\\x9f\\x91\\x8d', shape=(), dtype=string)");
   // Python's bytes repr: quotes, backslashes and control bytes
   CHECK(bytes_repr("it's") == "b\"it's\"");
   CHECK(bytes_repr("say \"it's\"") == "b'say \"it\\'s\"'");
@@ -67,8 +68,7 @@ TEST_CASE("string tensors hold their bytes", "[strings]") {
 TEST_CASE("the walkthrough's string section", "[strings][walkthrough]") {
   Tensor scalar_string_tensor = constant("Gray wolf");
   Tensor tensor_of_strings = constant({"Gray wolf", "Quick brown fox", "Lazy dog"});
-  CHECK(str(strings::split(scalar_string_tensor, " ")) ==
-        "kiln.Tensor([b'Gray' b'wolf'], shape=(2,), dtype=string)");
+  CHECK(str(strings::split(scalar_string_tensor, " ")) == "kiln.Tensor([b'Gray' b'wolf'], shape=(2,), dtype=string)");
   CHECK(str(strings::split(tensor_of_strings)) ==
         "<kiln.RaggedTensor [[b'Gray', b'wolf'], [b'Quick', b'brown', b'fox'], [b'Lazy', b'dog']]>");
   Tensor text = constant("1 10 100");
@@ -156,7 +156,8 @@ TEST_CASE("decode_raw reinterprets bytes", "[strings]") {
   CHECK(le.to_vector<int16_t>() == std::vector<int16_t>{1, 2, -1, 256});
   Tensor be = io::decode_raw(constant(std::string("\x01\x00", 2)), int16, false);
   CHECK(be.to_vector<int16_t>() == std::vector<int16_t>{256});
-  CHECK(io::decode_raw(constant(std::string("\x00\x02", 2)), bool_).to_vector<bool>() == std::vector<bool>{false, true});
+  CHECK(io::decode_raw(constant(std::string("\x00\x02", 2)), bool_).to_vector<bool>() ==
+        std::vector<bool>{false, true});
   CHECK(io::decode_raw(constant(NestedList{}, string), float32).shape() == Shape{0, 0});
   CHECK_THROWS_WITH(io::decode_raw(constant("abc"), int32), Catch::Contains("not a multiple of 4"));
   CHECK_THROWS_WITH(io::decode_raw(constant({"ab", "abc"}), uint8), Catch::Contains("element at [1] has 3 bytes"));
