@@ -1,5 +1,6 @@
 // The walkthrough's tensor chapter ("张量") in C++: creating tensors, host access, math, shapes,
-// indexing, reshape, dtypes and cast, broadcasting. Prints what the walkthrough prints.
+// indexing, reshape, dtypes and cast, broadcasting, ragged, string and sparse tensors. Prints what
+// the walkthrough prints.
 #include <kiln/kiln.h>
 
 #include <iostream>
@@ -109,11 +110,40 @@ int main() {
   std::cout << multiply(bx, by) << "\n";
   std::cout << broadcast_to(constant({1, 2, 3}), {3, 3}) << "\n";
 
-  std::cout << "\n9. Non-rectangular lists\n";
+  std::cout << "\n9. Ragged tensors\n";
   try {
     constant({{0, 1, 2, 3}, {4, 5}, {6, 7, 8}, {9}});
   } catch (const Error& e) {
     std::cout << e.type_name() << ": " << e.what() << "\n";
   }
+  RaggedTensor ragged_tensor = ragged::constant({{0, 1, 2, 3}, {4, 5}, {6, 7, 8}, {9}});
+  std::cout << ragged_tensor << "\n";
+  std::cout << ragged_tensor.shape() << "\n";
+
+  std::cout << "\n10. String tensors\n";
+  Tensor scalar_string_tensor = constant("Gray wolf");
+  std::cout << scalar_string_tensor << "\n";
+  Tensor tensor_of_strings = constant({"Gray wolf", "Quick brown fox", "Lazy dog"});
+  std::cout << tensor_of_strings << "\n";
+  std::cout << constant("🥳👍") << "\n";
+  std::cout << strings::split(scalar_string_tensor, " ") << "\n";
+  std::cout << strings::split(tensor_of_strings) << "\n";
+  Tensor text = constant("1 10 100");
+  std::cout << strings::to_number(strings::split(text, " ")) << "\n";
+  Tensor byte_strings = strings::bytes_split(constant("Duck"));
+  Tensor byte_ints = io::decode_raw(constant("Duck"), uint8);
+  std::cout << "Byte strings: " << byte_strings << "\n";
+  std::cout << "Bytes: " << byte_ints << "\n";
+  Tensor unicode_bytes = constant("アヒル 🦆");
+  Tensor unicode_char_bytes = strings::unicode_split(unicode_bytes, "UTF-8");
+  Tensor unicode_values = strings::unicode_decode(unicode_bytes, "UTF-8");
+  std::cout << "\nUnicode bytes: " << unicode_bytes << "\n";
+  std::cout << "\nUnicode chars: " << unicode_char_bytes << "\n";
+  std::cout << "\nUnicode values: " << unicode_values << "\n";
+
+  std::cout << "\n11. Sparse tensors\n";
+  sparse::SparseTensor sparse_tensor({{0, 0}, {1, 2}}, {1, 2}, {3, 4});
+  std::cout << sparse_tensor << " \n\n";
+  std::cout << sparse::to_dense(sparse_tensor) << "\n";
   return 0;
 }

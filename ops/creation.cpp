@@ -8,6 +8,7 @@
 
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "runtime/string_tensor.h"
 
 namespace kiln {
 namespace {
@@ -15,6 +16,7 @@ namespace {
 struct ListInfo {
   Shape shape;
   bool any_bool = false, any_int = false, any_float = false, any_complex = false, any_u64 = false;
+  bool any_string = false;
   int64_t min_int = 0, max_int = 0;
 };
 
@@ -57,6 +59,9 @@ void scan(const NestedList& l, size_t depth, ListInfo& info, bool& shape_set) {
       break;
     case NestedList::Kind::Complex:
       info.any_complex = true;
+      break;
+    case NestedList::Kind::String:
+      info.any_string = true;
       break;
     case NestedList::Kind::List:
       break;
@@ -145,12 +150,32 @@ void fill_values(const NestedList& l, DType dtype, char*& out, bool strict) {
   });
 }
 
+void collect_strings(const NestedList& l, std::vector<std::string_view>& out) {
+  if (l.kind() == NestedList::Kind::List) {
+    for (const NestedList& it : l.items()) collect_strings(it, out);
+    return;
+  }
+  out.push_back(l.as_string());
+}
+
 }  // namespace
 
 Tensor constant(const NestedList& values, std::optional<DType> dtype) {
   ListInfo info;
   bool shape_set = false;
   scan(values, 0, info, shape_set);
+  if (info.any_string || (dtype && *dtype == DType::String)) {
+    if (info.any_bool || info.any_int || info.any_float || info.any_complex) {
+      if (info.any_string) fail<InvalidArgument>("constant", "a nested list mixes strings and other values");
+      fail<InvalidArgument>("constant", "numeric values cannot make a string tensor");
+    }
+    if (dtype && *dtype != DType::String)
+      fail<InvalidArgument>("constant", "strings cannot be converted to ", dtype_name(*dtype),
+                            " (use kiln::strings::to_number)");
+    std::vector<std::string_view> strs;
+    collect_strings(values, strs);
+    return make_string_tensor(info.shape, strs);
+  }
   DType dt;
   if (dtype) {
     dt = *dtype;

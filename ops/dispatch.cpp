@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "ops/variable.h"
+#include "runtime/string_tensor.h"
 
 namespace kiln::ops {
 namespace {
@@ -13,6 +14,46 @@ std::atomic<uint64_t> g_next_level_id{1};
 
 [[noreturn]] void bad_input(const OpDef& def, size_t i, const char* why) {
   fail<InvalidArgument>(def.name, "input ", i, " ", why);
+}
+
+[[noreturn]] void string_input(const OpDef& def, size_t i) {
+  if (def.id == OpId::Cast)
+    fail<InvalidArgument>(def.name,
+                          "cannot cast a string tensor to a number; parse the text with "
+                          "kiln::strings::to_number");
+  fail<InvalidArgument>(def.name, "input ", i, " has dtype string, which ", def.name,
+                        " does not accept (string tensors work with the kiln::strings ops)");
+}
+
+// A kStringsByIndex op on string inputs: each string input becomes an int64 tensor of element ids
+// (numbered across all inputs), the numeric kernel moves the ids, and every string output takes
+// the strings its ids name.
+TensorList execute_strings_by_index(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs,
+                                    const TypeList& types) {
+  std::vector<std::string_view> pool;
+  TensorList ids(inputs.begin(), inputs.end());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].dtype() != DType::String) continue;
+    Tensor t = Tensor::empty(inputs[i].shape(), DType::Int64);
+    auto* p = static_cast<int64_t*>(t.mutable_raw_data());
+    for (int64_t k = 0; k < inputs[i].num_elements(); ++k) {
+      p[k] = static_cast<int64_t>(pool.size());
+      pool.push_back(string_at(inputs[i], k));
+    }
+    ids[i] = std::move(t);
+  }
+  TypeList id_types = types;
+  for (TensorType& t : id_types)
+    if (t.dtype == DType::String) t.dtype = DType::Int64;
+  TensorList out = execute_eager(def, attrs, ids, id_types);
+  for (size_t j = 0; j < out.size(); ++j) {
+    if (types[j].dtype != DType::String) continue;
+    const auto* p = static_cast<const int64_t*>(out[j].raw_data());
+    std::vector<std::string_view> picked(static_cast<size_t>(out[j].num_elements()));
+    for (size_t k = 0; k < picked.size(); ++k) picked[k] = pool[static_cast<size_t>(p[k])];
+    out[j] = make_string_tensor(out[j].shape(), picked);
+  }
+  return out;
 }
 }  // namespace
 
@@ -86,6 +127,7 @@ TensorList apply(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
     if (!t) bad_input(def, i, "is undefined (None)");
     if (!t->storage && t->level_id != 0 && !level_active(t->level_id))
       bad_input(def, i, "is a symbolic tensor leaked from a trace that has ended");
+    if (t->dtype == DType::String && !(def.traits & (kStrings | kStringsByIndex))) string_input(def, i);
   }
   // attributes against the op's schema (ops::apply is public: a wrong attribute is user input)
   for (const AttrSpec& spec : def.attrs) {
@@ -97,6 +139,9 @@ TensorList apply(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
     }
   }
   TypeList types = def.infer(def, attrs, inputs);
+  if (!(def.traits & (kStrings | kStringsByIndex)))
+    for (const TensorType& t : types)
+      if (t.dtype == DType::String) fail<InvalidArgument>(def.name, def.name, " cannot produce string tensors");
   // every op's outputs must be allocatable; checked here once so errors name the op
   for (const TensorType& t : types)
     if (t.shape.is_fully_defined()) checked_nbytes(def.name, t.shape, t.dtype);
@@ -114,6 +159,9 @@ TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const T
   for (const Tensor& t : inputs)
     if (t.device().type != DeviceType::CPU)
       fail<Unimplemented>(def.name, "no kernel for device ", t.device().to_string(), " in this build");
+  if (def.has(kStringsByIndex))
+    for (const Tensor& t : inputs)
+      if (t.dtype() == DType::String) return execute_strings_by_index(def, attrs, inputs, types);
   KernelContext ctx{def, attrs, inputs, types, outputs};
   try {
     def.cpu_kernel(ctx);

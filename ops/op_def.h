@@ -34,7 +34,11 @@ enum OpTrait : uint32_t {
   kCommutative = 1u << 4,
   kView = 1u << 5,      // output may share the input's storage (reshape)
   kVariadic = 1u << 6,  // takes any number of inputs (concat)
-  kIO = 1u << 7,        // an I/O effect (print, assert): ordered by the I/O token, never pruned
+  kStrings = 1u << 7,   // the kernel accepts string tensors itself (the kiln::strings ops)
+  // moves elements without reading them: string inputs run through the numeric kernel as int64
+  // element ids, and the outputs pick their strings by id (gather, concat, strided_slice...)
+  kStringsByIndex = 1u << 8,
+  kIO = 1u << 9,  // an I/O effect (print, assert): ordered by the I/O token, never pruned
 };
 
 /// The dtype and shape of an op's output.

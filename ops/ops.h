@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -20,10 +22,11 @@ namespace kiln {
 
 /// A nested initializer list of C++ scalars: `{{1, 2}, {3, 4}}`. Integers infer int32 (int64
 /// when a value does not fit), floating values float32, bools bool, complex values complex128,
-/// as in TensorFlow. Mixed ints and floats infer float32; bools mixed with numbers are an error.
+/// strings (byte strings, UTF-8 for text) string, as in TensorFlow. Mixed ints and floats infer
+/// float32; bools mixed with numbers, and strings mixed with anything else, are an error.
 class NestedList {
  public:
-  enum class Kind : uint8_t { List, Bool, Int, Float, Complex };
+  enum class Kind : uint8_t { List, Bool, Int, Float, Complex, String };
   template <class T>
   requires std::is_same_v<T, bool> NestedList(T v) : kind_(Kind::Bool), i_(v) {}  // NOLINT
   template <class T>
@@ -33,7 +36,16 @@ class NestedList {
   requires std::is_floating_point_v<T> NestedList(T v) : kind_(Kind::Float), f_(static_cast<double>(v)) {}  // NOLINT
   template <class T>
   NestedList(std::complex<T> v) : kind_(Kind::Complex), c_(v.real(), v.imag()) {}  // NOLINT
+  NestedList(const char* s) : kind_(Kind::String), s_(s) {}                        // NOLINT
+  NestedList(std::string s) : kind_(Kind::String), s_(std::move(s)) {}             // NOLINT
+  NestedList(std::string_view s) : kind_(Kind::String), s_(s) {}                   // NOLINT
   NestedList(std::initializer_list<NestedList> items) : kind_(Kind::List), items_(items) {}
+  /// A list of the given items (for building nested lists at run time).
+  static NestedList list(std::vector<NestedList> items) {
+    NestedList l{};
+    l.items_ = std::move(items);
+    return l;
+  }
 
   Kind kind() const { return kind_; }
   const std::vector<NestedList>& items() const { return items_; }
@@ -41,6 +53,7 @@ class NestedList {
   double as_float() const { return kind_ == Kind::Float ? f_ : static_cast<double>(i_); }
   std::complex<double> as_complex() const { return kind_ == Kind::Complex ? c_ : std::complex<double>(as_float()); }
   bool is_u64() const { return u64_; }
+  const std::string& as_string() const { return s_; }
 
  private:
   Kind kind_;
@@ -48,6 +61,7 @@ class NestedList {
   double f_ = 0;
   std::complex<double> c_;
   bool u64_ = false;
+  std::string s_;
   std::vector<NestedList> items_;
 };
 

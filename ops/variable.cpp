@@ -48,6 +48,8 @@ Variable::Variable(const Tensor& initial, std::string name, bool trainable) {
   if (!initial.defined()) fail<InvalidArgument>("Variable", "the initial value is undefined (None)");
   if (initial.is_symbolic())
     fail<InvalidArgument>("Variable", "variables are created eagerly; a symbolic initial value came from a trace");
+  if (initial.dtype() == DType::String)
+    fail<InvalidArgument>("Variable", "variables hold numeric or bool tensors, not dtype string");
   if (name.empty()) name = "Variable";
   impl_ = std::make_shared<VariableImpl>(copy_of(initial, current_device()), std::move(name), trainable);
   if (ops::Level* top = ops::current_level()) top->variable_created(*impl_);

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/string_tensor.h"
+
 namespace kiln {
 namespace {
 
@@ -373,8 +375,9 @@ std::string int_str(T v) {
 
 // The str of a 0-d tensor: NumPy's scalar str.
 std::string scalar_str(const Tensor& t) {
-  const void* p = t.raw_data();
   DType dt = t.dtype();
+  if (dt == DType::String) return bytes_repr(string_at(t, 0));  // NumPy shows bytes objects by repr
+  const void* p = t.raw_data();
   return visit_dtype(dt, "print", [&](auto tag) -> std::string {
     using T = decltype(tag);
     T v = *static_cast<const T*>(p);
@@ -430,10 +433,15 @@ std::vector<int64_t> shown_offsets(const Shape& shape, bool summarize, int64_t e
 // Formats the shown elements with the dtype's NumPy formatter, which sizes its columns from
 // exactly these elements.
 std::vector<std::string> format_elements(const Tensor& t, const std::vector<int64_t>& offsets, int precision) {
-  const void* p = t.raw_data();
   DType dt = t.dtype();
   std::vector<std::string> words;
   words.reserve(offsets.size());
+  if (dt == DType::String) {
+    // TensorFlow hands NumPy an object array of bytes: each element is its repr, unpadded
+    for (int64_t o : offsets) words.push_back(bytes_repr(string_at(t, o)));
+    return words;
+  }
+  const void* p = t.raw_data();
   visit_dtype(dt, "print", [&](auto tag) {
     using T = decltype(tag);
     const T* data = static_cast<const T*>(p);
@@ -612,6 +620,8 @@ std::string numpy_repr(const Tensor& t) {
   // NumPy leaves out the dtype of its default types, but never for an empty array
   bool implied = (dt == DType::Float64 || dt == DType::Int64 || dt == DType::Bool || dt == DType::Complex128) &&
                  t.num_elements() > 0;
+  // string tensors reach NumPy as object arrays of bytes
+  std::string_view shown_dtype = dt == DType::String ? "object" : dtype_name(dt);
   const std::string prefix = "array(";
   std::string suffix = implied ? ")" : ",";
   std::string body;
@@ -623,7 +633,7 @@ std::string numpy_repr(const Tensor& t) {
     body = "[], shape=" + t.shape().to_string();
   std::string s = prefix + body + suffix;
   if (implied) return s;
-  std::string dtype_str = "dtype=" + std::string(dtype_name(dt)) + ")";
+  std::string dtype_str = "dtype=" + std::string(shown_dtype) + ")";
   size_t nl = s.rfind('\n');
   int64_t last_line = static_cast<int64_t>(nl == std::string::npos ? s.size() : s.size() - nl - 1);
   // the dtype moves to its own line when it would run past the line width
@@ -640,6 +650,31 @@ std::string format_tensor(const Tensor& t) {
   if (text.find('\n') != std::string::npos) text.insert(0, "\n");
   return "kiln.Tensor(" + text + ", shape=" + t.shape().to_string() + ", dtype=" + std::string(dtype_name(t.dtype())) +
          ")";
+}
+
+std::string element_repr(const Tensor& t, int64_t i) {
+  check_host(t);
+  if (i < 0 || i >= t.num_elements())
+    fail<OutOfRange>("print", "element ", i, " is not in [0, ", t.num_elements(), ")");
+  DType dt = t.dtype();
+  if (dt == DType::String) return bytes_repr(string_at(t, i));
+  return visit_dtype(dt, "print", [&](auto tag) -> std::string {
+    using T = decltype(tag);
+    T v = static_cast<const T*>(t.raw_data())[i];
+    // tolist() turns every element into a Python int, float (a double) or complex
+    if constexpr (std::is_same_v<T, bool>) {
+      return v ? "True" : "False";
+    } else if constexpr (std::is_integral_v<T>) {
+      return int_str(v);
+    } else if constexpr (is_complex_v<T>) {
+      double re = v.real(), im = v.imag();
+      if (re == 0 && !std::signbit(re)) return scalar_float_str(im, FloatKind::Double, false, false) + "j";
+      return "(" + scalar_float_str(re, FloatKind::Double, false, false) +
+             scalar_float_str(im, FloatKind::Double, true, false) + "j)";
+    } else {
+      return scalar_float_str(to_double(v), FloatKind::Double, false, true);
+    }
+  });
 }
 
 std::string Tensor::to_string() const { return format_tensor(*this); }

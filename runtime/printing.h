@@ -18,6 +18,12 @@ std::string numpy_repr(const Tensor& t);
 /// parenthesis when the values span several lines, as TensorFlow prints.
 std::string format_tensor(const Tensor& t);
 
+/// Python's repr of element `i` (row-major) of `t.numpy().tolist()`: `3`, `True`, `0.5`,
+/// `0.10000000149011612` (a float32 widened to a Python float), `(1+2j)`, `b'text'`. Used by
+/// the composite tensors' printers (`<kiln.RaggedTensor [[1, 2], [3]]>`). Throws OutOfRange
+/// for `i` outside the tensor.
+std::string element_repr(const Tensor& t, int64_t i);
+
 /// Print options, as NumPy's set_printoptions (process-wide).
 struct PrintOptions {
   int linewidth = 75;

@@ -29,6 +29,10 @@ size_t checked_nbytes(std::string_view op, const Shape& shape, DType dtype) {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  if (dtype == DType::String)
+    fail<InvalidArgument>("empty",
+                          "cannot allocate a string tensor of unknown byte size; build it with "
+                          "make_string_tensor (runtime/string_tensor.h)");
   size_t nbytes = checked_nbytes("empty", shape, dtype);
   Ref<TensorImpl> t(new TensorImpl());
   t->dtype = dtype;
@@ -60,6 +64,8 @@ void Tensor::check_access(DType want, const char* what) const {
 }
 
 Tensor from_blob(void* data, const Shape& shape, DType dtype, std::function<void(void*)> deleter, Device device) {
+  if (dtype == DType::String)
+    fail<InvalidArgument>("from_blob", "cannot wrap memory as a string tensor; use make_string_tensor");
   size_t nbytes = checked_nbytes("from_blob", shape, dtype);
   if (!data && nbytes) fail<InvalidArgument>("from_blob", "data is null for a non-empty shape ", shape.to_string());
   Ref<TensorImpl> t(new TensorImpl());

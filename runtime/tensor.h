@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -77,6 +78,12 @@ struct IndexItem {
   IndexItem(Ellipsis_t e) : v(e) {}                                 // NOLINT
 };
 
+class Tensor;
+/// Every element of a string tensor, in row-major order (runtime/string_tensor.h).
+std::vector<std::string> string_values(const Tensor& t);
+/// Element `i` of a string tensor (runtime/string_tensor.h).
+std::string_view string_at(const Tensor& t, int64_t i);
+
 /// A tensor value. Default-constructed tensors are undefined (`defined()` is false) and print
 /// `None`; a missing gradient is such a tensor.
 class Tensor {
@@ -85,7 +92,8 @@ class Tensor {
   explicit Tensor(Ref<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   /// A new tensor with uninitialized memory on `device`. Throws InvalidArgument for a shape
-  /// with negative dims or an element count whose byte size overflows.
+  /// with negative dims or an element count whose byte size overflows, and for DType::String
+  /// (string tensors are made by make_string_tensor in runtime/string_tensor.h).
   static Tensor empty(const Shape& shape, DType dtype, Device device = kCPU);
 
   bool defined() const { return impl_.get() != nullptr; }
@@ -110,19 +118,33 @@ class Tensor {
   /// tensors are immutable once they escape the op that made them.
   void* mutable_raw_data() const { return const_cast<void*>(raw_data()); }
 
-  /// Copies the elements out in row-major order. T must match dtype() exactly.
+  /// Copies the elements out in row-major order. T must match dtype() exactly (std::string for
+  /// string tensors).
   template <class T>
   std::vector<T> to_vector() const {
-    const T* p = data<T>();
-    return std::vector<T>(p, p + num_elements());
+    if constexpr (std::is_same_v<T, std::string>) {
+      return string_values(*this);
+    } else {
+      const T* p = data<T>();
+      return std::vector<T>(p, p + num_elements());
+    }
   }
-  /// The single element of a tensor with one element. T must match dtype().
+  /// The single element of a tensor with one element. T must match dtype() (std::string for
+  /// string tensors).
   template <class T>
   T item() const {
-    check_access(dtype_v<T>, "item");
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (dtype() != DType::String)
+        fail<InvalidArgument>("item", "requested element type string but the tensor has dtype ", dtype_name(dtype()));
+    } else {
+      check_access(dtype_v<T>, "item");
+    }
     if (num_elements() != 1)
       fail<InvalidArgument>("item", "item() needs exactly one element, got shape ", shape().to_string());
-    return *static_cast<const T*>(raw_data());
+    if constexpr (std::is_same_v<T, std::string>)
+      return std::string(string_at(*this, 0));
+    else
+      return *static_cast<const T*>(raw_data());
   }
 
   /// Indexing with integers, slices, NewAxis and Ellipsis (TensorFlow/NumPy basic indexing).

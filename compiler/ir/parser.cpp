@@ -454,13 +454,7 @@ class Parser {
       }
     }
     if (is_ident("io")) {
-      // Graph has no public way to make an entry token; an input slot dropped from `inputs`
-      // is one (the graph owns it, and nothing but the token refers to it).
-      Value* io = g.add_input({}, {});
-      g.inputs.pop_back();
-      io->is_token = true;
-      g.io_in = g.io_out = io;
-      bind(scope, '!', "io", io, tok_.pos);
+      bind(scope, '!', "io", g.io_token(), tok_.pos);
       advance();
     }
     expect('{', "to open the graph body");

@@ -68,7 +68,7 @@ void kernel_where(KernelContext& ctx) {
 
 OpDef define_Where() {
   OpDef d;
-  d.traits = kElementwise | kFusible | kDifferentiable;
+  d.traits = kElementwise | kFusible | kDifferentiable | kStringsByIndex;
   d.num_inputs = 3;
   d.infer = infer_where;
   d.cpu_kernel = kernel_where;

@@ -56,7 +56,6 @@ GatherDims gather_dims(const OpDef& def, const Attrs& attrs, const Tensor& param
 
 TypeList infer_gather(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   const Tensor &params = in[0], &indices = in[1];
-  if (params.dtype() == DType::String) fail<InvalidArgument>(def.name, "string tensors are not supported");
   if (indices.dtype() != DType::Int32 && indices.dtype() != DType::Int64)
     fail<InvalidArgument>(def.name, "indices must be int32 or int64, got ", dtype_name(indices.dtype()));
   auto [axis, bd] = gather_dims(def, attrs, params, indices);
@@ -310,7 +309,6 @@ SliceSpec make_slice_spec(const OpDef& def, const Attrs& attrs, const Shape& in)
 }
 
 TypeList infer_strided_slice(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
-  if (in[0].dtype() == DType::String) fail<InvalidArgument>(def.name, "string tensors are not supported");
   return {TensorType{in[0].dtype(), make_slice_spec(def, attrs, in[0].shape()).out}};
 }
 
@@ -346,7 +344,7 @@ void kernel_strided_slice(KernelContext& ctx) {
 
 OpDef define_Gather() {
   OpDef d;
-  d.traits = kDifferentiable;
+  d.traits = kDifferentiable | kStringsByIndex;
   d.num_inputs = 2;
   d.attrs = {{"axis", AttrKind::Int}, {"batch_dims", AttrKind::Int}};
   d.infer = infer_gather;
@@ -368,7 +366,7 @@ OpDef define_OneHot() {
 
 OpDef define_StridedSlice() {
   OpDef d;
-  d.traits = kDifferentiable | kView;
+  d.traits = kDifferentiable | kView | kStringsByIndex;
   d.attrs = {{"begin", AttrKind::Ints},
              {"end", AttrKind::Ints},
              {"strides", AttrKind::Ints},

@@ -57,7 +57,7 @@ void kernel_reshape(KernelContext& ctx) {
 OpDef define_Reshape() {
   OpDef d;
   d.num_inputs = 1;
-  d.traits = kView | kDifferentiable;
+  d.traits = kView | kDifferentiable | kStrings;  // a view: string storage does not depend on the shape
   d.attrs = {{"shape", AttrKind::Ints}};
   d.infer = infer_reshape;
   d.cpu_kernel = kernel_reshape;
@@ -75,7 +75,7 @@ TypeList infer_identity(const OpDef&, const Attrs&, std::span<const Tensor> in) 
 OpDef define_StopGradient() {
   OpDef d;
   d.num_inputs = 1;
-  d.traits = kView;
+  d.traits = kView | kStrings;
   d.infer = infer_identity;
   d.cpu_kernel = kernel_reshape;  // a view with the inferred (unchanged) shape
   return d;

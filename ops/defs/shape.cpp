@@ -298,7 +298,6 @@ SmallVector<int64_t, 8> normalized_perm(const OpDef& def, const std::vector<int6
 }
 
 TypeList infer_transpose(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
-  check_not_string(def, in[0]);
   const Shape& s = in[0].shape();
   auto p = normalized_perm(def, attrs.get_ints("perm"), s.rank());
   Shape out;
@@ -369,7 +368,6 @@ TypeList infer_squeeze(const OpDef& def, const Attrs& attrs, std::span<const Ten
 TypeList infer_concat(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   if (in.empty()) fail<InvalidArgument>(def.name, "needs at least one input tensor");
   const Tensor& x0 = in[0];
-  check_not_string(def, x0);
   const int64_t r = x0.ndim();
   if (r == 0) fail<InvalidArgument>(def.name, "cannot concatenate scalars (rank-0 tensors); use stack");
   const int64_t axis = normalize_axis(def.name, attrs.get_int("axis"), r);
@@ -481,7 +479,6 @@ SmallVector<int64_t, 8> split_sizes(const OpDef& def, const Attrs& attrs, int64_
 
 TypeList infer_split(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   const Tensor& x = in[0];
-  check_not_string(def, x);
   if (x.ndim() == 0) fail<InvalidArgument>(def.name, "cannot split a scalar (rank-0 tensor)");
   const int64_t axis = normalize_axis(def.name, attrs.get_int("axis"), x.ndim());
   auto sizes = split_sizes(def, attrs, x.shape().dim(size_t(axis)));
@@ -528,7 +525,6 @@ void kernel_split(KernelContext& ctx) {
 
 TypeList infer_tile(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   const Tensor& x = in[0];
-  check_not_string(def, x);
   const auto& m = attrs.get_ints("multiples");
   if (static_cast<int64_t>(m.size()) != x.ndim())
     fail<InvalidArgument>(def.name, "multiples ", list_string(m), " has ", m.size(), " entries but x has rank ",
@@ -574,7 +570,6 @@ void kernel_tile(KernelContext& ctx) {
 
 TypeList infer_broadcast_to(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   const Tensor& x = in[0];
-  check_not_string(def, x);
   Shape target(attrs.get_ints("shape"));
   const Shape& s = x.shape();
   for (int64_t d : target)
@@ -667,7 +662,6 @@ SmallVector<bool, 8> reversed_axes(const OpDef& def, const std::vector<int64_t>&
 }
 
 TypeList infer_reverse(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
-  check_not_string(def, in[0]);
   reversed_axes(def, attrs.get_ints("axes"), in[0].ndim());
   return {TensorType{in[0].dtype(), in[0].shape()}};
 }
@@ -723,7 +717,7 @@ constexpr uint32_t kMovement = kDifferentiable;
 
 OpDef define_Transpose() {
   OpDef d;
-  d.traits = kMovement | kView;
+  d.traits = kMovement | kView | kStringsByIndex;
   d.attrs = {{"perm", AttrKind::Ints}};
   d.infer = infer_transpose;
   d.cpu_kernel = kernel_transpose;
@@ -732,7 +726,7 @@ OpDef define_Transpose() {
 
 OpDef define_ExpandDims() {
   OpDef d;
-  d.traits = kMovement | kView;
+  d.traits = kMovement | kView | kStrings;  // a view: string storage does not depend on the shape
   d.attrs = {{"axis", AttrKind::Int}};
   d.infer = infer_expand_dims;
   d.cpu_kernel = kernel_view;
@@ -741,7 +735,7 @@ OpDef define_ExpandDims() {
 
 OpDef define_Squeeze() {
   OpDef d;
-  d.traits = kMovement | kView;
+  d.traits = kMovement | kView | kStrings;  // a view: string storage does not depend on the shape
   d.attrs = {{"axes", AttrKind::Ints}};
   d.infer = infer_squeeze;
   d.cpu_kernel = kernel_view;
@@ -750,7 +744,7 @@ OpDef define_Squeeze() {
 
 OpDef define_Concat() {
   OpDef d;
-  d.traits = kMovement | kVariadic | kView;
+  d.traits = kMovement | kVariadic | kView | kStringsByIndex;
   d.num_inputs = -1;
   d.attrs = {{"axis", AttrKind::Int}};
   d.infer = infer_concat;
@@ -760,7 +754,7 @@ OpDef define_Concat() {
 
 OpDef define_Split() {
   OpDef d;
-  d.traits = kMovement | kView;
+  d.traits = kMovement | kView | kStringsByIndex;
   d.attrs = {{"axis", AttrKind::Int}, {"num", AttrKind::Int, false}, {"sizes", AttrKind::Ints, false}};
   d.infer = infer_split;
   d.cpu_kernel = kernel_split;
@@ -769,7 +763,7 @@ OpDef define_Split() {
 
 OpDef define_Tile() {
   OpDef d;
-  d.traits = kMovement | kView;
+  d.traits = kMovement | kView | kStringsByIndex;
   d.attrs = {{"multiples", AttrKind::Ints}};
   d.infer = infer_tile;
   d.cpu_kernel = kernel_tile;
@@ -778,7 +772,7 @@ OpDef define_Tile() {
 
 OpDef define_BroadcastTo() {
   OpDef d;
-  d.traits = kMovement | kView;
+  d.traits = kMovement | kView | kStringsByIndex;
   d.attrs = {{"shape", AttrKind::Ints}};
   d.infer = infer_broadcast_to;
   d.cpu_kernel = kernel_broadcast_to;
@@ -796,7 +790,7 @@ OpDef define_Pad() {
 
 OpDef define_Reverse() {
   OpDef d;
-  d.traits = kMovement | kView;
+  d.traits = kMovement | kView | kStringsByIndex;
   d.attrs = {{"axes", AttrKind::Ints}};
   d.infer = infer_reverse;
   d.cpu_kernel = kernel_reverse;
@@ -805,6 +799,7 @@ OpDef define_Reverse() {
 
 OpDef define_ShapeOf() {
   OpDef d;
+  d.traits = kStrings;  // reads only the shape
   d.attrs = {{"out_type", AttrKind::Type}};
   d.infer = infer_shape_of;
   d.cpu_kernel = kernel_shape_of;

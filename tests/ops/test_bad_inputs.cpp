@@ -15,6 +15,7 @@
 #include "compiler/trace/function.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "runtime/string_tensor.h"
 
 using namespace kiln;
 using ops::Attrs;
@@ -441,14 +442,12 @@ void add_creation(Catalog& c) {
     v.push_back({"dtype bool", rnd(op, {3}, bool_, 0, 1), "bool"});
     v.push_back({"an input",
                  [op] {
-                   call_op(op,
-                           {{"shape", std::vector<int64_t>{2}},
-                            {"dtype", float32},
-                            {"seed", int64_t{1}},
-                            {"offset", int64_t{0}},
-                            {op == "random_uniform" ? "minval" : "mean", 0.0},
-                            {op == "random_uniform" ? "maxval" : "stddev", 1.0}},
-                           {z({})});
+                   // built with set(): GCC 12 warns (falsely) about a braced list of these attrs
+                   Attrs a;
+                   a.set("shape", std::vector<int64_t>{2}).set("dtype", float32).set("seed", int64_t{1});
+                   a.set("offset", int64_t{0}).set(op == "random_uniform" ? "minval" : "mean", 0.0);
+                   a.set(op == "random_uniform" ? "maxval" : "stddev", 1.0);
+                   call_op(op, a, {z({})});
                  },
                  "got 1"});
     v.push_back({"2^48 elements", rnd(op, {k2p24, k2p24}, float32, 0, 1), "more than can be allocated"});
@@ -459,6 +458,181 @@ void add_creation(Catalog& c) {
   c["random_uniform"].push_back({"int32 with minval > maxval", rnd("random_uniform", {3}, int32, 5, 1), "[5, 1)"});
   c["random_uniform"].push_back({"int64 bounds beyond int64", rnd("random_uniform", {3}, int64, 0, 1e19), "1e+19"});
   c["random_uniform"].push_back({"int8 bounds beyond int8", rnd("random_uniform", {3}, int8, 0, 1000), "1000"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strings
+
+Tensor strs(const Shape& s, const std::vector<std::string>& v) { return make_string_tensor(s, v); }
+
+void add_strings(Catalog& c) {
+  // every string op: a numeric input, a wrong input count, an undefined input
+  const std::vector<std::string> one_input = {
+      "string_split", "string_bytes_split", "string_to_number", "string_length", "string_substr",
+      "string_lower", "string_upper",       "decode_raw",       "unicode_split", "unicode_decode"};
+  for (const std::string& op : one_input) {
+    Attrs a;
+    if (op == "string_to_number" || op == "decode_raw") a.set("out_type", float32);
+    if (op == "string_substr") a = Attrs{{"pos", int64_t{0}}, {"len", int64_t{1}}};
+    auto& v = c[op];
+    v.push_back({"an int32 input", [=] { call_op(op, a, {z({2}, int32)}); }, "got dtype int32"});
+    v.push_back({"two inputs", [=] { call_op(op, a, {strs({}, {"a"}), strs({}, {"b"})}); }, "got 2"});
+    v.push_back({"an undefined input", [=] { call_op(op, a, {Tensor()}); }, "input 0 is undefined"});
+  }
+  for (const std::string op : {"string_split", "string_bytes_split", "unicode_split", "unicode_decode"})
+    c[op].push_back({"a matrix", [=] { call_op(op, {}, {strs({1, 2}, {"a", "b"})}); }, "shape (1, 2)"});
+  c["string_split"].push_back({"maxsplit -2",
+                               [] {
+                                 call_op("string_split", {{"maxsplit", int64_t{-2}}}, {strs({}, {"a"})});
+                               },
+                               "-2"});
+  c["string_to_number"].push_back({"text that is not a number",
+                                   [] {
+                                     call_op("string_to_number", {{"out_type", float32}}, {strs({2}, {"1", "x1"})});
+                                   },
+                                   "b'x1' at [1]"});
+  c["string_to_number"].push_back({"int32 overflow",
+                                   [] {
+                                     call_op("string_to_number", {{"out_type", int32}}, {strs({}, {"99999999999"})});
+                                   },
+                                   "b'99999999999'"});
+  c["string_to_number"].push_back({"out_type uint8",
+                                   [] {
+                                     call_op("string_to_number", {{"out_type", uint8}}, {strs({}, {"1"})});
+                                   },
+                                   "uint8"});
+  c["string_length"].push_back({"unit WORD",
+                                [] {
+                                  call_op("string_length", {{"unit", std::string("WORD")}}, {strs({}, {"a"})});
+                                },
+                                "'WORD'"});
+  c["string_substr"].push_back(
+      {"pos beyond the string",
+       [] {
+         call_op("string_substr", {{"pos", int64_t{4}}, {"len", int64_t{1}}}, {strs({2}, {"abcd", "abc"})});
+       },
+       "pos 4 is out of range for b'abc' at [1]"});
+  c["string_substr"].push_back({"pos far before the start",
+                                [] {
+                                  call_op("string_substr", {{"pos", kI64Min}, {"len", int64_t{1}}}, {strs({}, {"a"})});
+                                },
+                                "out of range"});
+  c["string_substr"].push_back(
+      {"negative len",
+       [] {
+         call_op("string_substr", {{"pos", int64_t{0}}, {"len", int64_t{-1}}}, {strs({}, {"a"})});
+       },
+       "-1"});
+  for (const std::string op : {"string_lower", "string_upper"})
+    c[op].push_back({"encoding latin-1",
+                     [=] {
+                       call_op(op, {{"encoding", std::string("latin-1")}}, {strs({}, {"a"})});
+                     },
+                     "latin-1"});
+  c["decode_raw"].push_back({"a length that is not a multiple of 4",
+                             [] {
+                               call_op("decode_raw", {{"out_type", int32}}, {strs({}, {"abcde"})});
+                             },
+                             "not a multiple of 4"});
+  c["decode_raw"].push_back({"strings of different lengths",
+                             [] {
+                               call_op("decode_raw", {{"out_type", uint8}}, {strs({2}, {"ab", "a"})});
+                             },
+                             "element at [1] has 1 bytes"});
+  c["decode_raw"].push_back({"out_type string",
+                             [] {
+                               call_op("decode_raw", {{"out_type", string}}, {strs({}, {"a"})});
+                             },
+                             "string"});
+  for (const std::string op : {"unicode_split", "unicode_decode"}) {
+    c[op].push_back({"invalid UTF-8 with errors strict",
+                     [=] {
+                       call_op(op, {{"errors", std::string("strict")}}, {strs({2}, {"ok", "a\x80"})});
+                     },
+                     "invalid UTF-8 at byte 1 of b'a\\x80' at [1]"});
+    c[op].push_back({"encoding UTF-16",
+                     [=] {
+                       call_op(op, {{"input_encoding", std::string("UTF-16")}}, {strs({}, {"a"})});
+                     },
+                     "UTF-16"});
+    c[op].push_back({"errors loud",
+                     [=] {
+                       call_op(op, {{"errors", std::string("loud")}}, {strs({}, {"a"})});
+                     },
+                     "loud"});
+  }
+  c["unicode_decode"].push_back(
+      {"replacement_char beyond Unicode",
+       [] {
+         call_op("unicode_decode", {{"replacement_char", int64_t{0x110000}}}, {strs({}, {"a"})});
+       },
+       "1114112"});
+  // joining: variadic string inputs that broadcast
+  c["string_join"].push_back({"no inputs", [] { call_op("string_join", {}, {}); }, "at least one input"});
+  c["string_join"].push_back({"an int32 input",
+                              [] {
+                                call_op("string_join", {}, {strs({}, {"a"}), z({1}, int32)});
+                              },
+                              "input 1"});
+  c["string_join"].push_back({"shapes that do not broadcast",
+                              [] {
+                                call_op("string_join", {}, {strs({2}, {"a", "b"}), strs({3}, {"a", "b", "c"})});
+                              },
+                              "[2] and [3]"});
+  c["string_join"].push_back({"an undefined input",
+                              [] {
+                                call_op("string_join", {}, {strs({}, {"a"}), Tensor()});
+                              },
+                              "input 1 is undefined"});
+  // unicode_encode: code points and row splits
+  auto splits = [](std::vector<int64_t> v) { return constant(v, Shape{static_cast<int64_t>(v.size())}); };
+  auto& enc = c["unicode_encode"];
+  enc.push_back({"float code points", [=] { call_op("unicode_encode", {}, {z({2}), splits({0, 2})}); }, "float32"});
+  enc.push_back({"int32 row splits", [=] { call_op("unicode_encode", {}, {z({2}, int32), z({2}, int32)}); }, "int32"});
+  enc.push_back({"empty row splits",
+                 [=] {
+                   call_op("unicode_encode", {}, {z({2}, int32), splits({})});
+                 },
+                 "non-empty vector"});
+  enc.push_back({"row splits past the values",
+                 [=] {
+                   call_op("unicode_encode", {}, {z({2}, int32), splits({0, 1, 5})});
+                 },
+                 "end at 5 but there are 2 values"});
+  enc.push_back({"decreasing row splits",
+                 [=] {
+                   call_op("unicode_encode", {}, {z({2}, int32), splits({0, 2, 1, 2})});
+                 },
+                 "row_splits[1] = 2 and row_splits[2] = 1"});
+  enc.push_back({"row splits not starting at 0",
+                 [=] {
+                   call_op("unicode_encode", {}, {z({2}, int32), splits({1, 2})});
+                 },
+                 "row_splits[0] = 1"});
+  enc.push_back({"an invalid code point with errors strict",
+                 [=] {
+                   call_op("unicode_encode", {{"errors", std::string("strict")}}, {constant({65, -5}), splits({0, 2})});
+                 },
+                 "code point -5"});
+  // ragged_value_rowids
+  auto& ids = c["ragged_value_rowids"];
+  ids.push_back({"int32 splits", [] { call_op("ragged_value_rowids", {}, {z({2}, int32)}); }, "int32"});
+  ids.push_back({"a scalar", [] { call_op("ragged_value_rowids", {}, {z({}, int64)}); }, "shape ()"});
+  ids.push_back({"splits not starting at 0",
+                 [=] {
+                   call_op("ragged_value_rowids", {}, {splits({3, 4})});
+                 },
+                 "row_splits[0] = 3"});
+  ids.push_back({"decreasing splits",
+                 [=] {
+                   call_op("ragged_value_rowids", {}, {splits({0, 5, 2})});
+                 },
+                 "row_splits[1] = 5 and row_splits[2] = 2"});
+  ids.push_back({"2^62 values",
+                 [=] {
+                   call_op("ragged_value_rowids", {}, {splits({0, k2p62})});
+                 },
+                 "more values than can be allocated"});
 }
 
 // Built afresh for each test case rather than kept in a static: some cases hold tensors, and a
@@ -555,6 +729,7 @@ Catalog catalog() {
   add_movement(cat);
   add_creation(cat);
   add_control(cat);
+  add_strings(cat);
   return cat;
 }
 
