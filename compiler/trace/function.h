@@ -14,6 +14,7 @@
 
 #include "compiler/backend/executable.h"
 #include "compiler/ir/ir.h"
+#include "compiler/trace/composite_traits.h"
 #include "compiler/trace/signature.h"
 #include "ops/call.h"
 #include "ops/dispatch.h"

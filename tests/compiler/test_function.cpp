@@ -341,3 +341,26 @@ TEST_CASE("threads call functions with new signatures while others assign a capt
   CHECK(bad == 0);
   CHECK(read.tracing_count() == 4);
 }
+
+TEST_CASE("ragged and sparse tensors as arguments and results", "[function][composite]") {
+  auto row_sums = function([](RaggedTensor r) { return ragged::reduce_sum(r * 2, 1); });
+  RaggedTensor r = ragged::constant({{0, 1, 2, 3}, {4, 5}, {6, 7, 8}, {9}});
+  CHECK(row_sums(r).to_vector<int32_t>() == std::vector<int32_t>{12, 18, 42, 18});
+  CHECK(row_sums(ragged::constant({{1, 1}, {2, 2, 2, 2}, {3, 3, 3}, {0}})).to_vector<int32_t>() ==
+        std::vector<int32_t>{4, 16, 18, 0});
+  CHECK(row_sums.tracing_count() == 1);  // same number of rows and values: same signature
+  row_sums(ragged::constant({{1}, {2}}));
+  CHECK(row_sums.tracing_count() == 2);
+
+  auto doubled = function([](RaggedTensor x) { return x * 2; });
+  RaggedTensor d = doubled(r);
+  CHECK(d.to_string() == "<kiln.RaggedTensor [[0, 2, 4, 6], [8, 10], [12, 14, 16], [18]]>");
+
+  SparseTensor sp(NestedList{{0, 0}, {1, 2}}, NestedList{1.0f, 2.0f}, {3, 4});
+  auto dense = function([](SparseTensor s, Tensor m) { return sparse::matmul(s, m); });
+  Tensor m = reshape(range(0, 8, 1, float32), {4, 2});
+  CHECK(dense(sp, m).to_vector<float>() == sparse::matmul(sp, m).to_vector<float>());
+  auto scale = function([](SparseTensor s) { return s.with_values(s.values() * 3.0f); });
+  CHECK(sparse::to_dense(scale(sp)).to_vector<float>() ==
+        std::vector<float>{3, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0});
+}
