@@ -54,8 +54,18 @@ std::string attr_to_string(const AttrValue& v) {
           os << '[';
           for (size_t i = 0; i < x.size(); ++i) os << (i ? ", " : "") << x[i];
           os << ']';
-        } else if constexpr (std::is_same_v<T, std::string>)
-          os << '"' << x << '"';
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          os << '"';
+          for (char ch : x) {
+            if (ch == '"' || ch == '\\')
+              os << '\\' << ch;
+            else if (ch == '\n')
+              os << "\\n";
+            else
+              os << ch;
+          }
+          os << '"';
+        }
         else if constexpr (std::is_same_v<T, double>) {
           os.precision(17);
           os << x;

@@ -706,6 +706,20 @@ class Parser {
     std::vector<unsigned char> bytes;
     int64_t n = 0;
     Pos start = tok_.pos;
+    if (tok_.kind == Token::Ident && tok_.text == "splat") {
+      // one element repeated: the only form whose memory does not follow the text, so bounded
+      constexpr int64_t kMaxSplat = int64_t{1} << 24;
+      if (count > kMaxSplat)
+        error(start, "a splat constant of ", count, " elements is more than the parser expands (", kMaxSplat, ")");
+      advance();
+      expect('(', "after splat");
+      parse_element(t.dtype, bytes);
+      expect(')', "to close splat(...)");
+      Tensor out = Tensor::empty(t.shape, t.dtype);
+      auto* dst = static_cast<unsigned char*>(out.mutable_raw_data());
+      for (int64_t i = 0; i < count; ++i) std::memcpy(dst + size_t(i) * bytes.size(), bytes.data(), bytes.size());
+      return out;
+    }
     if (t.shape.rank() == 0) {
       parse_element(t.dtype, bytes);
       n = 1;

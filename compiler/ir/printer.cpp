@@ -170,6 +170,15 @@ void append_constant(std::string& out, const Tensor& t) {
   auto size = static_cast<size_t>(dtype_size(t.dtype()));
   int64_t n = t.num_elements();
   bool scalar = t.ndim() == 0;
+  // a constant whose elements are all equal (folded fills, broadcast gradients) prints once
+  bool uniform = n > 1;
+  for (int64_t i = 1; uniform && i < n; ++i) uniform = std::memcmp(p, p + static_cast<size_t>(i) * size, size) == 0;
+  if (uniform) {
+    out += "splat(";
+    append_element(out, t.dtype(), p);
+    out += ')';
+    return;
+  }
   if (!scalar) out += '[';
   for (int64_t i = 0; i < n; ++i) {
     if (i) out += ", ";

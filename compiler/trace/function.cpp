@@ -11,6 +11,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "compiler/ir/verifier.h"
 #include "compiler/passes/pass.h"
 #include "compiler/trace/control_flow.h"
 #include "compiler/trace/tracer.h"
@@ -190,6 +191,12 @@ ops::TensorList ConcreteState::call(std::span<const Tensor> leaves) const {
 
 void compile_concrete(ConcreteState& cs, std::unique_ptr<ir::Graph> graph) {
   cs.stats.nodes_traced = graph->nodes.size();
+  // the pipeline verifies after each pass that changes the graph; this catches tracer bugs
+  try {
+    ir::verify(*graph);
+  } catch (const InvalidArgument& e) {
+    fail<Internal>("tracer", "the traced graph of '", cs.fn_name, "' is malformed: ", e.what());
+  }
   cs.traced = std::shared_ptr<const ir::Graph>(graph->clone());
   auto t0 = std::chrono::steady_clock::now();
   ir::PassContext ctx;

@@ -128,6 +128,7 @@ TypeList infer_eye(const OpDef& def, const Attrs& attrs, std::span<const Tensor>
   if (r < 0 || c < 0) fail<InvalidArgument>(def.name, "dimensions must be >= 0, got ", r, " x ", c);
   DType dt = attrs.get_type("dtype");
   if (dt == DType::String) throw_unsupported_dtype(def.name, dt);
+  checked_nbytes(def.name, Shape{r, c}, dt);  // r * c may overflow
   return {TensorType{dt, Shape{r, c}}};
 }
 void kernel_eye(KernelContext& ctx) {

@@ -412,8 +412,8 @@ TEST_CASE("hostile text is an InvalidArgument pointing at the line and column", 
 
   CHECK(parse_error("kiln.ir 1\ngraph @g() {\n  %0 = eye() {num_rows = 9223372036854775807, num_columns = 2, dtype = "
                     "float32} : f32[?, ?]\n  return %0\n}") ==
-        "[ir.parse] line 3, column 3: graph 'g', node %0 (eye): eye infers f32[9223372036854775807, 2] from (), whose "
-        "element count overflows int64");
+        "[ir.parse] line 3, column 3: graph 'g', node %0 (eye): the op rejects its input types (): [eye] the element "
+            "count of shape [9223372036854775807, 2] overflows int64");
   std::string bad_branch = kControlText;
   bad_branch.replace(bad_branch.find("negative(%x) : f32[b, 3]"), 24, "negative(%x) : f32[b, 4]");
   CHECK(parse_error(bad_branch) ==
@@ -590,4 +590,18 @@ TEST_CASE("DOT output", "[ir]") {
     CHECK_FALSE(in_string);
   }
   CHECK(open == close);
+}
+
+TEST_CASE("uniform constants print once as splat and parse back", "[ir]") {
+  ir::Graph g("splat");
+  ir::Node* c = g.append_constant(fill({3, 2}, constant(0.5f)));
+  g.outputs.push_back(c->output());
+  std::string text = g.to_string();
+  CHECK(text.find("splat(0.5)") != std::string::npos);
+  auto back = ir::parse_graph(text);
+  CHECK(back->to_string() == text);
+  CHECK(back->nodes[0]->constant.to_vector<float>() == std::vector<float>(6, 0.5f));
+  CHECK_THROWS_WITH(ir::parse_graph("kiln.ir 1\ngraph @g() {\n  %0 = constant : f32[100000, 100000] = splat(1)\n  "
+                                    "return %0\n}\n"),
+                    Catch::Contains("more than the parser expands"));
 }
