@@ -2,6 +2,7 @@
 // an eager tape, under a trace, and again when an outer tape differentiates a backward pass.
 #include "autodiff/rules.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <numeric>
@@ -108,14 +109,14 @@ Grads binary(const GradContext& k) {
     default:
       return {Tensor(), Tensor()};
   }
-  return {unbroadcast(gx, x.shape()), unbroadcast(gy, y.shape())};
+  return {unbroadcast(gx, x), unbroadcast(gy, y)};
 }
 
 Grads where_grad(const GradContext& k) {
   const Tensor &cond = k.inputs[0], &x = k.inputs[1], &y = k.inputs[2], &g = k.grads[0];
   if (!differentiable(x)) return {Tensor(), Tensor(), Tensor()};
   Tensor zero = zeros_like(g);
-  return {Tensor(), unbroadcast(where(cond, g, zero), x.shape()), unbroadcast(where(cond, zero, g), y.shape())};
+  return {Tensor(), unbroadcast(where(cond, g, zero), x), unbroadcast(where(cond, zero, g), y)};
 }
 
 Grads cast_grad(const GradContext& k) {
@@ -134,23 +135,47 @@ std::pair<std::vector<int64_t>, Shape> reduced(const GradContext& k) {
   return {axes, keep};
 }
 
+// A reduction's result with its reduced axes kept as size 1 (also for unknown dims, by
+// inserting the axes rather than reshaping).
+Tensor with_kept_axes(const Tensor& r, const std::vector<int64_t>& axes, const Shape& keep, bool keepdims) {
+  if (keepdims) return r;
+  if (keep.is_fully_defined()) return reshape(r, keep);
+  Tensor out = r;
+  std::vector<int64_t> sorted = axes;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t a : sorted) out = expand_dims(out, a);
+  return out;
+}
+
+// broadcast_to(g, x's shape), also when x's shape is known only at run time.
+Tensor broadcast_as(const Tensor& g, const Tensor& x) {
+  return x.shape().is_fully_defined() ? broadcast_to(g, x.shape()) : broadcast_like(g, x);
+}
+
+// The number of elements of `x` per element of `y`, as a scalar of x's dtype.
+Tensor elements_per(const Tensor& x, const Tensor& y) {
+  if (x.shape().is_fully_defined() && y.shape().is_fully_defined())
+    return c(x, static_cast<double>(std::max<int64_t>(x.num_elements(), 1)) /
+                    static_cast<double>(std::max<int64_t>(y.num_elements(), 1)));
+  Tensor nx = reduce_prod(shape_of(x, int64)), ny = reduce_prod(shape_of(y, int64));
+  return cast(maximum(nx, ones_like(nx)), x.dtype()) / cast(maximum(ny, ones_like(ny)), x.dtype());
+}
+
 Grads reduce_grad(const GradContext& k) {
   const Tensor &x = k.inputs[0], &y = k.outputs[0];
   if (!differentiable(x)) return {Tensor()};
   auto [axes, keep] = reduced(k);
-  Tensor g = reshape(k.grads[0], keep);
+  const bool keepdims = k.attrs.get_bool("keepdims");
+  Tensor g = with_kept_axes(k.grads[0], axes, keep, keepdims);
   switch (k.def.id) {
     case OpId::ReduceSum:
-      return {broadcast_to(g, x.shape())};
-    case OpId::ReduceMean: {
-      int64_t n = 1;
-      for (int64_t a : axes) n *= x.shape().dim(a);
-      return {broadcast_to(g, x.shape()) / c(x, static_cast<double>(std::max<int64_t>(n, 1)))};
-    }
+      return {broadcast_as(g, x)};
+    case OpId::ReduceMean:
+      return {broadcast_as(g, x) / elements_per(x, y)};
     case OpId::ReduceMax:
     case OpId::ReduceMin: {
       // the gradient is shared equally among the elements equal to the extreme value
-      Tensor mask = cast(equal(x, reshape(y, keep)), x.dtype());
+      Tensor mask = cast(equal(x, with_kept_axes(y, axes, keep, keepdims)), x.dtype());
       Tensor count = reduce_sum(mask, axes, true);
       return {mask / count * g};
     }
@@ -185,12 +210,13 @@ Grads matmul_grad(const GradContext& k) {
     ga = matmul(b, g, false, true), gb = matmul(a, g);
   else
     ga = matmul(b, g, true, true), gb = matmul(g, a, true, true);
-  return {unbroadcast(ga, a.shape()), unbroadcast(gb, b.shape())};
+  return {unbroadcast(ga, a), unbroadcast(gb, b)};
 }
 
 Grads reshape_like_input(const GradContext& k) {
   if (!differentiable(k.inputs[0])) return {Tensor()};
-  return {reshape(k.grads[0], k.inputs[0].shape())};
+  const Tensor& x = k.inputs[0];
+  return {x.shape().is_fully_defined() ? reshape(k.grads[0], x.shape()) : reshape_like(k.grads[0], x)};
 }
 
 Grads transpose_grad(const GradContext& k) {
@@ -200,7 +226,12 @@ Grads transpose_grad(const GradContext& k) {
   return {transpose(k.grads[0], inv)};
 }
 
-Grads broadcast_grad(const GradContext& k) { return {unbroadcast(k.grads[0], k.inputs[0].shape())}; }
+Grads broadcast_grad(const GradContext& k) { return {unbroadcast(k.grads[0], k.inputs[0])}; }
+
+// broadcast_like, reshape_like and sum_to_like: the like operand gets no gradient
+Grads broadcast_like_grad(const GradContext& k) { return {sum_to_like(k.grads[0], k.inputs[0]), Tensor()}; }
+Grads reshape_like_grad(const GradContext& k) { return {reshape_like(k.grads[0], k.inputs[0]), Tensor()}; }
+Grads sum_to_like_grad(const GradContext& k) { return {broadcast_like(k.grads[0], k.inputs[0]), Tensor()}; }
 
 Grads concat_grad(const GradContext& k) {
   int64_t axis = k.attrs.get_int("axis");
@@ -336,6 +367,9 @@ void build_table(RuleTable& t) {
   set(OpId::StridedSlice, strided_slice_grad);
   set(OpId::UnsortedSegmentSum, segment_sum_grad);
   set(OpId::Call, call_grad);
+  set(OpId::BroadcastLike, broadcast_like_grad);
+  set(OpId::ReshapeLike, reshape_like_grad);
+  set(OpId::SumToLike, sum_to_like_grad);
 }
 
 RuleTable& rule_table() {
@@ -359,6 +393,11 @@ ScopedRuleOverride::~ScopedRuleOverride() {
 }
 
 bool is_non_differentiable(ops::OpId id) { return !ops::op_def(id).has(ops::kDifferentiable); }
+
+Tensor unbroadcast(const Tensor& g, const Tensor& like) {
+  if (g.shape().is_fully_defined() && like.shape().is_fully_defined()) return unbroadcast(g, like.shape());
+  return sum_to_like(g, like);
+}
 
 Tensor unbroadcast(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;

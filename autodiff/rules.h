@@ -48,5 +48,8 @@ bool is_non_differentiable(ops::OpId id);
 
 /// Sums `g` over the axes along which `shape` was broadcast to g's shape, giving `shape`.
 Tensor unbroadcast(const Tensor& g, const Shape& shape);
+/// unbroadcast to `like`'s shape, also when it is known only at run time (graphs with unknown
+/// dims use the sum_to_like op).
+Tensor unbroadcast(const Tensor& g, const Tensor& like);
 
 }  // namespace kiln::autodiff

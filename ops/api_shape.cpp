@@ -65,6 +65,10 @@ Tensor tile(const Tensor& x, std::vector<int64_t> multiples) {
   return apply1(OpId::Tile, {x}, {{"multiples", std::move(multiples)}});
 }
 
+Tensor broadcast_like(const Tensor& x, const Tensor& like) { return apply1(OpId::BroadcastLike, {x, like}); }
+Tensor reshape_like(const Tensor& x, const Tensor& like) { return apply1(OpId::ReshapeLike, {x, like}); }
+Tensor sum_to_like(const Tensor& x, const Tensor& like) { return apply1(OpId::SumToLike, {x, like}); }
+
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   return apply1(OpId::BroadcastTo, {x}, {{"shape", shape.as_list()}});
 }

@@ -245,8 +245,13 @@ Tensor fill(const Shape& shape, const Tensor& value) {
 }
 Tensor zeros(const Shape& shape, DType dtype) { return fill(shape, scalar_of(int64_t{0}, dtype, "zeros")); }
 Tensor ones(const Shape& shape, DType dtype) { return fill(shape, scalar_of(int64_t{1}, dtype, "ones")); }
-Tensor zeros_like(const Tensor& x) { return zeros(x.shape(), x.dtype()); }
-Tensor ones_like(const Tensor& x) { return ones(x.shape(), x.dtype()); }
+// with unknown dims (in a graph) the shape comes from x at run time
+Tensor zeros_like(const Tensor& x) {
+  return x.shape().is_fully_defined() ? zeros(x.shape(), x.dtype()) : broadcast_like(zeros({}, x.dtype()), x);
+}
+Tensor ones_like(const Tensor& x) {
+  return x.shape().is_fully_defined() ? ones(x.shape(), x.dtype()) : broadcast_like(ones({}, x.dtype()), x);
+}
 
 Tensor eye(int64_t num_rows, DType dtype) { return eye(num_rows, num_rows, dtype); }
 Tensor eye(int64_t num_rows, int64_t num_cols, DType dtype) {
@@ -270,12 +275,18 @@ namespace {
 std::atomic<uint64_t> g_seed{std::random_device{}()};
 std::atomic<uint64_t> g_offset{0};
 
-// Each unseeded op takes a fresh 2^64-block stream (the offset is Philox's high counter words).
+// A seeded op is a pure function of its attributes. An unseeded op takes a fresh 2^64-block
+// stream (the offset is Philox's high counter words) when it runs: eagerly that is now; in a
+// traced graph it is on every call, so the attributes say -1, -1.
 std::pair<int64_t, int64_t> next_stream(std::optional<uint64_t> seed) {
   if (seed) return {static_cast<int64_t>(*seed), 0};
-  return {static_cast<int64_t>(g_seed.load()), static_cast<int64_t>(g_offset.fetch_add(1) + 1)};
+  if (ops::tracing()) return {-1, -1};
+  auto [s, off] = next_global_stream();
+  return {static_cast<int64_t>(s), static_cast<int64_t>(off)};
 }
 }  // namespace
+
+std::pair<uint64_t, uint64_t> next_global_stream() { return {g_seed.load(), g_offset.fetch_add(1) + 1}; }
 
 void set_seed(uint64_t seed) {
   g_seed = seed;

@@ -119,8 +119,11 @@ Tensor linspace(double start, double stop, int64_t num, DType dtype = float32);
 namespace random {
 /// Sets the global seed that unseeded random ops draw from (resets their counter).
 void set_seed(uint64_t seed);
+/// The (seed, offset) of the next stream of the global generator: what an unseeded op draws.
+std::pair<uint64_t, uint64_t> next_global_stream();
 /// Normal samples. With a seed the result depends only on (shape, seed, dtype, mean, stddev);
-/// without one it draws from the global generator (a new sample on each call).
+/// without one it draws from the global generator (a new sample on each call — also each call
+/// of a traced function: there the op's seed and offset attributes are -1, "draw when run").
 Tensor normal(const Shape& shape, std::optional<uint64_t> seed = std::nullopt, double mean = 0.0, double stddev = 1.0,
               DType dtype = float32);
 /// Uniform samples in [minval, maxval); for integer dtypes `maxval` must exceed `minval`.
@@ -237,6 +240,13 @@ std::vector<Tensor> split(const Tensor& x, int64_t num, int64_t axis = 0);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis);
 Tensor tile(const Tensor& x, std::vector<int64_t> multiples);
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
+/// Shape-polymorphic forms for graphs whose dims are known only at run time (gradient rules use
+/// them): broadcast `x` to `like`'s shape, reshape `x` (same element count) to `like`'s shape,
+/// and sum `x` over the axes along which `like` was broadcast to x's shape (the inverse of
+/// broadcast_like). Only `like`'s shape is read. InvalidArgument for incompatible shapes.
+Tensor broadcast_like(const Tensor& x, const Tensor& like);
+Tensor reshape_like(const Tensor& x, const Tensor& like);
+Tensor sum_to_like(const Tensor& x, const Tensor& like);
 /// Pads each axis with (before, after) elements of `constant_value`.
 Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& paddings, double constant_value = 0);
 /// Gathers slices of `params` along `axis` at integer `indices`; an index out of

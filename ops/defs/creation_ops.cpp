@@ -6,6 +6,7 @@
 
 #include "ops/defs/elementwise_common.h"
 #include "ops/kernels/cpu/loops.h"
+#include "ops/ops.h"
 #include "runtime/philox.h"
 
 namespace kiln::ops {
@@ -138,6 +139,13 @@ void kernel_eye(KernelContext& ctx) {
 }
 
 // ---- random_normal / random_uniform
+
+// The op's Philox stream: its attributes, or (-1, -1) the global generator's next stream.
+std::pair<uint64_t, uint64_t> stream_of(const Attrs& attrs) {
+  int64_t seed = attrs.get_int("seed"), offset = attrs.get_int("offset");
+  if (seed == -1 && offset == -1) return kiln::random::next_global_stream();
+  return {static_cast<uint64_t>(seed), static_cast<uint64_t>(offset)};
+}
 TypeList infer_random(const OpDef& def, const Attrs& attrs, std::span<const Tensor>) {
   DType dt = attrs.get_type("dtype");
   bool uniform = def.id == OpId::RandomUniform;
@@ -166,8 +174,8 @@ TypeList infer_random(const OpDef& def, const Attrs& attrs, std::span<const Tens
 
 // Element i uses word i % 4 of Philox block i / 4 (normals use pairs for Box-Muller).
 void kernel_random_normal(KernelContext& ctx) {
-  Philox gen(static_cast<uint64_t>(ctx.attrs.get_int("seed")));
-  uint64_t offset = static_cast<uint64_t>(ctx.attrs.get_int("offset"));
+  auto [seed, offset] = stream_of(ctx.attrs);
+  Philox gen(seed);
   double mean = ctx.attrs.get_float("mean"), stddev = ctx.attrs.get_float("stddev");
   Tensor& out = ctx.output(0);
   int64_t n = out.num_elements();
@@ -191,8 +199,8 @@ void kernel_random_normal(KernelContext& ctx) {
 }
 
 void kernel_random_uniform(KernelContext& ctx) {
-  Philox gen(static_cast<uint64_t>(ctx.attrs.get_int("seed")));
-  uint64_t offset = static_cast<uint64_t>(ctx.attrs.get_int("offset"));
+  auto [seed, offset] = stream_of(ctx.attrs);
+  Philox gen(seed);
   double lo = ctx.attrs.get_float("minval"), hi = ctx.attrs.get_float("maxval");
   Tensor& out = ctx.output(0);
   int64_t n = out.num_elements();

@@ -364,3 +364,39 @@ TEST_CASE("ragged and sparse tensors as arguments and results", "[function][comp
   CHECK(sparse::to_dense(scale(sp)).to_vector<float>() ==
         std::vector<float>{3, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0});
 }
+
+TEST_CASE("a training step traced with an unknown batch dim computes the eager gradients", "[function][autodiff]") {
+  // reduce_mean, broadcasting and matmul rules use shape-polymorphic ops (broadcast_like,
+  // sum_to_like, shape_of) when a dim is known only at run time
+  Variable w(constant({{5.0f}, {-1.0f}}), "w");
+  Variable b(constant({0.5f}), "b");
+  auto loss_of = [&](const Tensor& x, const Tensor& y) { return reduce_mean(square(y - (matmul(x, w) + b))); };
+  auto step = function(
+      [&](Tensor x, Tensor y) {
+        GradientTape tape;
+        Tensor loss = loss_of(x, y);
+        auto g = tape.gradient(loss, {w, b});
+        return std::make_tuple(loss, g[0], g[1]);
+      },
+      {.name = "train_step",
+       .input_signature = std::vector<TensorSpec>{TensorSpec({-1, 2}, float32), TensorSpec({-1, 1}, float32)}});
+  for (int64_t batch : {4, 7, 1}) {
+    Tensor x = random::normal({batch, 2}, uint64_t(batch)), y = random::normal({batch, 1}, uint64_t(batch + 10));
+    auto [loss, gw, gb] = step(x, y);
+    GradientTape tape;
+    Tensor le = loss_of(x, y);
+    auto ge = tape.gradient(le, {w, b});
+    CHECK(loss.item<float>() == Approx(le.item<float>()));
+    for (size_t k = 0; k < 2; ++k) CHECK(gw.to_vector<float>()[k] == Approx(ge[0].to_vector<float>()[k]));
+    CHECK(gb.item<float>() == Approx(ge[1].item<float>()));
+  }
+  CHECK(step.tracing_count() == 1);
+}
+
+TEST_CASE("an unseeded random op in a traced function draws new values on each call", "[function]") {
+  auto f = function([](Tensor x) { return x + random::uniform({4}); });
+  Tensor a = f(zeros({4})), b = f(zeros({4}));
+  CHECK_FALSE(reduce_all(equal(a, b)).item<bool>());
+  auto seeded = function([](Tensor x) { return x + random::uniform({4}, /*seed=*/7); });
+  CHECK(reduce_all(equal(seeded(zeros({4})), seeded(zeros({4})))).item<bool>());  // a seeded op is pure
+}

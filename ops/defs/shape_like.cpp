@@ -1,0 +1,99 @@
+// broadcast_like, reshape_like and sum_to_like: shape ops that take the target shape from a
+// tensor at run time, so graphs with unknown dims (a symbolic batch) can be differentiated.
+// Their kernels run the static ops' kernels with the run-time shape.
+#include "ops/dispatch.h"
+#include "ops/op_def.h"
+
+namespace kiln::ops {
+namespace {
+
+// Dims are compatible when equal, or when either is unknown (checked again at run time).
+bool compatible(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
+
+[[noreturn]] void incompatible(const OpDef& def, const char* what, const Shape& x, const Shape& like) {
+  fail<InvalidArgument>(def.name, "cannot ", what, " shape ", x.to_list_string(), " to the shape of like, ",
+                        like.to_list_string());
+}
+
+TypeList infer_broadcast_like(const OpDef& def, const Attrs&, std::span<const Tensor> in) {
+  const Shape &x = in[0].shape(), &like = in[1].shape();
+  if (x.rank() > like.rank()) incompatible(def, "broadcast", x, like);
+  const int64_t lead = like.rank() - x.rank();
+  for (int64_t i = 0; i < x.rank(); ++i) {
+    int64_t d = x.dim(size_t(i));
+    if (d != 1 && !compatible(d, like.dim(size_t(i + lead)))) incompatible(def, "broadcast", x, like);
+  }
+  return {TensorType{in[0].dtype(), like}};
+}
+
+void kernel_broadcast_like(KernelContext& ctx) {
+  const OpDef& b = op_def(OpId::BroadcastTo);
+  Attrs attrs{{"shape", ctx.inputs[1].shape().as_list()}};
+  TypeList types = b.infer(b, attrs, ctx.inputs.first(1));
+  ctx.set_output(0, execute_eager(b, attrs, ctx.inputs.first(1), types)[0]);
+}
+
+TypeList infer_reshape_like(const OpDef& def, const Attrs&, std::span<const Tensor> in) {
+  const Shape &x = in[0].shape(), &like = in[1].shape();
+  if (x.is_fully_defined() && like.is_fully_defined() && x.num_elements() != like.num_elements())
+    fail<InvalidArgument>(def.name, "cannot reshape a tensor with ", x.num_elements(),
+                          " elements to the shape of like, ", like.to_list_string());
+  return {TensorType{in[0].dtype(), like}};
+}
+
+void kernel_reshape_like(KernelContext& ctx) {
+  const OpDef& r = op_def(OpId::Reshape);
+  Attrs attrs{{"shape", ctx.inputs[1].shape().as_list()}};
+  TypeList types = r.infer(r, attrs, ctx.inputs.first(1));
+  ctx.set_output(0, execute_eager(r, attrs, ctx.inputs.first(1), types)[0]);
+}
+
+TypeList infer_sum_to_like(const OpDef& def, const Attrs&, std::span<const Tensor> in) {
+  const Shape &x = in[0].shape(), &like = in[1].shape();
+  if (like.rank() > x.rank()) incompatible(def, "sum", x, like);
+  const int64_t lead = x.rank() - like.rank();
+  for (int64_t i = 0; i < like.rank(); ++i) {
+    int64_t d = like.dim(size_t(i));
+    if (d != 1 && !compatible(d, x.dim(size_t(i + lead)))) incompatible(def, "sum", x, like);
+  }
+  if (in[0].dtype() == DType::Bool || in[0].dtype() == DType::String)
+    fail<InvalidArgument>(def.name, "cannot sum a tensor of dtype ", dtype_name(in[0].dtype()));
+  return {TensorType{in[0].dtype(), like}};
+}
+
+void kernel_sum_to_like(KernelContext& ctx) {
+  const Tensor& x = ctx.inputs[0];
+  const Shape& like = ctx.inputs[1].shape();
+  const int64_t lead = x.ndim() - like.rank();
+  std::vector<int64_t> axes;
+  for (int64_t i = 0; i < x.ndim(); ++i)
+    if (i < lead || (like.dim(size_t(i - lead)) == 1 && x.shape().dim(size_t(i)) != 1)) axes.push_back(i);
+  Tensor summed = x;
+  if (!axes.empty()) {
+    const OpDef& s = op_def(OpId::ReduceSum);
+    Attrs attrs{{"axes", axes}, {"keepdims", true}};
+    TypeList types = s.infer(s, attrs, ctx.inputs.first(1));
+    summed = execute_eager(s, attrs, ctx.inputs.first(1), types)[0];
+  }
+  const OpDef& r = op_def(OpId::Reshape);
+  Attrs attrs{{"shape", like.as_list()}};
+  TypeList types = r.infer(r, attrs, std::span<const Tensor>(&summed, 1));
+  ctx.set_output(0, execute_eager(r, attrs, std::span<const Tensor>(&summed, 1), types)[0]);
+}
+
+OpDef like_op(InferFn infer, KernelFn kernel) {
+  OpDef d;
+  d.traits = kDifferentiable | kView;
+  d.num_inputs = 2;
+  d.infer = infer;
+  d.cpu_kernel = kernel;
+  return d;
+}
+
+}  // namespace
+
+OpDef define_BroadcastLike() { return like_op(infer_broadcast_like, kernel_broadcast_like); }
+OpDef define_ReshapeLike() { return like_op(infer_reshape_like, kernel_reshape_like); }
+OpDef define_SumToLike() { return like_op(infer_sum_to_like, kernel_sum_to_like); }
+
+}  // namespace kiln::ops
