@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ cmake ninja-build ccache pkg-config libdnnl-dev catch2 libspdlog-dev)
+packages=(g++ cmake ninja-build ccache pkg-config libdnnl-dev catch2 libspdlog-dev nlohmann-json3-dev zlib1g-dev)
 
 install_missing() {
   local missing=()
