@@ -20,6 +20,7 @@
 #include "nn/model.h"
 #include "nn/module.h"
 #include "nn/optimizers.h"
+#include "nn/saved_model.h"
 #include "ops/ops.h"
 #include "ops/variable.h"
 #include "runtime/device.h"
