@@ -91,6 +91,12 @@ Variable Module::register_variable(const std::string& name, const Variable& v) {
   if (!v.defined()) fail<InvalidArgument>(this->name(), "cannot register the undefined variable '", name, "'");
   check_new_name("variable", name);
   Variable shared = Variable::from_handle(v.handle());
+  // a checkpoint read before the variable existed restores it now, before it is registered
+  auto [a, b] = pending_.equal_range(name);
+  std::vector<std::function<void(const Variable&)>> fns;
+  for (auto it = a; it != b; ++it) fns.push_back(it->second);
+  for (auto& fn : fns) fn(shared);
+  pending_.erase(name);
   vars_.emplace_back(name, Variable::from_handle(v.handle()));
   return shared;
 }
@@ -108,7 +114,45 @@ std::shared_ptr<Module> Module::register_module(const std::string& name, std::sh
     if (m.get() == this)
       fail<InvalidArgument>(this->name(), "registering '", name, "' would make a cycle (it contains this module)");
   children_.emplace_back(name, module);
+  // restorations waiting below this name move to the new child
+  std::string prefix = name + "/";
+  for (auto it = pending_.lower_bound(prefix); it != pending_.end() && it->first.starts_with(prefix);) {
+    module->defer_restore(it->first.substr(prefix.size()), std::move(it->second));
+    it = pending_.erase(it);
+  }
   return module;
+}
+
+Variable Module::find_variable(std::string_view path) const {
+  size_t slash = path.find('/');
+  std::string_view head = path.substr(0, slash);
+  if (slash == std::string_view::npos) {
+    for (auto& [n, v] : vars_)
+      if (n == head) return Variable::from_handle(v.handle());
+    return {};
+  }
+  for (auto& [n, m] : children_)
+    if (n == head) return m->find_variable(path.substr(slash + 1));
+  return {};
+}
+
+void Module::defer_restore(const std::string& path, std::function<void(const Variable&)> fn) {
+  size_t slash = path.find('/');
+  std::string head = path.substr(0, slash);
+  if (slash == std::string::npos) {
+    for (auto& [n, v] : vars_)
+      if (n == head) return fn(Variable::from_handle(v.handle()));
+  } else {
+    for (auto& [n, m] : children_)
+      if (n == head) return m->defer_restore(path.substr(slash + 1), std::move(fn));
+  }
+  pending_.emplace(path, std::move(fn));
+}
+
+size_t Module::pending_restores() const {
+  size_t n = pending_.size();
+  for (auto& [name, m] : children_) n += m->pending_restores();
+  return n;
 }
 
 void Module::collect(std::vector<Variable>& out, std::vector<const VariableImpl*>& seen, bool trainable_only,

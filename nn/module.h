@@ -2,6 +2,8 @@
 // LibTorch way), and ModuleHolder, the shared handle modules are used through.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -78,6 +80,16 @@ class Module : public std::enable_shared_from_this<Module> {
   virtual void set_trainable(bool trainable) { trainable_ = trainable; }
   bool trainable() const { return trainable_; }
 
+  /// The variable at `path` below this module ("dense_1/kernel"), or an undefined Variable.
+  Variable find_variable(std::string_view path) const;
+  /// Runs `fn` with the variable at `path` (relative to this module, e.g. "dense_1/kernel"):
+  /// now if it exists, else when a module on the path registers it (checkpoints restore into
+  /// models that are not built yet this way). What `fn` throws propagates from that
+  /// registration (e.g. from the first call of a layer), before the variable is registered.
+  void defer_restore(const std::string& path, std::function<void(const Variable&)> fn);
+  /// Number of restorations still waiting for their variable, in this module and below.
+  size_t pending_restores() const;
+
  protected:
   /// Gives the module its default name now (holders call it once the object is complete).
   void assign_default_name() const;
@@ -93,6 +105,7 @@ class Module : public std::enable_shared_from_this<Module> {
   bool trainable_ = true;
   std::vector<std::pair<std::string, Variable>> vars_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::multimap<std::string, std::function<void(const Variable&)>> pending_;  // path -> restore
 };
 
 /// "FlexibleDense" -> "flexible_dense" (Keras' default layer names).

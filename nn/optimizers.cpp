@@ -2,6 +2,7 @@
 // and learning-rate schedules.
 #include "nn/optimizers.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "nn/layer.h"
@@ -78,12 +79,44 @@ const Variable& Optimizer::slot(const Variable& var, const std::string& name) {
     Variable v;
     {
       ops::EagerScope eager;
-      v = Variable(zeros(var.shape(), var.dtype()), name_ + "/" + name + "/" + var.impl()->name(), false);
+      auto d = deferred_slots_.find(key);
+      Tensor initial = d != deferred_slots_.end() ? d->second : zeros(var.shape(), var.dtype());
+      v = Variable(initial, name_ + "/" + name + "/" + var.impl()->name(), false);
+      if (d != deferred_slots_.end()) deferred_slots_.erase(d);
     }
     slot_owners_.push_back(var.handle());
     it = slots_.emplace(key, std::make_pair(name + "/" + var.impl()->name(), std::move(v))).first;
   }
   return it->second.second;
+}
+
+std::vector<Optimizer::SlotVariable> Optimizer::slot_variables() const {
+  std::vector<SlotVariable> out;
+  for (auto& [key, named] : slots_) {
+    std::shared_ptr<VariableImpl> owner;
+    for (auto& o : slot_owners_)
+      if (o.get() == key.first) owner = o;
+    out.push_back({owner, key.second, Variable::from_handle(named.second.handle())});
+  }
+  std::sort(out.begin(), out.end(), [](const SlotVariable& a, const SlotVariable& b) {
+    return a.slot != b.slot ? a.slot < b.slot : a.owner->name() < b.owner->name();
+  });
+  return out;
+}
+
+void Optimizer::restore_slot(const Variable& var, const std::string& name, const Tensor& value) {
+  if (value.dtype() != var.dtype() || value.shape() != var.shape())
+    fail<InvalidArgument>(name_, "cannot restore slot '", name, "' of variable '", var.impl()->name(), "' (",
+                          dtype_name(var.dtype()), " ", var.shape().to_string(), ") from a ", dtype_name(value.dtype()),
+                          " ", value.shape().to_string(), " value");
+  auto key = std::make_pair(static_cast<const VariableImpl*>(var.impl()), name);
+  auto it = slots_.find(key);
+  if (it != slots_.end()) {
+    it->second.second.assign(value);
+    return;
+  }
+  deferred_slots_[key] = value;
+  slot_owners_.push_back(var.handle());  // keeps the key's address from being reused
 }
 
 void Optimizer::build(const VariableList& vars) {

@@ -104,6 +104,19 @@ class Optimizer {
   /// "SGD/iterations", "SGD/m/dense/kernel".
   std::vector<std::pair<std::string, Variable>> variables() const;
 
+  /// A per-variable slot: the variable it belongs to, the slot's name ("m") and the slot.
+  struct SlotVariable {
+    std::shared_ptr<VariableImpl> owner;
+    std::string slot;
+    Variable variable;
+  };
+  /// Every slot created so far, ordered by slot name and then by the owner's name.
+  std::vector<SlotVariable> slot_variables() const;
+  /// Sets slot `slot` of `var` to `value`: now if the slot exists, else when it is created
+  /// (checkpoints restore optimizer state before the first update this way). Throws
+  /// InvalidArgument when `value`'s dtype or shape differs from `var`'s.
+  void restore_slot(const Variable& var, const std::string& slot, const Tensor& value);
+
  protected:
   /// Updates one variable from its gradient with learning rate `lr` (float32 scalar, cast to the
   /// variable's dtype by the caller) and `step` (float32 scalar, 1 for the first update).
@@ -119,6 +132,7 @@ class Optimizer {
   Variable lr_, iterations_;
   std::map<std::pair<const VariableImpl*, std::string>, std::pair<std::string, Variable>> slots_;
   std::vector<std::shared_ptr<VariableImpl>> slot_owners_;  // keeps slot keys valid
+  std::map<std::pair<const VariableImpl*, std::string>, Tensor> deferred_slots_;  // restored before creation
 };
 
 /// Options of SGD.

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ cmake ninja-build ccache pkg-config libdnnl-dev catch2 libspdlog-dev)
+packages=(g++ cmake ninja-build ccache pkg-config libdnnl-dev catch2 libspdlog-dev nlohmann-json3-dev zlib1g-dev)
 
 install_missing() {
   local missing=()
@@ -19,6 +19,25 @@ install_missing() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+}
+
+# The handwritten digits (examples/digits): committed under examples/data; fetched again from
+# Debian's python3-sklearn package (only that file is unpacked; no Python) when missing.
+digits=examples/data/digits.csv.gz
+digits_sha256=46abec6b12486ad9e51943373abcf22bbea1b5a51a1619b361570d8893f1464a
+fetch_digits() {
+  [ -f "$digits" ] && return
+  echo "== fetching $digits from Debian's python3-sklearn"
+  local tmp
+  tmp=$(mktemp -d)
+  chmod a+rwx "$tmp"  # apt-get download runs as the _apt user
+  (cd "$tmp" && apt-get download python3-sklearn >/dev/null)
+  dpkg-deb --fsys-tarfile "$tmp"/python3-sklearn_*.deb |
+    tar -x -C "$tmp" ./usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
+  echo "$digits_sha256  $tmp/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz" | sha256sum -c --quiet
+  mkdir -p "$(dirname "$digits")"
+  cp "$tmp/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz" "$digits"
+  rm -rf "$tmp"
 }
 
 jobs=$(nproc)
@@ -39,16 +58,20 @@ mkdir -p build
 case "$cmd" in
   tour)
     install_missing
+    fetch_digits
     configure_build build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF
     for ex in tensors variables autodiff training_loop functions; do
       echo "==================== walkthrough: $ex ===================="
       if [ "$ex" = functions ]; then "build/release/examples/$ex" --time; else "build/release/examples/$ex"; fi
     done
+    echo "==================== a real-data example: digits ===================="
+    build/release/examples/digits --time
     echo "==================== kiln bench ===================="
     build/release/tools/kiln bench
     ;;
   test)
     install_missing
+    fetch_digits
     configure_build build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=OFF
     echo "== release tests"
     ctest --test-dir build/release --output-on-failure -j "$jobs"
@@ -59,8 +82,12 @@ case "$cmd" in
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build/asan --output-on-failure -j "$jobs"
     ;;
+  fetch-digits)
+    rm -f "$digits"
+    fetch_digits
+    ;;
   *)
-    echo "usage: scripts/kiln.sh [tour|test]" >&2
+    echo "usage: scripts/kiln.sh [tour|test|fetch-digits]" >&2
     exit 2
     ;;
 esac

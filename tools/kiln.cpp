@@ -1,5 +1,5 @@
 // The `kiln` command: `kiln bench` (eager versus graph timings), `kiln graph` (a function's IR
-// or Graphviz DOT, or an IR text file checked and redrawn).
+// or Graphviz DOT, or an IR text file checked and redrawn), `kiln inspect` (a saved model).
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -22,7 +22,8 @@ int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: kiln bench [--json] [--threads N] [--only NAME]\n"
                "       kiln graph [--dot] [--traced] NAME     (NAME: a bench workload)\n"
-               "       kiln graph [--dot] FILE.kir            (check an IR text file and print it)\n");
+               "       kiln graph [--dot] FILE.kir            (check an IR text file and print it)\n"
+               "       kiln inspect DIR                       (a saved model's signatures, variables and graphs)\n");
   return rc;
 }
 
@@ -146,6 +147,13 @@ int graph(const std::vector<std::string>& args) {
   return 1;
 }
 
+// Loads the saved model (so everything listed has been checked) and prints it.
+int inspect(const std::vector<std::string>& args) {
+  if (args.size() != 1) return usage(2);
+  std::cout << kiln::saved_model::describe(args[0]);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,6 +163,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "bench") return bench(args);
     if (cmd == "graph") return graph(args);
+    if (cmd == "inspect") return inspect(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") return usage(0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln %s: %s\n", cmd.c_str(), e.what());
