@@ -252,14 +252,22 @@ class Function {
     return run(seq, as_param<P<I>>(std::forward<A>(args))...);
   }
 
+  // The concrete function for these arguments (traced on a miss) and their tensor leaves.
   template <size_t... I>
-  R run(std::index_sequence<I...> seq, const P<I>&... args) const {
+  std::pair<Ref<trace::ConcreteState>, trace::LeafList> concrete_for(std::index_sequence<I...> seq,
+                                                                     const P<I>&... args) const {
     trace::KeyBuilder key;
     key_of(key, args...);
     trace::LeafList leaves;
     (ArgTraits<P<I>>::leaves(args, leaves), ...);
     Ref<trace::ConcreteState> cs = core_->lookup(key);
     if (!cs) cs = core_->get(key, {leaves.data(), leaves.size()}, body(seq, args...));
+    return {std::move(cs), std::move(leaves)};
+  }
+
+  template <size_t... I>
+  R run(std::index_sequence<I...> seq, const P<I>&... args) const {
+    auto [cs, leaves] = concrete_for(seq, args...);
     ops::TensorList out = cs->call({leaves.data(), leaves.size()});
     if constexpr (std::is_void_v<R>) {
       return;
@@ -271,13 +279,7 @@ class Function {
 
   template <size_t... I>
   ConcreteFunction get_concrete(std::index_sequence<I...> seq, const P<I>&... args) const {
-    trace::KeyBuilder key;
-    key_of(key, args...);
-    trace::LeafList leaves;
-    (ArgTraits<P<I>>::leaves(args, leaves), ...);
-    Ref<trace::ConcreteState> cs = core_->lookup(key);
-    if (!cs) cs = core_->get(key, {leaves.data(), leaves.size()}, body(seq, args...));
-    return ConcreteFunction(cs);
+    return ConcreteFunction(concrete_for(seq, args...).first);
   }
 
   template <class... A>

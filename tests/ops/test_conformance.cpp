@@ -783,6 +783,42 @@ OpSpec reduce_spec(unsigned accepts, Red kind, Gen gen) {
           }};
 }
 
+// sum_to_like: the axes along which `like` broadcasts to x's shape (NumPy rules: x's leading
+// axes that like lacks, and like's size-1 axes where x's size is not 1) summed away, keeping
+// like's shape. The inverse of broadcast_like.
+OpSpec sum_to_like_spec() {
+  const Gen sums{.lo = -2, .hi = 2, .clo = -1, .chi = 1};
+  return {kNum, [=](const std::string& op, DType dt, bool big) {
+            const std::vector<std::pair<Shape, Shape>> ss = {
+                {{}, {}},           {{2, 3}, {}},        {{2, 3}, {3}},       {{2, 3}, {2, 1}},
+                {{2, 3}, {1, 1}},   {{2, 3, 4}, {3, 1}}, {{4, 1, 3}, {1, 3}}, {{4, 1, 3}, {1, 1, 3}},
+                {{2, 3}, {2, 3}},   {{5}, {1}},          {{0, 3}, {3}},       {{2, 0}, {2, 1}},
+                {{0, 3}, {0, 3}},   {{2, 0, 3}, {0, 1}}, {{0}, {}},           {{200, 300}, {300}},
+                {{300, 200}, {300, 1}}, {{4, 40, 130}, {40, 1}}, {{140000}, {1}}};
+            std::vector<Case> cases;
+            uint64_t seed = 9500;
+            for (size_t i = 0; i < ss.size(); ++i) {
+              const Shape s = ss[i].first, like = ss[i].second;
+              if (!big && s.num_elements() > kSmall) continue;
+              I64s axes;
+              const int64_t lead = s.rank() - like.rank();
+              for (int64_t a = 0; a < s.rank(); ++a)
+                if (a < lead || (like.dim(size_t(a - lead)) == 1 && s.dim(size_t(a)) != 1)) axes.push_back(a);
+              Host x = random_host(dt, s, seed++, sums);
+              const DType like_dt = i % 3 == 0 ? dt : i % 3 == 1 ? int32 : bool_;
+              cases.push_back(op_case(
+                  s.to_string() + " like " + like.to_string() + " (" + std::string(dtype_name(like_dt)) + ")", op, {},
+                  {from_host(x), from_host(random_host(like_dt, like, seed++))},
+                  [x, axes, like] {
+                    Host y = reduce_ref(x, axes, true, Red::Sum);
+                    y.shape = like;
+                    return Refs{y};
+                  }, Tier::Approx));
+            }
+            return cases;
+          }};
+}
+
 Host arg_ref(const Host& x, int64_t axis, DType out_type, bool is_max) {
   const Shape& s = x.shape;
   if (axis < 0) axis += s.rank();
@@ -1328,6 +1364,44 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       Host x = random_host(dt, s, seed++);
       cases.push_back(op_case(s.to_string() + " to " + to.to_string(), op, Attrs{{"shape", to.as_list()}},
                               {from_host(x)}, [x, to] { return Refs{broadcast_ref(x, to)}; }));
+    }
+    return cases;
+  });
+  // the _like ops take the target shape from a second tensor, whose values and dtype are never
+  // read: `like` alternates between a tensor of x's dtype and an int32 or bool one
+  t["broadcast_like"] = movement([](const std::string& op, DType dt, bool big) {
+    const std::vector<std::pair<Shape, Shape>> bs = {
+        {{}, {}},        {{}, {2, 2}},        {{3}, {3}},         {{3, 1}, {2, 3, 4}},       {{1}, {0}},
+        {{2, 1}, {2, 0}}, {{0, 3}, {2, 0, 3}}, {{}, {0}},          {{2, 1, 3}, {4, 2, 5, 3}}, {{1, 1}, {1, 1}},
+        {{1, 300}, {200, 300}}, {{250, 1}, {2, 250, 130}}};
+    std::vector<Case> cases;
+    uint64_t seed = 9300;
+    for (size_t i = 0; i < bs.size(); ++i) {
+      const Shape s = bs[i].first, to = bs[i].second;
+      if (!big && to.num_elements() > kSmall) continue;
+      Host x = random_host(dt, s, seed++);
+      const DType like_dt = i % 3 == 0 ? dt : i % 3 == 1 ? int32 : bool_;
+      cases.push_back(op_case(s.to_string() + " like " + to.to_string() + " (" + std::string(dtype_name(like_dt)) + ")",
+                              op, {}, {from_host(x), from_host(random_host(like_dt, to, seed++))},
+                              [x, to] { return Refs{broadcast_ref(x, to)}; }));
+    }
+    return cases;
+  });
+  t["reshape_like"] = movement([](const std::string& op, DType dt, bool big) {
+    const std::vector<std::pair<Shape, Shape>> rs = {
+        {{2, 3, 4}, {4, 6}}, {{6}, {2, 3}}, {{}, {1, 1}},  {{1}, {}},       {{}, {}},
+        {{0, 3}, {3, 0}},    {{0, 3}, {0}}, {{2, 3}, {6}}, {{1, 5, 1}, {5}}, {{2, 3}, {2, 3}},
+        {{120, 300}, {300, 60, 2}}};
+    std::vector<Case> cases;
+    uint64_t seed = 9400;
+    for (size_t i = 0; i < rs.size(); ++i) {
+      const Shape s = rs[i].first, to = rs[i].second;
+      if (!big && s.num_elements() > kSmall) continue;
+      Host x = random_host(dt, s, seed++);
+      const DType like_dt = i % 3 == 0 ? dt : i % 3 == 1 ? int32 : bool_;
+      cases.push_back(op_case(s.to_string() + " like " + to.to_string() + " (" + std::string(dtype_name(like_dt)) + ")",
+                              op, {}, {from_host(x), from_host(random_host(like_dt, to, seed++))},
+                              [x, to] { return Refs{relabel(x, to)}; }));
     }
     return cases;
   });
@@ -2058,6 +2132,7 @@ const std::map<std::string, OpSpec>& spec_table() {
     t["reduce_prod"] = reduce_spec(kNum, Red::Prod, prods);
     t["reduce_any"] = reduce_spec(kB, Red::Any, {});
     t["reduce_all"] = reduce_spec(kB, Red::All, {});
+    t["sum_to_like"] = sum_to_like_spec();
     t["argmax"] = arg_spec(true);
     t["argmin"] = arg_spec(false);
     t["matmul"] = matmul_spec();
