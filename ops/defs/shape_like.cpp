@@ -26,7 +26,10 @@ TypeList infer_broadcast_like(const OpDef& def, const Attrs&, std::span<const Te
   return {TensorType{in[0].dtype(), like}};
 }
 
+// Each kernel checks its inputs again: a function traced with x's dims unknown and like's known
+// has a static output type, so the interpreter runs the kernel without calling infer.
 void kernel_broadcast_like(KernelContext& ctx) {
+  infer_broadcast_like(ctx.def, ctx.attrs, ctx.inputs);
   const OpDef& b = op_def(OpId::BroadcastTo);
   Attrs attrs{{"shape", ctx.inputs[1].shape().as_list()}};
   TypeList types = b.infer(b, attrs, ctx.inputs.first(1));
@@ -42,6 +45,7 @@ TypeList infer_reshape_like(const OpDef& def, const Attrs&, std::span<const Tens
 }
 
 void kernel_reshape_like(KernelContext& ctx) {
+  infer_reshape_like(ctx.def, ctx.attrs, ctx.inputs);
   const OpDef& r = op_def(OpId::Reshape);
   Attrs attrs{{"shape", ctx.inputs[1].shape().as_list()}};
   TypeList types = r.infer(r, attrs, ctx.inputs.first(1));
@@ -62,6 +66,7 @@ TypeList infer_sum_to_like(const OpDef& def, const Attrs&, std::span<const Tenso
 }
 
 void kernel_sum_to_like(KernelContext& ctx) {
+  infer_sum_to_like(ctx.def, ctx.attrs, ctx.inputs);
   const Tensor& x = ctx.inputs[0];
   const Shape& like = ctx.inputs[1].shape();
   const int64_t lead = x.ndim() - like.rank();

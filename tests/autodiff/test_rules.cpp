@@ -304,6 +304,44 @@ void add_movement(Table& t) {
                           return broadcast_to(v[0], {3, 4});
                         },
                         {uni({4}, seed++)}}};
+  // the _like ops: `like` is a float64 second input, whose gradient must be zero, or an int32
+  // tensor held by the case; only its shape is read
+  struct L {
+    Shape x, like;
+  };
+  for (const L& l :
+       std::vector<L>{{{3, 1}, {2, 3, 4}}, {{}, {2, 2}}, {{4}, {3, 4}}, {{2, 3}, {2, 3}}, {{1, 1}, {3, 1, 1}}}) {
+    t["broadcast_like"].push_back({l.x.to_string() + " like " + l.like.to_string(),
+                                   [](const V& v) { return broadcast_like(v[0], v[1]); },
+                                   {uni(l.x, seed), uni(l.like, seed + 1)}});
+    t["sum_to_like"].push_back({l.like.to_string() + " like " + l.x.to_string(),
+                                [](const V& v) { return sum_to_like(v[0], v[1]) * v[1]; },
+                                {uni(l.like, seed + 2), uni(l.x, seed + 3)}});
+    seed += 4;
+  }
+  t["broadcast_like"].push_back({"(2, 1) like an int32 (2, 3), squared",
+                                 [like = zeros({2, 3}, int32)](const V& v) {
+                                   Tensor y = broadcast_like(v[0], like);
+                                   return y * y;
+                                 },
+                                 {uni({2, 1}, seed++)}});
+  t["sum_to_like"].push_back({"(2, 3, 4) like an int32 (3, 1)",
+                              [like = zeros({3, 1}, int32)](const V& v) { return sum_to_like(v[0] * v[0], like); },
+                              {uni({2, 3, 4}, seed++)}});
+  t["sum_to_like"].push_back({"(0, 3) like (3)",
+                              [](const V& v) { return sum_to_like(v[0], v[1]) + v[1]; },
+                              {uni({0, 3}, seed), uni({3}, seed + 1)}});
+  seed += 2;
+  for (const L& l : std::vector<L>{{{2, 3, 4}, {4, 6}}, {{}, {1, 1}}, {{6}, {2, 3}}, {{1, 5}, {5}}}) {
+    t["reshape_like"].push_back({l.x.to_string() + " like " + l.like.to_string(),
+                                 [](const V& v) { return reshape_like(v[0], v[1]) * v[1]; },
+                                 {uni(l.x, seed), uni(l.like, seed + 1)}});
+    seed += 2;
+  }
+  t["reshape_like"].push_back(
+      {"(2, 3) like an int32 (3, 2), twice",
+       [like = zeros({3, 2}, int32)](const V& v) { return reshape_like(reshape_like(v[0], like), v[0]) * v[0]; },
+       {uni({2, 3}, seed++)}});
   t["pad"] = {{"(2, 3) by (1, 0), (0, 2)",
                [](const V& v) {
                  return pad(v[0], {{1, 0}, {0, 2}}, 1.5);
@@ -431,6 +469,23 @@ void add_control(Table& t) {
                          return out[0] * out[1];
                        },
                        {uni({2, 3}, seed + 4), uni({2, 3}, seed + 5)}});
+  // a symbolic batch dim: the backward function is traced with x's first dim unknown, so its
+  // rules take shapes from tensors (sum_to_like for y's broadcast, reshape_like, broadcast_like)
+  // (one function run at two batch sizes: its backward function is traced once)
+  const auto batch = trace::trace_concrete("batch_tanh_times", specs({-1, 3}, {3}),
+                                           [](std::span<const Tensor> in) { return V{tanh(in[0]) * in[1] + in[1]}; });
+  for (int64_t n : {4, 1})
+    t["call"].push_back({"tanh(x) * y + y, x (?, 3) run as (" + std::to_string(n) + ", 3)",
+                         call_fn(batch, 0),
+                         {uni({n, 3}, seed + 6), uni({3}, seed + 7)}});
+  t["call"].push_back({"sum(reshape(x, (-1, 3)) * y, axis 0) * y, x (?, 2, 3) run as (2, 2, 3)",
+                       call_fn(trace::trace_concrete("batch_reshape", specs({-1, 2, 3}, {3}),
+                                                     [](std::span<const Tensor> in) {
+                                                       Tensor r = reshape(in[0], {-1, 3}) * in[1];
+                                                       return V{reduce_sum(r, Axes{0}) * in[1]};
+                                                     }),
+                               0),
+                       {uni({2, 2, 3}, seed + 8), uni({3}, seed + 9)}});
 }
 
 // Built afresh for each test case rather than kept in a static: the cases hold tensors, and a

@@ -722,6 +722,81 @@ void add_control(Catalog& c) {
                "x must be positive (condition false at index [1])"});
 }
 
+// ---------------------------------------------------------------------------------------------
+// Shapes taken from a tensor: broadcast_like, reshape_like, sum_to_like
+
+// Runs `op` on x and like traced into a function whose parameters have the given specs (an
+// unknown dim is -1), so shapes that infer let through are checked when the function runs.
+std::function<void()> traced_like(const std::string& op, const Shape& x_spec, const Shape& like_spec, const Tensor& x,
+                                  const Tensor& like) {
+  return [=] {
+    const ConcreteFunction f(trace::trace_concrete(
+        op, {TensorSpec(x_spec, float32, "x"), TensorSpec(like_spec, float32, "like")},
+        [&op](std::span<const Tensor> in) { return std::vector<Tensor>{ops::apply(ops::op_def(op).id, {}, in)[0]}; }));
+    f({x, like});
+  };
+}
+
+void add_like(Catalog& c) {
+  for (const char* name : {"broadcast_like", "reshape_like", "sum_to_like"}) {
+    const std::string op(name);
+    auto& v = c[op];
+    v.push_back({"one input", [=] { call_op(op, {}, {z({3})}); }, "expects 2 inputs, got 1"});
+    v.push_back({"three inputs", [=] { call_op(op, {}, {z({3}), z({3}), z({3})}); }, "got 3"});
+    v.push_back({"an undefined x", [=] { call_op(op, {}, {Tensor(), z({3})}); }, "input 0 is undefined"});
+    v.push_back({"an undefined like", [=] { call_op(op, {}, {z({3}), Tensor()}); }, "input 1 is undefined"});
+    v.push_back({"a symbolic x leaked from a trace",
+                 [=] {
+                   call_op(op, {}, {leaked_symbolic(), z({3})});
+                 },
+                 "input 0 is a symbolic tensor leaked from a trace that has ended"});
+    v.push_back({"a symbolic like leaked from a trace",
+                 [=] {
+                   call_op(op, {}, {z({3}), leaked_symbolic(int32)});
+                 },
+                 "input 1 is a symbolic tensor leaked from a trace that has ended"});
+    v.push_back({"a string x",
+                 [=] {
+                   call_op(op, {}, {strs({3}, {"a", "b", "c"}), z({3})});
+                 },
+                 "input 0 has dtype string"});
+  }
+
+  auto like = [](const std::string& op, const Tensor& x, const Tensor& l) { return [=] { call_op(op, {}, {x, l}); }; };
+  auto& b = c["broadcast_like"];
+  b.push_back({"(3,) like (4,)", like("broadcast_like", z({3}), z({4})), "shape [3] to the shape of like, [4]"});
+  b.push_back({"(2, 3) like (3,): rank too large", [] { broadcast_like(z({2, 3}), z({3})); }, "[2, 3]"});
+  b.push_back({"(2,) like a scalar", [] { broadcast_like(z({2}), z({})); }, "[2]"});
+  b.push_back({"(2, 1) like (3, 4)", [] { broadcast_like(z({2, 1}), z({3, 4}, int32)); }, "[3, 4]"});
+  b.push_back({"(0,) like (2,)", [] { broadcast_like(z({0}), z({2})); }, "[0]"});
+  b.push_back({"(3,) like (?,) that is (4,) when the function runs",
+               traced_like("broadcast_like", {3}, {-1}, z({3}), z({4})), "[4]"});
+  b.push_back({"(?,) that is (3,) like (4,) when the function runs",
+               traced_like("broadcast_like", {-1}, {4}, z({3}), z({4})), "[3]"});
+
+  auto& r = c["reshape_like"];
+  r.push_back({"6 elements like (4,)", [] { reshape_like(z({2, 3}), z({4})); }, "6 elements"});
+  r.push_back({"a scalar like (0,)", [] { reshape_like(z({}), z({0}, bool_)); }, "1 elements"});
+  r.push_back({"0 elements like a scalar", [] { reshape_like(z({0, 3}), z({})); }, "0 elements"});
+  r.push_back({"(2, 3) like (3, 3)", [] { reshape_like(z({2, 3}), z({3, 3})); }, "[3, 3]"});
+  r.push_back({"(?,) that is (5,) like (4,) when the function runs",
+               traced_like("reshape_like", {-1}, {4}, z({5}), z({4})), "5 elements"});
+
+  auto& s = c["sum_to_like"];
+  s.push_back({"bool x", [] { sum_to_like(z({2, 3}, bool_), z({3})); }, "bool"});
+  s.push_back({"bool x like bool", [] { sum_to_like(z({3}, bool_), z({3}, bool_)); }, "bool"});
+  s.push_back({"(2, 3) like (4,)", like("sum_to_like", z({2, 3}), z({4})), "shape [2, 3] to the shape of like, [4]"});
+  s.push_back({"(3,) like (2, 3): like's rank too large", [] { sum_to_like(z({3}), z({2, 3})); }, "[2, 3]"});
+  s.push_back({"(1,) like (3,): like is not broadcast to x", [] { sum_to_like(z({1}), z({3})); }, "[1]"});
+  s.push_back({"(2, 3) like (2, 0)", [] { sum_to_like(z({2, 3}), z({2, 0})); }, "[2, 0]"});
+  s.push_back({"a scalar like (1,)", [] { sum_to_like(z({}), z({1})); }, "[1]"});
+  s.push_back({"(?, ?) that is (2, 4) like (3,) when the function runs",
+               traced_like("sum_to_like", {-1, -1}, {3}, z({2, 4}), z({3})), "[2, 4]"});
+  // the same element count: a kernel that only reshaped would give a wrong answer, not an error
+  s.push_back({"(?, ?) that is (3, 2) like (2, 3) when the function runs",
+               traced_like("sum_to_like", {-1, -1}, {2, 3}, z({3, 2}), z({2, 3})), "[3, 2]"});
+}
+
 Catalog catalog() {
   Catalog cat;
   add_elementwise(cat);
@@ -730,6 +805,7 @@ Catalog catalog() {
   add_creation(cat);
   add_control(cat);
   add_strings(cat);
+  add_like(cat);
   return cat;
 }
 

@@ -789,12 +789,25 @@ OpSpec reduce_spec(unsigned accepts, Red kind, Gen gen) {
 OpSpec sum_to_like_spec() {
   const Gen sums{.lo = -2, .hi = 2, .clo = -1, .chi = 1};
   return {kNum, [=](const std::string& op, DType dt, bool big) {
-            const std::vector<std::pair<Shape, Shape>> ss = {
-                {{}, {}},           {{2, 3}, {}},        {{2, 3}, {3}},       {{2, 3}, {2, 1}},
-                {{2, 3}, {1, 1}},   {{2, 3, 4}, {3, 1}}, {{4, 1, 3}, {1, 3}}, {{4, 1, 3}, {1, 1, 3}},
-                {{2, 3}, {2, 3}},   {{5}, {1}},          {{0, 3}, {3}},       {{2, 0}, {2, 1}},
-                {{0, 3}, {0, 3}},   {{2, 0, 3}, {0, 1}}, {{0}, {}},           {{200, 300}, {300}},
-                {{300, 200}, {300, 1}}, {{4, 40, 130}, {40, 1}}, {{140000}, {1}}};
+            const std::vector<std::pair<Shape, Shape>> ss = {{{}, {}},
+                                                             {{2, 3}, {}},
+                                                             {{2, 3}, {3}},
+                                                             {{2, 3}, {2, 1}},
+                                                             {{2, 3}, {1, 1}},
+                                                             {{2, 3, 4}, {3, 1}},
+                                                             {{4, 1, 3}, {1, 3}},
+                                                             {{4, 1, 3}, {1, 1, 3}},
+                                                             {{2, 3}, {2, 3}},
+                                                             {{5}, {1}},
+                                                             {{0, 3}, {3}},
+                                                             {{2, 0}, {2, 1}},
+                                                             {{0, 3}, {0, 3}},
+                                                             {{2, 0, 3}, {0, 1}},
+                                                             {{0}, {}},
+                                                             {{200, 300}, {300}},
+                                                             {{300, 200}, {300, 1}},
+                                                             {{4, 40, 130}, {40, 1}},
+                                                             {{140000}, {1}}};
             std::vector<Case> cases;
             uint64_t seed = 9500;
             for (size_t i = 0; i < ss.size(); ++i) {
@@ -813,7 +826,8 @@ OpSpec sum_to_like_spec() {
                     Host y = reduce_ref(x, axes, true, Red::Sum);
                     y.shape = like;
                     return Refs{y};
-                  }, Tier::Approx));
+                  },
+                  Tier::Approx));
             }
             return cases;
           }};
@@ -1370,10 +1384,18 @@ void add_movement(std::map<std::string, OpSpec>& t) {
   // the _like ops take the target shape from a second tensor, whose values and dtype are never
   // read: `like` alternates between a tensor of x's dtype and an int32 or bool one
   t["broadcast_like"] = movement([](const std::string& op, DType dt, bool big) {
-    const std::vector<std::pair<Shape, Shape>> bs = {
-        {{}, {}},        {{}, {2, 2}},        {{3}, {3}},         {{3, 1}, {2, 3, 4}},       {{1}, {0}},
-        {{2, 1}, {2, 0}}, {{0, 3}, {2, 0, 3}}, {{}, {0}},          {{2, 1, 3}, {4, 2, 5, 3}}, {{1, 1}, {1, 1}},
-        {{1, 300}, {200, 300}}, {{250, 1}, {2, 250, 130}}};
+    const std::vector<std::pair<Shape, Shape>> bs = {{{}, {}},
+                                                     {{}, {2, 2}},
+                                                     {{3}, {3}},
+                                                     {{3, 1}, {2, 3, 4}},
+                                                     {{1}, {0}},
+                                                     {{2, 1}, {2, 0}},
+                                                     {{0, 3}, {2, 0, 3}},
+                                                     {{}, {0}},
+                                                     {{2, 1, 3}, {4, 2, 5, 3}},
+                                                     {{1, 1}, {1, 1}},
+                                                     {{1, 300}, {200, 300}},
+                                                     {{250, 1}, {2, 250, 130}}};
     std::vector<Case> cases;
     uint64_t seed = 9300;
     for (size_t i = 0; i < bs.size(); ++i) {
@@ -1389,8 +1411,8 @@ void add_movement(std::map<std::string, OpSpec>& t) {
   });
   t["reshape_like"] = movement([](const std::string& op, DType dt, bool big) {
     const std::vector<std::pair<Shape, Shape>> rs = {
-        {{2, 3, 4}, {4, 6}}, {{6}, {2, 3}}, {{}, {1, 1}},  {{1}, {}},       {{}, {}},
-        {{0, 3}, {3, 0}},    {{0, 3}, {0}}, {{2, 3}, {6}}, {{1, 5, 1}, {5}}, {{2, 3}, {2, 3}},
+        {{2, 3, 4}, {4, 6}},       {{6}, {2, 3}}, {{}, {1, 1}},  {{1}, {}},        {{}, {}},
+        {{0, 3}, {3, 0}},          {{0, 3}, {0}}, {{2, 3}, {6}}, {{1, 5, 1}, {5}}, {{2, 3}, {2, 3}},
         {{120, 300}, {300, 60, 2}}};
     std::vector<Case> cases;
     uint64_t seed = 9400;
