@@ -169,8 +169,13 @@ void Interpreter::plan() {
     Step s;
     s.kind = n->kind;
     s.node = n.get();
-    for (const ir::Value* v : n->inputs) s.in.push_back(use_slot(v));
+    // inference is skipped only when every input and output shape is known: an op whose output
+    // looks known from an unknown input (add of [?] and [3]) must still check the real input
     s.static_types = true;
+    for (const ir::Value* v : n->inputs) {
+      s.in.push_back(use_slot(v));
+      s.static_types &= v->type.shape.is_fully_defined();
+    }
     for (const auto& o : n->outputs) {
       s.out.push_back(def_slot(o.get()));
       s.types.push_back(o->type);

@@ -400,3 +400,13 @@ TEST_CASE("an unseeded random op in a traced function draws new values on each c
   auto seeded = function([](Tensor x) { return x + random::uniform({4}, /*seed=*/7); });
   CHECK(reduce_all(equal(seeded(zeros({4})), seeded(zeros({4})))).item<bool>());  // a seeded op is pure
 }
+
+TEST_CASE("an unknown dim that turns out incompatible at run time is an error, not a wrong answer", "[function]") {
+  // add infers [3] from [?] + [3]; the interpreter must still check the real operand
+  auto f = function([](Tensor x, Tensor y) { return x + y; },
+                    {.name = "f",
+                     .input_signature = std::vector<TensorSpec>{TensorSpec({-1}, float32), TensorSpec({3}, float32)}});
+  CHECK(f(ones({3}), ones({3})).to_vector<float>() == std::vector<float>{2, 2, 2});
+  CHECK(f(ones({1}), ones({3})).to_vector<float>() == std::vector<float>{2, 2, 2});
+  CHECK_THROWS_WITH(f(ones({5}), ones({3})), Catch::StartsWith("[add] incompatible shapes"));
+}
