@@ -2398,6 +2398,9 @@ TEST_CASE("every op that takes string tensors matches its reference on strings",
     if (it == table.end()) continue;  // reported by the test above
     // the movement ops (reshape, shape_of...) are covered in tests/ops/test_strings.cpp
     if (!it->second.string_cases) continue;
-    for (const Case& c : it->second.string_cases()) run_case(std::string(def.name), DType::String, c);
+    for (const Case& c : it->second.string_cases()) {
+      run_case(std::string(def.name), DType::String, c);
+      run_traced(std::string(def.name), DType::String, c);  // string ops trace and run in graphs
+    }
   }
 }
