@@ -1,12 +1,18 @@
 // OpenMP-backed parallel_for. libgomp is the runtime Debian's oneDNN links, so setting the
-// OpenMP thread count sets oneDNN's too.
+// OpenMP thread count sets oneDNN's too. Built without OpenMP (KILN_WITH_OPENMP=OFF, e.g. the
+// clang-19 fuzzing build), everything runs serially on the calling thread.
 #include "runtime/parallel.h"
 
+#if KILN_HAVE_OPENMP
 #include <omp.h>
+#endif
 
 #include "runtime/errors.h"
 
 namespace kiln {
+
+#if KILN_HAVE_OPENMP
+
 namespace {
 int g_threads = 0;  // 0: OpenMP's default
 }
@@ -37,5 +43,22 @@ void detail::parallel_run(int64_t n, int64_t grain, void (*body)(void*, int64_t,
     if (b < e) body(ctx, b, e);
   }
 }
+
+#else
+
+// The thread count is still validated so that callers see the same errors in both builds.
+void set_num_threads(int n) {
+  if (n < 1) fail<InvalidArgument>("set_num_threads", "thread count must be >= 1, got ", n);
+}
+
+int get_num_threads() { return 1; }
+
+bool in_parallel_region() { return false; }
+
+void detail::parallel_run(int64_t n, int64_t grain, void (*body)(void*, int64_t, int64_t), void* ctx) {
+  body(ctx, 0, n);
+}
+
+#endif
 
 }  // namespace kiln

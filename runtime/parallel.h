@@ -1,4 +1,5 @@
 // parallel_for over the OpenMP runtime that oneDNN also uses, so the two never oversubscribe.
+// Without OpenMP (the KILN_WITH_OPENMP=OFF build) it runs everything serially.
 #pragma once
 
 #include <algorithm>
@@ -8,9 +9,9 @@
 namespace kiln {
 
 /// Sets the number of threads Kiln and oneDNN use (both run on the one OpenMP runtime).
-/// Throws InvalidArgument for n < 1.
+/// Throws InvalidArgument for n < 1. Without OpenMP it only validates n.
 void set_num_threads(int n);
-/// The number of threads parallel work uses.
+/// The number of threads parallel work uses (always 1 without OpenMP).
 int get_num_threads();
 /// True inside a parallel region (nested parallel_for then runs serially).
 bool in_parallel_region();

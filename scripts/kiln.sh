@@ -2,14 +2,15 @@
 # The README's quick start in one script. `scripts/kiln.sh tour` installs what is missing, builds
 # and runs the walkthrough tour; `scripts/kiln.sh test` does the same set-up and runs the test
 # suite twice: a release build, and an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# `scripts/kiln.sh fuzz [SECONDS]` also installs clang-19 and libFuzzer and runs scripts/fuzz.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build ccache pkg-config libdnnl-dev catch2 libspdlog-dev nlohmann-json3-dev zlib1g-dev)
 
-install_missing() {
+install_missing() {  # extra packages...
   local missing=()
-  for p in "${packages[@]}"; do
+  for p in "${packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -82,12 +83,16 @@ case "$cmd" in
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build/asan --output-on-failure -j "$jobs"
     ;;
+  fuzz)
+    install_missing clang-19 libfuzzer-19-dev
+    exec scripts/fuzz.sh "${2:-60}"
+    ;;
   fetch-digits)
     rm -f "$digits"
     fetch_digits
     ;;
   *)
-    echo "usage: scripts/kiln.sh [tour|test|fetch-digits]" >&2
+    echo "usage: scripts/kiln.sh [tour|test|fuzz [SECONDS]|fetch-digits]" >&2
     exit 2
     ;;
 esac
