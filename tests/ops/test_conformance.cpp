@@ -2074,7 +2074,9 @@ void add_strings(std::map<std::string, OpSpec>& t) {
   // to_number: the dtype under test is out_type
   t["string_to_number"] = {kS | kF,
                            [](const std::string& op, DType dt, bool) {
-                             const bool fl = is_floating(dt);
+                             // every dtype builds a case (the rejected ones must fail): only integer
+                             // dtypes take the integer path
+                             const bool fl = !is_signed_integer(dt) && !is_unsigned_integer(dt) && dt != DType::Bool;
                              const Strs text = fl ? Strs{"1.5", " -0.25", "1e3", "+7"} : Strs{"0", "-42", " 17 ", "+7"};
                              const std::vector<double> want =
                                  fl ? std::vector<double>{1.5, -0.25, 1000, 7} : std::vector<double>{0, -42, 17, 7};
