@@ -19,6 +19,7 @@
 #include "nn/metrics.h"
 #include "nn/model.h"
 #include "nn/module.h"
+#include "nn/normalization.h"
 #include "nn/optimizers.h"
 #include "nn/saved_model.h"
 #include "ops/ops.h"
