@@ -136,7 +136,9 @@ void SequentialImpl::apply_symbolic(Layer& l) {
 void SequentialImpl::build(const Shape& input_shape) {
   shape_ = input_shape;
   if (shape_.rank() > 0) shape_.mut(0) = -1;
-  dtype_ = float32;
+  // an InputLayer first declares the dtype (int ids for an Embedding); otherwise float32
+  auto* input = layers_.empty() ? nullptr : dynamic_cast<InputLayerImpl*>(layers_.front().get());
+  dtype_ = input ? input->dtype() : float32;
   for (auto& l : layers_) apply_symbolic(*l);
   InputSpec spec;
   spec.ndim = input_shape.rank();

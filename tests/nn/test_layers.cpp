@@ -279,3 +279,9 @@ TEST_CASE("normalization layers reject bad configuration and input", "[nn][layer
   // the feature dim must be known when the layer is built
   CHECK_THROWS_WITH(nn::LayerNormalization()(nn::Input({-1})), Contains("known size"));
 }
+
+TEST_CASE("a Sequential that starts with an int32 InputLayer feeds ids to an Embedding", "[nn][layers]") {
+  auto model = nn::Sequential({nn::InputLayer(Shape{3}, int32), nn::Embedding(10, 4)});
+  Tensor out = model(constant({{1, 2, 3}, {4, 5, 6}}));
+  CHECK(out.shape() == Shape{2, 3, 4});
+}
