@@ -332,11 +332,15 @@ Ref<ConcreteState> FunctionCore::get(const KeyBuilder& key, std::span<const Tens
     bool fits = leaves.size() == e->cs->input_specs.size();
     for (size_t i = 0; fits && i < leaves.size(); ++i) fits = e->cs->input_specs[i].is_compatible_with(leaves[i]);
     if (!fits) continue;
-    auto alias = std::make_shared<Impl::Entry>();
-    alias->key.assign(key.full().begin(), key.full().end());
-    alias->cs = e->cs;
-    alias->primary = false;
-    m.by_key.emplace(hash_words(alias->key), alias);
+    // remember this exact key so the next call is a fast hit; the aliases are bounded (beyond
+    // the bound a call takes this slower path again, which is still correct)
+    if (m.by_key.size() < 8 * std::max<size_t>(1, opts_.max_cached) + 64) {
+      auto alias = std::make_shared<Impl::Entry>();
+      alias->key.assign(key.full().begin(), key.full().end());
+      alias->cs = e->cs;
+      alias->primary = false;
+      m.by_key.emplace(hash_words(alias->key), alias);
+    }
     return e->cs;
   }
 
