@@ -41,6 +41,9 @@ Int128 int_max(DType d) {
 }
 
 Num int_num(Int128 v, DType d) {
+  // a caller building cases for every dtype may ask for a float one: the value, as a float
+  if (!is_signed_integer(d) && !is_unsigned_integer(d) && d != DType::Bool)
+    return float_num(std::complex<double>(static_cast<double>(v)));
   Num n;
   if (d == DType::Bool) {
     n.i = v != 0;
