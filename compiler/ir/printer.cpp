@@ -109,31 +109,29 @@ void append_int(std::string& out, I x) {
   out.append(buf, r.ptr);
 }
 
+// "(re, im)"
+template <class C>
+void append_complex(std::string& out, const unsigned char* p) {
+  C c;
+  std::memcpy(&c, p, sizeof c);
+  out += '(';
+  append_float(out, c.real());
+  out += ", ";
+  append_float(out, c.imag());
+  out += ')';
+}
+
 void append_element(std::string& out, DType d, const unsigned char* p) {
   switch (d) {
     case DType::Bool:
       out += *p ? "true" : "false";  // read as a byte: any nonzero byte is true
       return;
-    case DType::Complex64: {
-      complex64_t c;
-      std::memcpy(&c, p, sizeof c);
-      out += '(';
-      append_float(out, c.real());
-      out += ", ";
-      append_float(out, c.imag());
-      out += ')';
+    case DType::Complex64:
+      append_complex<complex64_t>(out, p);
       return;
-    }
-    case DType::Complex128: {
-      complex128_t c;
-      std::memcpy(&c, p, sizeof c);
-      out += '(';
-      append_float(out, c.real());
-      out += ", ";
-      append_float(out, c.imag());
-      out += ')';
+    case DType::Complex128:
+      append_complex<complex128_t>(out, p);
       return;
-    }
     default:
       visit_dtype(d, "ir.print", [&](auto tag) {
         using T = decltype(tag);

@@ -3,6 +3,8 @@
 // writing), each a typed error.
 #include <catch2/catch.hpp>
 
+#include "tests/support/temp_dir.h"
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -16,19 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system's temporary directory, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> n{0};
-    path = fs::temp_directory_path() / ("kiln_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : testing::TempDir {
+  TempDir() : testing::TempDir("kiln_ckpt") {}
 };
 
 std::string read_bytes(const std::string& p) { return io::read_file(p, "test"); }

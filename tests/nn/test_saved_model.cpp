@@ -3,6 +3,8 @@
 // `describe`, and corrupt or missing files as typed errors.
 #include <catch2/catch.hpp>
 
+#include "tests/support/temp_dir.h"
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -16,18 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> n{0};
-    path = fs::temp_directory_path() / ("kiln_saved_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string sub(const std::string& name) const { return (path / name).string(); }
+struct TempDir : testing::TempDir {
+  TempDir() : testing::TempDir("kiln_saved") {}
+  std::string sub(const std::string& name) const { return file(name); }
 };
 
 // The walkthrough's two-layer module of hand-written dense modules.
