@@ -46,7 +46,8 @@ const trace::ConcreteState& backward_of(const trace::ConcreteState& cs) {
 std::vector<Tensor> call_grad(const GradContext& k) {
   auto* cs = dynamic_cast<const trace::ConcreteState*>(k.attrs.get_object("function").get());
   if (!cs)
-    fail<LookupError>("call", "no gradient for a call of '", k.attrs.get_object("function") ? "a CallTarget" : "nothing",
+    fail<LookupError>("call", "no gradient for a call of '",
+                      k.attrs.get_object("function") ? "a CallTarget" : "nothing",
                       "' that is not a traced concrete function");
   const trace::ConcreteState& bwd = backward_of(*cs);
   std::vector<Tensor> args(k.inputs.begin(), k.inputs.end());

@@ -233,8 +233,9 @@ std::vector<Tensor> GradientTape::gradient(const std::vector<Tensor>& targets, c
         (output_gradients[i].dtype() != targets[i].dtype() ||
          (output_gradients[i].shape().is_fully_defined() && targets[i].shape().is_fully_defined() &&
           output_gradients[i].shape() != targets[i].shape())))
-      fail<InvalidArgument>("GradientTape", "output gradient ", i, " has dtype ", dtype_name(output_gradients[i].dtype()),
-                            " and shape ", output_gradients[i].shape().to_string(), " but its target has dtype ",
+      fail<InvalidArgument>("GradientTape", "output gradient ", i, " has dtype ",
+                            dtype_name(output_gradients[i].dtype()), " and shape ",
+                            output_gradients[i].shape().to_string(), " but its target has dtype ",
                             dtype_name(targets[i].dtype()), " and shape ", targets[i].shape().to_string());
   begin_use();
   std::vector<Tensor> g = sweep(targets, output_gradients, sources, unconnected);

@@ -21,18 +21,8 @@ struct Row {
 void print(const std::vector<Row>& rows) {
   std::printf("%-34s %14s %14s %10s  %s\n", "benchmark", "kiln", "reference", "ref/kiln", "reference is");
   for (const Row& r : rows) {
-    auto fmt = [](double ns) {
-      char buf[32];
-      if (ns < 1e3)
-        std::snprintf(buf, sizeof buf, "%.0f ns", ns);
-      else if (ns < 1e6)
-        std::snprintf(buf, sizeof buf, "%.2f us", ns / 1e3);
-      else
-        std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
-      return std::string(buf);
-    };
-    std::printf("%-34s %14s %14s %9.2fx  %s\n", r.name.c_str(), fmt(r.kiln_ns).c_str(), fmt(r.ref_ns).c_str(),
-                r.ref_ns / r.kiln_ns, r.ref_name.c_str());
+    std::printf("%-34s %14s %14s %9.2fx  %s\n", r.name.c_str(), kiln::bench::format_ns(r.kiln_ns).c_str(),
+                kiln::bench::format_ns(r.ref_ns).c_str(), r.ref_ns / r.kiln_ns, r.ref_name.c_str());
   }
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 namespace kiln::bench {
@@ -30,6 +32,18 @@ double time_ns(F&& f, int reps = 7, double min_batch_ns = 2e7) {
   }
   std::nth_element(per_call.begin(), per_call.begin() + reps / 2, per_call.end());
   return per_call[reps / 2];
+}
+
+/// "123 ns", "4.56 us", "7.89 ms": a duration for benchmark tables.
+inline std::string format_ns(double ns) {
+  char b[32];
+  if (ns < 1e3)
+    std::snprintf(b, sizeof b, "%.0f ns", ns);
+  else if (ns < 1e6)
+    std::snprintf(b, sizeof b, "%.2f us", ns / 1e3);
+  else
+    std::snprintf(b, sizeof b, "%.2f ms", ns / 1e6);
+  return std::string(b);
 }
 
 /// Keeps a value alive so the optimizer cannot drop the computation that made it.

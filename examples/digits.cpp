@@ -106,9 +106,12 @@ int main(int argc, char** argv) {
   bool timing = false;
   std::string keep, data = KILN_DIGITS_PATH;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--time") == 0) timing = true;
-    else if (std::strcmp(argv[i], "--keep") == 0 && i + 1 < argc) keep = argv[++i];
-    else if (std::strcmp(argv[i], "--data") == 0 && i + 1 < argc) data = argv[++i];
+    if (std::strcmp(argv[i], "--time") == 0)
+      timing = true;
+    else if (std::strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
+      keep = argv[++i];
+    else if (std::strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+      data = argv[++i];
     else {
       std::fprintf(stderr, "usage: digits [--time] [--keep DIR] [--data FILE]\n");
       return 2;
@@ -148,7 +151,8 @@ int main(int argc, char** argv) {
   }
 
   // save a serving signature with an unknown batch size, reload it and evaluate again
-  fs::path dir = keep.empty() ? fs::temp_directory_path() / ("kiln_digits_" + std::to_string(::getpid())) : fs::path(keep);
+  fs::path dir =
+      keep.empty() ? fs::temp_directory_path() / ("kiln_digits_" + std::to_string(::getpid())) : fs::path(keep);
   auto serve = function([model](Tensor x) { return model(x); }, {.name = "serve", .arg_names = {"images"}});
   saved_model::save(model, dir.string(), {{"serve", serve.get_concrete_function(TensorSpec({-1, 64}, float32))}});
   saved_model::LoadedModel loaded = saved_model::load(dir.string());
@@ -162,10 +166,12 @@ int main(int argc, char** argv) {
   nn::Checkpoint({{"model", model}, {"optimizer", model->optimizer()}}).write(ckpt_path);
   auto fresh = make_model();
   nn::Checkpoint({{"model", fresh}}).read(ckpt_path);
-  std::printf("checkpoint: %zu entries; restored model's test accuracy: %.3f\n",
-              nn::list_variables(ckpt_path).size(), accuracy(fresh->predict(x_test), y_test));
-  if (keep.empty()) fs::remove_all(dir);
-  else std::printf("saved to %s (try: kiln inspect %s)\n", dir.c_str(), dir.c_str());
+  std::printf("checkpoint: %zu entries; restored model's test accuracy: %.3f\n", nn::list_variables(ckpt_path).size(),
+              accuracy(fresh->predict(x_test), y_test));
+  if (keep.empty())
+    fs::remove_all(dir);
+  else
+    std::printf("saved to %s (try: kiln inspect %s)\n", dir.c_str(), dir.c_str());
 
   if (timing) {
     auto eager = make_model();

@@ -43,7 +43,10 @@ int main(int argc, char** argv) {
 
     // C++ `if` cannot test a tensor (a Tensor has no conversion to bool): kiln::cond traces both
     // branches into the graph
-    auto simple_relu = [](Tensor x) { return cond(greater(x, constant(0)), [&] { return x; }, [] { return constant(0); }); };
+    auto simple_relu = [](Tensor x) {
+      return cond(
+          greater(x, constant(0)), [&] { return x; }, [] { return constant(0); });
+    };
     auto tf_simple_relu = function(simple_relu, {.name = "simple_relu", .arg_names = {"x"}});
     std::cout << "First branch, with graph: " << tf_simple_relu(constant(1)).numpy_string() << "\n";
     std::cout << "Second branch, with graph: " << tf_simple_relu(constant(-1)).numpy_string() << "\n";
@@ -53,13 +56,14 @@ int main(int argc, char** argv) {
 
   std::cout << "\n3. Polymorphism: one function, many graphs\n";
   {
-    auto my_relu = function([](Tensor x) { return maximum(zeros_like(x), x); }, {.name = "my_relu", .arg_names = {"x"}});
+    auto my_relu =
+        function([](Tensor x) { return maximum(zeros_like(x), x); }, {.name = "my_relu", .arg_names = {"x"}});
     // `my_relu` creates new graphs as it observes more signatures.
     std::cout << my_relu(constant(5.5f)) << "\n";
     std::cout << my_relu(constant({1, -1})) << "\n";
     std::cout << my_relu(constant({3.0f, -3.0f})) << "\n";
     // These two calls do *not* create new graphs.
-    std::cout << my_relu(constant(-2.5f)) << "\n";        // Signature matches constant(5.5f).
+    std::cout << my_relu(constant(-2.5f)) << "\n";          // Signature matches constant(5.5f).
     std::cout << my_relu(constant({-1.0f, 1.0f})) << "\n";  // Signature matches constant({3.0f, -3.0f}).
     // There are three concrete functions (one for each graph) in `my_relu`; each knows its
     // return type and shape.

@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   std::cout << "\ncompile and fit (the whole batch of " << x.shape()[0] << " examples per step)\n";
   MyModelKeras fit_model;
   fit_model->compile({.optimizer = std::make_shared<nn::optim::SGD>(0.1), .loss = nn::losses::mean_squared_error});
-  nn::History history = fit_model->fit(x, y, {.epochs = 10, .batch_size = 1000, .out = &std::cout, .show_timings = false});
+  nn::History history =
+      fit_model->fit(x, y, {.epochs = 10, .batch_size = 1000, .out = &std::cout, .show_timings = false});
   report(fit_model, loss(y, fit_model(x)));
   std::cout << "training step traces: " << fit_model->train_function_tracing_count() << "\n";
 
@@ -66,8 +67,14 @@ int main(int argc, char** argv) {
   std::cout << "\nsmall batches: the last, partial batch reuses the traced step\n";
   MyModelKeras batched;
   batched->compile({.optimizer = std::make_shared<nn::optim::SGD>(0.05), .loss = "mse"});
-  batched->fit(x, y, {.epochs = 3, .batch_size = 32, .verbose = 2, .seed = 1, .validation_split = 0.2,
-                      .out = &std::cout, .show_timings = false});
+  batched->fit(x, y,
+               {.epochs = 3,
+                .batch_size = 32,
+                .verbose = 2,
+                .seed = 1,
+                .validation_split = 0.2,
+                .out = &std::cout,
+                .show_timings = false});
   std::cout << "training step traces: " << batched->train_function_tracing_count() << "\n";
   std::printf("evaluate: loss=%.4f\n", batched->evaluate(x, y).at("loss"));
 

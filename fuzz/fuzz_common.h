@@ -22,8 +22,7 @@ namespace kiln::fuzz {
 }
 
 /// Checks `cond`; aborts naming it when false.
-#define KILN_FUZZ_CHECK(cond) \
-  ((cond) ? (void)0 : ::kiln::fuzz::invariant_failed(#cond, __FILE__, __LINE__))
+#define KILN_FUZZ_CHECK(cond) ((cond) ? (void)0 : ::kiln::fuzz::invariant_failed(#cond, __FILE__, __LINE__))
 
 /// Reads values off the front of a fuzz input; past the end every read yields zeros, so any
 /// input decodes to something.

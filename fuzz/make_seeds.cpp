@@ -4,10 +4,10 @@
 // three pieces, and one input per op for the op harness. Usage: fuzz_make_seeds DIR
 #include <unistd.h>
 
+#include <kiln/kiln.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <kiln/kiln.h>
 
 #include "fuzz/fuzz_common.h"
 #include "ops/op_def.h"
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   fs::path out(argv[1]);
   std::vector<Tensor> ts = sample_tensors();
 
-  for (size_t i = 0; i < ts.size(); ++i) write(out / "npy" / ("seed_" + std::to_string(i) + ".npy"), npy::encode(ts[i]));
+  for (size_t i = 0; i < ts.size(); ++i)
+    write(out / "npy" / ("seed_" + std::to_string(i) + ".npy"), npy::encode(ts[i]));
   write(out / "npy" / "seed_complex.npy", npy::encode(cast(constant({1.0f, 2.0f}), complex64)));
 
   std::vector<std::pair<std::string, Tensor>> named;
@@ -85,8 +86,9 @@ int main(int argc, char** argv) {
     fs::path dir = tmp / "m";
     saved_model::save(model, dir.string(), {{"serve", cf}});
     auto read = [&](const fs::path& p) { return io::read_file(p.string(), "seeds"); };
-    std::string joined = read(dir / "manifest.json") + std::string(fuzz::kSplit) + read(dir / "signatures" / "serve.kir") +
-                         std::string(fuzz::kSplit) + read(dir / "variables.safetensors");
+    std::string joined = read(dir / "manifest.json") + std::string(fuzz::kSplit) +
+                         read(dir / "signatures" / "serve.kir") + std::string(fuzz::kSplit) +
+                         read(dir / "variables.safetensors");
     write(out / "saved_model" / "seed_dense.bin", joined);
   }
   fs::remove_all(tmp);
@@ -97,7 +99,7 @@ int main(int argc, char** argv) {
     std::string bytes;
     bytes += char(i & 0xff);
     bytes += char(i >> 8);
-    bytes += '\0';                                   // mode
+    bytes += '\0';  // mode
     const char body[] = "\x0d\x02\x02\x03\x01\x02\x03\x04\x05\x06\x0d\x02\x02\x03\x01\x02\x03\x04\x05\x06\x01\x00\x01";
     bytes.append(body, sizeof body - 1);
     write(out / "ops" / ("seed_" + std::string(defs[i].name)), bytes);

@@ -11,8 +11,7 @@ EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(
   if (options_.mode != "auto" && options_.mode != "min" && options_.mode != "max")
     fail<InvalidArgument>("EarlyStopping", "mode must be auto, min or max, got '", options_.mode, "'");
   if (options_.patience < 0) fail<InvalidArgument>("EarlyStopping", "patience must be >= 0, got ", options_.patience);
-  maximize_ = options_.mode == "max" ||
-              (options_.mode == "auto" && options_.monitor.find("acc") != std::string::npos);
+  maximize_ = options_.mode == "max" || (options_.mode == "auto" && options_.monitor.find("acc") != std::string::npos);
 }
 
 bool EarlyStopping::improved(double current, double reference) const {

@@ -86,19 +86,9 @@ int bench(const std::vector<std::string>& args) {
     std::printf("kiln bench: eager versus graph (interpreter backend), %d thread(s), median per call\n\n",
                 kiln::get_num_threads());
     std::printf("%-20s %14s %14s %9s  %s\n", "workload", "eager", "graph", "speed-up", "results agree");
-    auto fmt = [](double ns) {
-      char b[32];
-      if (ns < 1e3)
-        std::snprintf(b, sizeof b, "%.0f ns", ns);
-      else if (ns < 1e6)
-        std::snprintf(b, sizeof b, "%.2f us", ns / 1e3);
-      else
-        std::snprintf(b, sizeof b, "%.2f ms", ns / 1e6);
-      return std::string(b);
-    };
     for (const Row& r : rows)
-      std::printf("%-20s %14s %14s %8.2fx  %s\n", r.name.c_str(), fmt(r.eager_ns).c_str(), fmt(r.graph_ns).c_str(),
-                  r.eager_ns / r.graph_ns, r.agree ? "yes" : "NO");
+      std::printf("%-20s %14s %14s %8.2fx  %s\n", r.name.c_str(), kiln::bench::format_ns(r.eager_ns).c_str(),
+                  kiln::bench::format_ns(r.graph_ns).c_str(), r.eager_ns / r.graph_ns, r.agree ? "yes" : "NO");
     std::printf("\n");
     for (const Row& r : rows) std::printf("  %-20s %s\n", r.name.c_str(), r.description.c_str());
     if (node_ns > 0)

@@ -18,7 +18,7 @@ struct Step {
   const ir::Node* node = nullptr;
   SmallVector<uint32_t, 4> in;
   SmallVector<uint32_t, 2> out;
-  ops::TypeList types;       // output types when all are static
+  ops::TypeList types;  // output types when all are static
   bool static_types = false;
   SmallVector<int64_t, 2> arena_offset;  // per output; -1: allocated by the kernel
   SmallVector<uint32_t, 4> release;      // slots whose last use is this step
@@ -234,7 +234,8 @@ void Interpreter::plan() {
       if (end == kForever) continue;
       const auto& t = s.types[j];
       if (t.dtype == DType::String) continue;
-      size_t bytes = (size_t(t.shape.num_elements()) * dtype_size(t.dtype) + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+      size_t bytes =
+          (size_t(t.shape.num_elements()) * dtype_size(t.dtype) + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
       if (bytes == 0) continue;
       std::vector<std::pair<size_t, size_t>> busy;
       for (const Block& b : blocks)

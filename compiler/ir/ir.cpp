@@ -179,8 +179,10 @@ std::unique_ptr<Graph> Graph::clone() const {
       c->outputs[i]->name = n->outputs[i]->name;
       map[n->output(i)] = c->output(i);
     }
-    if (n->effect_out) map[n->effect_out] = g->add_effect(c, m(n->effect_in));
-    else if (n->effect_in) c->effect_in = m(n->effect_in);
+    if (n->effect_out)
+      map[n->effect_out] = g->add_effect(c, m(n->effect_in));
+    else if (n->effect_in)
+      c->effect_in = m(n->effect_in);
   }
   for (Value* o : outputs) g->outputs.push_back(m(o));
   for (size_t i = 0; i < variables.size(); ++i) g->variables[i].token_out = m(variables[i].token_out);

@@ -77,8 +77,8 @@ class Node {
   Value* effect_out = nullptr;
   std::vector<std::unique_ptr<Value>> outputs;
   std::unique_ptr<Value> effect_out_storage;
-  Tensor constant;                           // Constant nodes
-  int var = -1;                              // ReadVariable / AssignVariable
+  Tensor constant;                                // Constant nodes
+  int var = -1;                                   // ReadVariable / AssignVariable
   std::vector<std::unique_ptr<Graph>> subgraphs;  // Cond / While
   SourceLoc loc;
 

@@ -42,11 +42,11 @@ class PassPipeline {
 };
 
 /// The passes, one per file in compiler/passes/.
-std::unique_ptr<Pass> make_prune_pass();              // "prune": keep what outputs and effects need
-std::unique_ptr<Pass> make_constant_folding_pass();   // "constant-folding"
-std::unique_ptr<Pass> make_cse_pass();                // "cse"
-std::unique_ptr<Pass> make_simplify_pass();           // "simplify": algebraic identities
-std::unique_ptr<Pass> make_dce_pass();                // "dce": unused effect-free nodes
+std::unique_ptr<Pass> make_prune_pass();             // "prune": keep what outputs and effects need
+std::unique_ptr<Pass> make_constant_folding_pass();  // "constant-folding"
+std::unique_ptr<Pass> make_cse_pass();               // "cse"
+std::unique_ptr<Pass> make_simplify_pass();          // "simplify": algebraic identities
+std::unique_ptr<Pass> make_dce_pass();               // "dce": unused effect-free nodes
 
 /// The default optimization pipeline for traced functions (compiler/passes/pipelines.cpp).
 const PassPipeline& default_pipeline();

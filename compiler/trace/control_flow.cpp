@@ -60,7 +60,8 @@ std::vector<Tensor> unify_captures(std::span<SubTrace*> subs) {
     ir::Graph& g = *s->graph;
     std::vector<ir::Value*> params(g.inputs.begin(), g.inputs.begin() + long(s->explicit_params));
     std::vector<ir::Value*> caps(all.size(), nullptr);
-    for (size_t i = 0; i < s->captures.size(); ++i) caps[index[s->captures[i].impl()]] = g.inputs[s->explicit_params + i];
+    for (size_t i = 0; i < s->captures.size(); ++i)
+      caps[index[s->captures[i].impl()]] = g.inputs[s->explicit_params + i];
     for (size_t j = 0; j < all.size(); ++j)
       if (!caps[j]) {
         g.add_input({all[j].dtype(), all[j].shape()}, "unused_capture");
@@ -144,10 +145,12 @@ std::vector<Tensor> while_loop(const std::function<Tensor(std::span<const Tensor
   refuse_gradients("while_loop");
   std::vector<ir::TensorType> types;
   for (const Tensor& v : loop_vars) types.push_back({v.dtype(), v.shape()});
-  SubTrace c = trace_sub(*outer, "cond", types, [&](std::span<const Tensor> lv) { return std::vector<Tensor>{cond_fn(lv)}; });
+  SubTrace c =
+      trace_sub(*outer, "cond", types, [&](std::span<const Tensor> lv) { return std::vector<Tensor>{cond_fn(lv)}; });
   const auto& ct = c.graph->outputs.at(0)->type;
   if (ct.dtype != DType::Bool || ct.shape.rank() != 0)
-    fail<InvalidArgument>("while_loop", "the condition must return a bool scalar, got ", ir::type_to_string(ct, nullptr));
+    fail<InvalidArgument>("while_loop", "the condition must return a bool scalar, got ",
+                          ir::type_to_string(ct, nullptr));
   SubTrace b = trace_sub(*outer, "body", types, body);
   if (b.graph->outputs.size() != types.size())
     fail<InvalidArgument>("while_loop", "the body returned ", b.graph->outputs.size(), " tensors for ", types.size(),

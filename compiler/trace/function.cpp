@@ -27,7 +27,9 @@ void run_functions_eagerly(bool eager) { g_eager.store(eager, std::memory_order_
 bool functions_run_eagerly() { return g_eager.load(std::memory_order_relaxed); }
 }  // namespace config
 
-std::string TensorSpec::to_string() const { return std::string(dtype_name(dtype)) + " Tensor, shape=" + shape.to_string(); }
+std::string TensorSpec::to_string() const {
+  return std::string(dtype_name(dtype)) + " Tensor, shape=" + shape.to_string();
+}
 
 bool TensorSpec::is_compatible_with(const Tensor& t) const {
   if (t.dtype() != dtype || t.ndim() != shape.rank()) return false;
@@ -322,8 +324,9 @@ Ref<ConcreteState> FunctionCore::get(const KeyBuilder& key, std::span<const Tens
     if (!e) break;
     if (e->cs) return e->cs;
     if (e->owner == std::this_thread::get_id())
-      fail<FailedPrecondition>(opts_.name, "the function called itself with the same signature while tracing it; "
-                                           "recursion in traced functions needs kiln::while_loop");
+      fail<FailedPrecondition>(opts_.name,
+                               "the function called itself with the same signature while tracing it; "
+                               "recursion in traced functions needs kiln::while_loop");
     m.cv.wait(lock);  // another thread traces this signature: wait for it
   }
   // a relaxed concrete function may fit these arguments
@@ -529,13 +532,13 @@ ops::TensorList replay(const ir::Graph& g, std::span<const Tensor> inputs, bool 
           a.insert(a.end(), caps.begin(), caps.end());
           return a;
         };
-        std::vector<Tensor> r = while_loop(
-            [&](std::span<const Tensor> lv) { return replay(cg, with_caps(lv), pure)[0]; },
-            [&](std::span<const Tensor> lv) {
-              ops::TensorList b = replay(bg, with_caps(lv), pure);
-              return std::vector<Tensor>(b.begin(), b.end());
-            },
-            init);
+        std::vector<Tensor> r =
+            while_loop([&](std::span<const Tensor> lv) { return replay(cg, with_caps(lv), pure)[0]; },
+                       [&](std::span<const Tensor> lv) {
+                         ops::TensorList b = replay(bg, with_caps(lv), pure);
+                         return std::vector<Tensor>(b.begin(), b.end());
+                       },
+                       init);
         outs = ops::TensorList(r.begin(), r.end());
         break;
       }

@@ -57,11 +57,11 @@ struct CompileStats {
 class ConcreteState final : public ops::CallTarget {
  public:
   std::string fn_name;
-  std::string header;                   // "my_relu(x)" or "my_relu(x=2)"
-  std::vector<std::string> arg_lines;   // "x: float32 Tensor, shape=()"
-  std::vector<std::string> arg_descs;   // per parameter, for retrace reasons
-  std::vector<TensorSpec> input_specs;  // one per tensor leaf
-  std::vector<ir::TensorType> out_types;  // as traced (symbolic dims)
+  std::string header;                          // "my_relu(x)" or "my_relu(x=2)"
+  std::vector<std::string> arg_lines;          // "x: float32 Tensor, shape=()"
+  std::vector<std::string> arg_descs;          // per parameter, for retrace reasons
+  std::vector<TensorSpec> input_specs;         // one per tensor leaf
+  std::vector<ir::TensorType> out_types;       // as traced (symbolic dims)
   std::shared_ptr<const ir::Graph> traced;     // as traced
   std::shared_ptr<const ir::Graph> optimized;  // after the pass pipeline
   Ref<backend::Executable> exec;
@@ -105,8 +105,8 @@ class FunctionCore {
   Ref<ConcreteState> lookup(const KeyBuilder& key) const;
   /// The concrete function for this key: waits for another thread tracing the same signature,
   /// or traces with `body` (no lock is held while tracing). Throws what tracing throws.
-  using TraceBody = std::function<void(TraceArgs& args, std::vector<Tensor>& outputs,
-                                       std::shared_ptr<const void>& skeleton)>;
+  using TraceBody =
+      std::function<void(TraceArgs& args, std::vector<Tensor>& outputs, std::shared_ptr<const void>& skeleton)>;
   Ref<ConcreteState> get(const KeyBuilder& key, std::span<const Tensor> leaves, const TraceBody& body);
 
   const FunctionOptions& options() const { return opts_; }

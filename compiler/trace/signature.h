@@ -166,7 +166,8 @@ struct ArgTraits<std::vector<T>> {
   static std::vector<T> trace(const std::vector<T>& v, const std::string& path, trace::TraceArgs& a) {
     std::vector<T> r;
     r.reserve(v.size());
-    for (size_t i = 0; i < v.size(); ++i) r.push_back(ArgTraits<T>::trace(v[i], path + "[" + std::to_string(i) + "]", a));
+    for (size_t i = 0; i < v.size(); ++i)
+      r.push_back(ArgTraits<T>::trace(v[i], path + "[" + std::to_string(i) + "]", a));
     return r;
   }
 };

@@ -76,8 +76,9 @@ ops::TensorList Tracer::process(const ops::OpDef& def, const ops::Attrs& attrs, 
   n->loc = loc;
   if (def.has(ops::kIO)) {
     if (outer_ == OuterTensors::Capture)
-      fail<Unimplemented>(def.name, "prints and asserts inside cond/while_loop branches are not supported yet; move "
-                                    "them out of the branch");
+      fail<Unimplemented>(def.name,
+                          "prints and asserts inside cond/while_loop branches are not supported yet; move "
+                          "them out of the branch");
     if (!io_) io_ = graph_.io_token();
     io_ = graph_.add_effect(n, io_);
   }
@@ -110,8 +111,7 @@ Tensor Tracer::read_variable(VariableImpl& var) {
 
 void Tracer::assign_variable(VariableImpl& var, const Tensor& value) {
   if (outer_ == OuterTensors::Capture)
-    fail<Unimplemented>("assign_variable",
-                        "assigning variable '", var.name(),
+    fail<Unimplemented>("assign_variable", "assigning variable '", var.name(),
                         "' inside a cond/while_loop branch is not supported yet; compute the new value with cond "
                         "and assign it after");
   ir::Value* v = value_of(value);

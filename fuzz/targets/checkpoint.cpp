@@ -3,10 +3,10 @@
 // optimizer and a plain variable. The API reads paths, so the bytes go to a per-process file.
 #include <unistd.h>
 
+#include <kiln/kiln.h>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <kiln/kiln.h>
 
 #include "fuzz/fuzz_common.h"
 

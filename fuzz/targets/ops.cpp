@@ -63,20 +63,40 @@ int64_t draw_int(fuzz::Reader& r) {
   uint8_t k = r.u8();
   if (k < 200) return int64_t(k % 13) - 4;  // mostly small values, axes and sizes: [-4, 8]
   switch (k % 8) {
-    case 0: return std::numeric_limits<int64_t>::max();
-    case 1: return std::numeric_limits<int64_t>::min();
-    case 2: return int64_t{1} << 31;
-    case 3: return -(int64_t{1} << 31);
-    case 4: return int64_t{1} << 40;
-    case 5: return int64_t(r.u16());
-    default: return static_cast<int64_t>(r.u64());
+    case 0:
+      return std::numeric_limits<int64_t>::max();
+    case 1:
+      return std::numeric_limits<int64_t>::min();
+    case 2:
+      return int64_t{1} << 31;
+    case 3:
+      return -(int64_t{1} << 31);
+    case 4:
+      return int64_t{1} << 40;
+    case 5:
+      return int64_t(r.u16());
+    default:
+      return static_cast<int64_t>(r.u64());
   }
 }
 
 double draw_float(fuzz::Reader& r) {
-  static const double table[] = {0.0,  1.0,  -1.0, 0.5, 2.0, -0.0, 1e-3, 1e300, -1e300,
-                                 1e-310, std::numeric_limits<double>::infinity(),
-                                 -std::numeric_limits<double>::infinity(), std::nan(""), 3.75, 1e10, -7.5};
+  static const double table[] = {0.0,
+                                 1.0,
+                                 -1.0,
+                                 0.5,
+                                 2.0,
+                                 -0.0,
+                                 1e-3,
+                                 1e300,
+                                 -1e300,
+                                 1e-310,
+                                 std::numeric_limits<double>::infinity(),
+                                 -std::numeric_limits<double>::infinity(),
+                                 std::nan(""),
+                                 3.75,
+                                 1e10,
+                                 -7.5};
   uint8_t k = r.u8();
   if (k < 240) return table[k % (sizeof(table) / sizeof(table[0]))];
   uint64_t bits = r.u64();
@@ -91,17 +111,23 @@ std::string draw_string(fuzz::Reader& r) { return std::string(r.bytes(r.u8() % 8
 
 AttrValue draw_attr(fuzz::Reader& r, AttrKind kind) {
   switch (kind) {
-    case AttrKind::Int: return draw_int(r);
-    case AttrKind::Float: return draw_float(r);
-    case AttrKind::Bool: return r.flag();
-    case AttrKind::Type: return draw_dtype(r);
+    case AttrKind::Int:
+      return draw_int(r);
+    case AttrKind::Float:
+      return draw_float(r);
+    case AttrKind::Bool:
+      return r.flag();
+    case AttrKind::Type:
+      return draw_dtype(r);
     case AttrKind::Ints: {
       std::vector<int64_t> v(r.u8() % 6);
       for (auto& x : v) x = draw_int(r);
       return v;
     }
-    case AttrKind::String: return draw_string(r);
-    case AttrKind::Object: break;
+    case AttrKind::String:
+      return draw_string(r);
+    case AttrKind::Object:
+      break;
   }
   return int64_t{0};
 }
@@ -151,7 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const AttrSpec& spec : def.attrs) {
       uint8_t a = r.u8();
       if (!spec.required && (a & 3) == 0) continue;
-      if (a == 255) continue;  // a missing required attribute
+      if (a == 255) continue;                                                    // a missing required attribute
       AttrKind kind = a == 254 ? static_cast<AttrKind>(r.u8() % 6) : spec.kind;  // sometimes the wrong kind
       attrs.set(spec.name, draw_attr(r, kind));
     }

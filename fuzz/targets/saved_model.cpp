@@ -3,10 +3,10 @@
 // that loads is called once with zeros that fit its first signature (unknown dims as 1).
 #include <unistd.h>
 
+#include <kiln/kiln.h>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <kiln/kiln.h>
 
 #include "fuzz/fuzz_common.h"
 

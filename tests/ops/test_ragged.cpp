@@ -10,18 +10,12 @@
 #include "ops/ops.h"
 #include "ops/ragged.h"
 #include "ops/strings.h"
+#include "tests/support/text.h"
 
 using namespace kiln;
 using I64 = std::vector<int64_t>;
 
-namespace {
-template <class T>
-std::string str(const T& x) {
-  std::ostringstream os;
-  os << x;
-  return os.str();
-}
-}  // namespace
+using kiln::testing::str;
 
 TEST_CASE("the walkthrough's ragged section", "[ragged][walkthrough]") {
   CHECK_THROWS_MATCHES(constant({{0, 1, 2, 3}, {4, 5}, {6, 7, 8}, {9}}), InvalidArgument,

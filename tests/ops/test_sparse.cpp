@@ -9,17 +9,14 @@
 #include "autodiff/tape.h"
 #include "ops/ops.h"
 #include "ops/sparse.h"
+#include "tests/support/text.h"
 
 using namespace kiln;
 using I64 = std::vector<int64_t>;
 
+using kiln::testing::str;
+
 namespace {
-template <class T>
-std::string str(const T& x) {
-  std::ostringstream os;
-  os << x;
-  return os.str();
-}
 
 Tensor i64(const I64& v, const Shape& s) { return constant(v, s); }
 

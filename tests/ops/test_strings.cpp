@@ -13,18 +13,12 @@
 #include "runtime/npy.h"
 #include "runtime/printing.h"
 #include "runtime/string_tensor.h"
+#include "tests/support/text.h"
 
 using namespace kiln;
 using Strings = std::vector<std::string>;
 
-namespace {
-template <class T>
-std::string str(const T& x) {
-  std::ostringstream os;
-  os << x;
-  return os.str();
-}
-}  // namespace
+using kiln::testing::str;
 
 TEST_CASE("string tensors print as TensorFlow prints them", "[strings]") {
   Tensor scalar_string_tensor = constant("Gray wolf");
