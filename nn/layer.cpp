@@ -96,7 +96,8 @@ std::pair<Shape, DType> Layer::compute_output_type(const Shape& input_shape, DTy
                           out = y.shape();
                           dtype = y.dtype();
                           return std::vector<Tensor>{y};
-                        });
+                        },
+                        backend::BackendKind::Interpreter);
   for (int64_t i = 0; i < out.rank(); ++i)
     if (out.dim(size_t(i)) < 0) out.mut(size_t(i)) = -1;
   return {out, dtype};

@@ -32,4 +32,32 @@ inline Ref<Executable> make_interpreter(std::shared_ptr<const ir::Graph> graph) 
   return make_interpreter(std::move(graph), g);
 }
 
+/// The CPU backend: `graph` compiled to native code with LLVM (compiler/backend/cpu/). A graph
+/// with unknown dims gets one compiled specialization per input shape it runs with (up to 8;
+/// later shapes, and graphs whose shapes depend on values, run on the interpreter, logged).
+/// Nodes the code generator does not handle run their eager kernels from the native code,
+/// listed in the log at info level. Falls back to the interpreter (with a warning) if code
+/// generation fails.
+Ref<Executable> make_cpu(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph);
+
+/// Which backend runs traced functions.
+enum class BackendKind { Cpu, Interpreter };
+
+/// The process default: KILN_BACKEND=interpreter or cpu, else the CPU backend. Throws
+/// InvalidArgument for another value.
+BackendKind default_backend();
+
+/// Makes an executable for `graph` on `kind`.
+Ref<Executable> make_executable(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph,
+                                BackendKind kind = default_backend());
+
+/// Runs a cond node: inputs = {pred, captures...}; runs `then_graph` or `else_graph` on the
+/// captures. Throws InvalidArgument for a predicate that is not one element.
+ops::TensorList run_cond(const Executable& then_graph, const Executable& else_graph, std::span<const Tensor> inputs);
+
+/// Runs a while node: inputs = {loop vars..., captures...}; `cond` and `body` take them all;
+/// body returns the next loop vars. Returns the final loop vars.
+ops::TensorList run_while(const Executable& cond, const Executable& body, std::span<const Tensor> inputs,
+                          size_t num_loop_vars);
+
 }  // namespace kiln::backend

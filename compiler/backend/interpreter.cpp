@@ -3,15 +3,15 @@
 // after their last use; intermediates of static size live in one per-call arena whose offsets
 // are planned from lifetimes.
 #include <algorithm>
+#include <cstdlib>
 #include <unordered_map>
 
+#include "compiler/backend/arena.h"
 #include "compiler/backend/executable.h"
 #include "ops/variable.h"
 
 namespace kiln::backend {
 namespace {
-
-constexpr size_t kArenaAlign = 64;
 
 struct Step {
   ir::NodeKind kind{};
@@ -114,32 +114,18 @@ class Interpreter final : public Executable {
     v->write(value);
   }
 
-  static void gather(const Step& s, const SmallVector<Tensor, 32>& slots, size_t from, std::vector<Tensor>& out) {
-    for (size_t i = from; i < s.in.size(); ++i) out.push_back(slots[s.in[i]]);
-  }
-
   void run_cond(const Step& s, SmallVector<Tensor, 32>& slots) const {
-    const Tensor& pred = slots[s.in[0]];
-    if (pred.num_elements() != 1)
-      fail<InvalidArgument>("cond", "the predicate must have one element, got shape ", pred.shape().to_string());
-    bool p = pred.dtype() == DType::Bool ? pred.item<bool>() : false;
-    std::vector<Tensor> args;
-    gather(s, slots, 1, args);
-    ops::TensorList out = s.sub[p ? 0 : 1]->run(args);
+    SmallVector<Tensor, 8> args;
+    for (uint32_t i : s.in) args.push_back(slots[i]);
+    ops::TensorList out = backend::run_cond(*s.sub[0], *s.sub[1], {args.data(), args.size()});
     for (size_t k = 0; k < s.out.size(); ++k) slots[s.out[k]] = std::move(out[k]);
   }
 
   void run_while(const Step& s, SmallVector<Tensor, 32>& slots) const {
-    size_t nvars = s.out.size();
-    std::vector<Tensor> args;
-    gather(s, slots, 0, args);
-    for (;;) {
-      Tensor c = s.sub[0]->run(args)[0];
-      if (!c.item<bool>()) break;
-      ops::TensorList next = s.sub[1]->run(args);
-      for (size_t k = 0; k < nvars; ++k) args[k] = std::move(next[k]);
-    }
-    for (size_t k = 0; k < nvars; ++k) slots[s.out[k]] = std::move(args[k]);
+    SmallVector<Tensor, 8> args;
+    for (uint32_t i : s.in) args.push_back(slots[i]);
+    ops::TensorList out = backend::run_while(*s.sub[0], *s.sub[1], {args.data(), args.size()}, s.out.size());
+    for (size_t k = 0; k < s.out.size(); ++k) slots[s.out[k]] = std::move(out[k]);
   }
 
   void plan();
@@ -219,41 +205,72 @@ void Interpreter::plan() {
     for (uint32_t o : steps_[k].out) add(o);
   }
 
-  // Arena: first fit by offset among blocks whose lifetimes overlap. Only group roots that are
-  // outputs of non-view ops with static shapes and never escape through a graph output.
-  struct Block {
-    size_t offset, size, begin, end;
-  };
-  std::vector<Block> blocks;
+  // Arena: only group roots that are outputs of non-view ops with static shapes and never
+  // escape through a graph output.
+  std::vector<ArenaBlock> blocks;
+  std::vector<std::pair<size_t, size_t>> owner;  // (step, output) of each block
   for (size_t k = 0; k < steps_.size(); ++k) {
-    Step& s = steps_[k];
+    const Step& s = steps_[k];
     if (s.kind != ir::NodeKind::Op || !s.static_types || s.node->def->has(ops::kView)) continue;
     for (size_t j = 0; j < s.out.size(); ++j) {
-      uint32_t o = s.out[j];
-      size_t end = group_end[find(o)];
-      if (end == kForever) continue;
+      size_t end = group_end[find(s.out[j])];
       const auto& t = s.types[j];
-      if (t.dtype == DType::String) continue;
-      size_t bytes =
-          (size_t(t.shape.num_elements()) * dtype_size(t.dtype) + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+      if (end == kForever || t.dtype == DType::String) continue;
+      size_t bytes = size_t(t.shape.num_elements()) * dtype_size(t.dtype);
       if (bytes == 0) continue;
-      std::vector<std::pair<size_t, size_t>> busy;
-      for (const Block& b : blocks)
-        if (b.begin <= end && k <= b.end) busy.emplace_back(b.offset, b.offset + b.size);
-      std::sort(busy.begin(), busy.end());
-      size_t off = 0;
-      for (auto [b0, b1] : busy) {
-        if (off + bytes <= b0) break;
-        off = std::max(off, b1);
-      }
-      blocks.push_back({off, bytes, k, end});
-      s.arena_offset[j] = int64_t(off);
-      arena_bytes_ = std::max(arena_bytes_, off + bytes);
+      blocks.push_back({bytes, k, end});
+      owner.emplace_back(k, j);
     }
   }
+  arena_bytes_ = plan_arena(blocks);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    steps_[owner[i].first].arena_offset[owner[i].second] = int64_t(blocks[i].offset);
 }
 
 }  // namespace
+
+ops::TensorList run_cond(const Executable& then_graph, const Executable& else_graph, std::span<const Tensor> inputs) {
+  const Tensor& pred = inputs[0];
+  if (pred.num_elements() != 1)
+    fail<InvalidArgument>("cond", "the predicate must have one element, got shape ", pred.shape().to_string());
+  bool p = pred.dtype() == DType::Bool ? pred.item<bool>() : false;
+  return (p ? then_graph : else_graph).run(inputs.subspan(1));
+}
+
+ops::TensorList run_while(const Executable& cond, const Executable& body, std::span<const Tensor> inputs,
+                          size_t num_loop_vars) {
+  std::vector<Tensor> args(inputs.begin(), inputs.end());
+  for (;;) {
+    Tensor c = cond.run(args)[0];
+    if (!c.item<bool>()) break;
+    ops::TensorList next = body.run(args);
+    for (size_t k = 0; k < num_loop_vars; ++k) args[k] = std::move(next[k]);
+  }
+  ops::TensorList out;
+  for (size_t k = 0; k < num_loop_vars; ++k) out.push_back(std::move(args[k]));
+  return out;
+}
+
+#ifndef KILN_WITH_LLVM
+Ref<Executable> make_cpu(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
+  return make_interpreter(std::move(root), graph);  // built without LLVM
+}
+#endif
+
+BackendKind default_backend() {
+  static const BackendKind kind = [] {
+    const char* env = std::getenv("KILN_BACKEND");
+    std::string_view v = env ? env : "";
+    if (v.empty() || v == "cpu") return BackendKind::Cpu;
+    if (v == "interpreter") return BackendKind::Interpreter;
+    fail<InvalidArgument>("KILN_BACKEND", "unknown backend '", v, "' (expected cpu or interpreter)");
+  }();
+  return kind;
+}
+
+Ref<Executable> make_executable(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph, BackendKind kind) {
+  return kind == BackendKind::Cpu ? make_cpu(std::move(root), graph) : make_interpreter(std::move(root), graph);
+}
 
 Ref<Executable> make_interpreter(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
   return make_ref<Interpreter>(std::move(root), graph);

@@ -325,4 +325,28 @@ std::string type_to_string(const TensorType& t, const Graph* g) {
   return s;
 }
 
+ops::TypeList infer_types(const ops::OpDef& def, const ops::Attrs& attrs, std::span<const TensorType> in) {
+  // Stand-in tensors carry a level id no real level uses (ids count up from 1) and no storage.
+  // Symbols become unknown dims, which infer accepts and passes through (it only reads dtypes,
+  // shapes and attributes).
+  constexpr uint64_t kStandInLevel = ~uint64_t{0};
+  SmallVector<Tensor, 4> ins;
+  for (const TensorType& t : in) {
+    auto impl = make_ref<TensorImpl>();
+    impl->dtype = t.dtype;
+    impl->shape = t.shape;
+    bool known = true;
+    for (size_t d = 0; d < size_t(impl->shape.rank()); ++d) {
+      if (impl->shape.dim(d) < 0) {
+        impl->shape.mut(d) = kUnknownDim;
+        known = false;
+      }
+    }
+    impl->numel = known ? impl->shape.num_elements() : -1;
+    impl->level_id = kStandInLevel;
+    ins.emplace_back(std::move(impl));
+  }
+  return def.infer(def, attrs, std::span<const Tensor>(ins.data(), ins.size()));
+}
+
 }  // namespace kiln::ir

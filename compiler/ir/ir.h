@@ -171,6 +171,10 @@ class Graph {
 
 std::ostream& operator<<(std::ostream& os, const Graph& g);
 
+/// Runs `def`'s shape and dtype inference on input types alone (stand-in tensors without data;
+/// symbolic dims are passed as unknown). Throws what the op's inference throws.
+ops::TypeList infer_types(const ops::OpDef& def, const ops::Attrs& attrs, std::span<const TensorType> in);
+
 /// "f32[2, s0, ?]": the IR spelling of a type, symbols named from `g`.
 std::string type_to_string(const TensorType& t, const Graph* g);
 /// The short dtype names of the text form: f16, bf16, f32, f64, i8..i64, u8..u64, bool, c64, c128.

@@ -19,9 +19,6 @@ using detail::VerifyWhere;
 constexpr int kData = INT_MIN;
 constexpr int kIo = -1;
 
-// Stand-in tensors for infer carry a level id no real level uses (ids count up from 1).
-constexpr uint64_t kStandInLevel = ~uint64_t{0};
-
 bool compatible(const TensorType& a, const TensorType& b) {
   if (a.dtype != b.dtype || a.shape.rank() != b.shape.rank()) return false;
   for (size_t i = 0; i < size_t(a.shape.rank()); ++i) {
@@ -256,29 +253,11 @@ class Verifier {
     if (def.has(ops::kIO) && (!n.effect_out || !n.effect_in || chain_.at(n.effect_in) != kIo))
       fail_node(n, k, def.name, " is an I/O effect and must thread the I/O token");
 
-    // Infer on stand-ins: symbolic tensors without storage. Symbols become unknown dims, which
-    // infer accepts and passes through (it only reads dtypes, shapes and attributes).
-    std::vector<Tensor> ins;
     std::vector<TensorType> in_types;
-    for (const Value* v : n.inputs) {
-      auto impl = make_ref<TensorImpl>();
-      impl->dtype = v->type.dtype;
-      impl->shape = v->type.shape;
-      bool known = true;
-      for (size_t d = 0; d < size_t(impl->shape.rank()); ++d) {
-        if (impl->shape.dim(d) < 0) {
-          impl->shape.mut(d) = kUnknownDim;
-          known = false;
-        }
-      }
-      impl->numel = known ? impl->shape.num_elements() : -1;
-      impl->level_id = kStandInLevel;
-      ins.emplace_back(std::move(impl));
-      in_types.push_back(v->type);
-    }
+    for (const Value* v : n.inputs) in_types.push_back(v->type);
     ops::TypeList inferred;
     try {
-      inferred = def.infer(def, n.attrs, ins);
+      inferred = infer_types(def, n.attrs, in_types);
     } catch (const std::exception& e) {
       fail_node(n, k, "the op rejects its input types ", types_string(in_types, &g_), ": ", e.what());
     }

@@ -208,17 +208,20 @@ void compile_concrete(ConcreteState& cs, std::unique_ptr<ir::Graph> graph) {
   cs.stats.nodes_optimized = graph->nodes.size();
   t0 = std::chrono::steady_clock::now();
   cs.optimized = std::shared_ptr<const ir::Graph>(std::move(graph));
-  cs.exec = backend::make_interpreter(cs.optimized);
+  cs.exec = backend::make_executable(cs.optimized, *cs.optimized, cs.backend_kind);
   cs.stats.compile_us = micros_since(t0);
+  cs.stats.backend = cs.exec->backend();
   logging::debug("[function {}] traced {} nodes in {:.0f} us; passes {:.0f} us -> {} nodes; {} backend {:.0f} us",
                  cs.fn_name, cs.stats.nodes_traced, cs.stats.trace_us, cs.stats.passes_us, cs.stats.nodes_optimized,
                  cs.exec->backend(), cs.stats.compile_us);
 }
 
 Ref<ConcreteState> trace_concrete(std::string name, const std::vector<TensorSpec>& params,
-                                  const std::function<std::vector<Tensor>(std::span<const Tensor>)>& body) {
+                                  const std::function<std::vector<Tensor>(std::span<const Tensor>)>& body,
+                                  backend::BackendKind backend) {
   auto cs = make_ref<ConcreteState>();
   cs->fn_name = name;
+  cs->backend_kind = backend;
   auto g = std::make_unique<ir::Graph>(name);
   Tracer tr(*g, name);
   auto t0 = std::chrono::steady_clock::now();
@@ -391,6 +394,7 @@ Ref<ConcreteState> FunctionCore::get(const KeyBuilder& key, std::span<const Tens
   try {
     cs = make_ref<ConcreteState>();
     cs->fn_name = opts_.name;
+    if (opts_.backend) cs->backend_kind = *opts_.backend;
     cs->relaxed = relaxed;
     auto g = std::make_unique<ir::Graph>(opts_.name);
     Tracer tr(*g, opts_.name);

@@ -42,14 +42,20 @@ struct FunctionOptions {
   bool reduce_retracing = false;
   /// Most concrete functions kept; the oldest is evicted beyond it.
   size_t max_cached = 64;
+  /// Where the graphs run: native code from the CPU backend (the default, or KILN_BACKEND) or
+  /// the interpreter.
+  std::optional<backend::BackendKind> backend{};
 };
 
 namespace trace {
 
 /// Timings of one concrete function (microseconds).
 struct CompileStats {
+  /// Tracing, the pass pipeline, and building the executable (code generation for the CPU
+  /// backend; graphs with unknown dims compile per shape on first use, not counted here).
   double trace_us = 0, passes_us = 0, compile_us = 0;
   size_t nodes_traced = 0, nodes_optimized = 0;
+  std::string_view backend;  // "cpu" or "interpreter"
 };
 
 /// One traced graph for one signature, with its executable. Immutable after tracing and
@@ -68,6 +74,7 @@ class ConcreteState final : public ops::CallTarget {
   std::shared_ptr<const void> skeleton;  // the result structure (a ResultTraits skeleton)
   bool relaxed = false;                  // specs have unknown dims: calls are checked
   CompileStats stats;
+  backend::BackendKind backend_kind = backend::default_backend();
   /// The backward function, built on first use by autodiff (a ConcreteState too).
   mutable std::once_flag backward_once;
   mutable Ref<RefCounted> backward;
@@ -89,7 +96,8 @@ class ConcreteState final : public ops::CallTarget {
 /// Builds a concrete function by tracing `body` on parameters of the given types (graph
 /// autodiff and tools use it; `function` uses the same machinery). `body` returns the outputs.
 Ref<ConcreteState> trace_concrete(std::string name, const std::vector<TensorSpec>& params,
-                                  const std::function<std::vector<Tensor>(std::span<const Tensor>)>& body);
+                                  const std::function<std::vector<Tensor>(std::span<const Tensor>)>& body,
+                                  backend::BackendKind backend = backend::default_backend());
 
 /// Compiles a traced graph: runs the pass pipeline and builds the executable; fills `cs`.
 void compile_concrete(ConcreteState& cs, std::unique_ptr<ir::Graph> graph);

@@ -1,0 +1,860 @@
+// LLVM code generation for the CPU backend: a plan becomes one module with an entry function
+// (abi.h) that runs the steps in order — fused loops and reductions as loop nests in functions
+// of their own (noalias buffers, split over threads through the context when large), small
+// matmuls as loops, large float32 ones through the context's sgemm, everything else through
+// the context's fallback. The module is optimized at O3 for the host CPU, emitted as an
+// object, and loaded with ORC.
+#include "compiler/backend/cpu/codegen.h"
+
+#include <chrono>
+#include <mutex>
+
+#include <llvm/Config/llvm-config.h>
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include "runtime/errors.h"
+
+namespace kiln::backend::cpu {
+namespace {
+
+using llvm::IRBuilder;
+using llvm::Type;
+using llvm::Value;
+using ops::OpId;
+
+double micros_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Loops whose iteration count reaches this many elements are split across threads.
+constexpr int64_t kParallelElements = int64_t(1) << 16;
+constexpr int64_t kParallelGrainElements = int64_t(1) << 14;
+
+struct Host {
+  std::string triple, cpu, features, id;
+};
+
+const Host& host() {
+  static const Host h = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+    if (!jtmb) fail<Internal>("cpu backend", "cannot detect the host CPU: ", llvm::toString(jtmb.takeError()));
+    Host out;
+    out.triple = jtmb->getTargetTriple().str();
+    out.cpu = jtmb->getCPU();
+    out.features = jtmb->getFeatures().getString();
+    out.id = out.triple + " " + out.cpu + " " + out.features + " llvm " LLVM_VERSION_STRING;
+    return out;
+  }();
+  return h;
+}
+
+std::unique_ptr<llvm::TargetMachine> make_target_machine() {
+  const Host& h = host();
+  std::string err;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(h.triple, err);
+  if (!target) fail<Internal>("cpu backend", "no LLVM target for ", h.triple, ": ", err);
+  llvm::TargetOptions opts;
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      h.triple, h.cpu, h.features, opts, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!tm) fail<Internal>("cpu backend", "cannot create a target machine for ", h.triple);
+  return tm;
+}
+
+bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
+bool is_signed(DType t) {
+  return t == DType::Int8 || t == DType::Int16 || t == DType::Int32 || t == DType::Int64;
+}
+
+class Emitter {
+ public:
+  Emitter(llvm::LLVMContext& ctx, llvm::Module& m, const Plan& plan) : c_(ctx), m_(m), plan_(plan), b_(ctx) {}
+
+  void emit(const std::string& symbol) {
+    Type* ptr = b_.getPtrTy();
+    auto* fty = llvm::FunctionType::get(b_.getInt32Ty(), {ptr, ptr, ptr}, false);
+    entry_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, symbol, m_);
+    attributes(entry_);
+    ctx_ = entry_->getArg(0);
+    args_ = entry_->getArg(1);
+    results_ = entry_->getArg(2);
+    auto* bb = llvm::BasicBlock::Create(c_, "entry", entry_);
+    b_.SetInsertPoint(bb);
+    arena_ = b_.CreateLoad(ptr, ctx_, "arena");
+    for (size_t i = 0; i < plan_.buffers.size(); ++i) bufs_.push_back(buffer_ptr(plan_.buffers[i]));
+    for (size_t k = 0; k < plan_.steps.size(); ++k) {
+      const Step& s = plan_.steps[k];
+      switch (s.kind) {
+        case Step::Kind::Loop:
+          emit_loop_step(s.loop, k);
+          break;
+        case Step::Kind::MatMul:
+          emit_matmul(s.matmul, k);
+          break;
+        case Step::Kind::Reduce:
+          emit_reduce(s.reduce, k);
+          break;
+        case Step::Kind::Fallback:
+          emit_fallback(s.fallback, k);
+          break;
+      }
+    }
+    b_.CreateRet(b_.getInt32(0));
+  }
+
+ private:
+  // ---- types and buffers ----------------------------------------------------------------
+
+  Type* mem_type(DType t) {
+    switch (t) {
+      case DType::Float32:
+        return b_.getFloatTy();
+      case DType::Float64:
+        return b_.getDoubleTy();
+      case DType::Int8:
+      case DType::UInt8:
+      case DType::Bool:
+        return b_.getInt8Ty();
+      case DType::Int16:
+      case DType::UInt16:
+        return b_.getInt16Ty();
+      case DType::Int32:
+      case DType::UInt32:
+        return b_.getInt32Ty();
+      case DType::Int64:
+      case DType::UInt64:
+        return b_.getInt64Ty();
+      default:
+        fail<Internal>("cpu backend", "no native type for ", dtype_name(t));
+    }
+  }
+  // bool computes as i1 and is stored as a byte
+  Type* reg_type(DType t) { return t == DType::Bool ? b_.getInt1Ty() : mem_type(t); }
+
+  void attributes(llvm::Function* f) {
+    f->addFnAttr("target-cpu", host().cpu);
+    f->addFnAttr("target-features", host().features);
+    f->addFnAttr("prefer-vector-width", "512");
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+  }
+
+  Value* buffer_ptr(const Buffer& buf) {
+    Type* ptr = b_.getPtrTy();
+    switch (buf.kind) {
+      case Buffer::Kind::Arg:
+        return b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, args_, uint64_t(buf.index)));
+      case Buffer::Kind::Result:
+        return b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, results_, uint64_t(buf.index)));
+      case Buffer::Kind::Temp:
+        return b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), arena_, uint64_t(buf.index));
+      case Buffer::Kind::Constant:
+        return constant(plan_.constants[size_t(buf.index)]);
+    }
+    return nullptr;
+  }
+
+  Value* constant(const Tensor& t) {
+    const char* data = static_cast<const char*>(t.raw_data());
+    // raw bytes: any dtype (fallback kernels read float16, complex... constants too)
+    auto* init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data),
+                                                                          t.nbytes()));
+    auto* gv = new llvm::GlobalVariable(m_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init, "const");
+    gv->setAlignment(llvm::Align(64));
+    return gv;
+  }
+
+  Value* load(DType t, Value* base, Value* index) {
+    Value* v = b_.CreateLoad(mem_type(t), b_.CreateInBoundsGEP(mem_type(t), base, index));
+    return t == DType::Bool ? b_.CreateICmpNE(v, b_.getInt8(0)) : v;
+  }
+  void store(DType t, Value* v, Value* base, Value* index) {
+    if (t == DType::Bool) v = b_.CreateZExt(v, b_.getInt8Ty());
+    b_.CreateStore(v, b_.CreateInBoundsGEP(mem_type(t), base, index));
+  }
+
+  // ---- loops ------------------------------------------------------------------------------
+
+  // for (i = begin; i < end; ++i) body(i); leaves the builder after the loop.
+  template <class Body>
+  void for_range(Value* begin, Value* end, Body body) {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    auto* pre = b_.GetInsertBlock();
+    auto* loop = llvm::BasicBlock::Create(c_, "loop", f);
+    auto* exit = llvm::BasicBlock::Create(c_, "exit", f);
+    b_.CreateCondBr(b_.CreateICmpSLT(begin, end), loop, exit);
+    b_.SetInsertPoint(loop);
+    llvm::PHINode* i = b_.CreatePHI(b_.getInt64Ty(), 2);
+    i->addIncoming(begin, pre);
+    body(static_cast<Value*>(i));
+    Value* next = b_.CreateAdd(i, b_.getInt64(1), "", true, true);
+    i->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, end), loop, exit);
+    b_.SetInsertPoint(exit);
+  }
+  template <class Body>
+  void for_n(int64_t n, Body body) {
+    for_range(b_.getInt64(0), b_.getInt64(n), body);
+  }
+
+  // A kernel function `name(ptr noalias bufs..., i64 begin, i64 end)` over rows [begin, end)
+  // of its outermost loop, and the call that runs it: directly, or through the context's
+  // parallel-for (with a wrapper taking the buffers from an array) when `elements` is large.
+  template <class Body>
+  void kernel(const char* name, const std::vector<int>& buffers, int64_t rows, int64_t elements, Body body) {
+    Type* ptr = b_.getPtrTy();
+    std::vector<Type*> params(buffers.size(), ptr);
+    params.push_back(b_.getInt64Ty());
+    params.push_back(b_.getInt64Ty());
+    auto* fn = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), params, false),
+                                      llvm::Function::InternalLinkage, name, m_);
+    attributes(fn);
+    for (size_t i = 0; i < buffers.size(); ++i) fn->addParamAttr(unsigned(i), llvm::Attribute::NoAlias);
+    auto saved = b_.saveIP();
+    b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", fn));
+    std::vector<Value*> ptrs;
+    for (size_t i = 0; i < buffers.size(); ++i) ptrs.push_back(fn->getArg(unsigned(i)));
+    body(ptrs, fn->getArg(unsigned(buffers.size())), fn->getArg(unsigned(buffers.size() + 1)));
+    b_.CreateRetVoid();
+    b_.restoreIP(saved);
+
+    std::vector<Value*> call_args;
+    for (int id : buffers) call_args.push_back(bufs_[size_t(id)]);
+    if (elements < kParallelElements || rows < 2) {
+      call_args.push_back(b_.getInt64(0));
+      call_args.push_back(b_.getInt64(rows));
+      b_.CreateCall(fn, call_args);
+      return;
+    }
+    // wrapper(env, begin, end) for the parallel-for
+    auto* wty = llvm::FunctionType::get(b_.getVoidTy(), {ptr, b_.getInt64Ty(), b_.getInt64Ty()}, false);
+    auto* wrap = llvm::Function::Create(wty, llvm::Function::InternalLinkage, std::string(name) + ".par", m_);
+    attributes(wrap);
+    saved = b_.saveIP();
+    b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", wrap));
+    std::vector<Value*> inner;
+    for (size_t i = 0; i < buffers.size(); ++i)
+      inner.push_back(b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, wrap->getArg(0), i)));
+    inner.push_back(wrap->getArg(1));
+    inner.push_back(wrap->getArg(2));
+    b_.CreateCall(fn, inner);
+    b_.CreateRetVoid();
+    b_.restoreIP(saved);
+
+    Value* env = entry_alloca(ptr, buffers.size());
+    for (size_t i = 0; i < buffers.size(); ++i)
+      b_.CreateStore(call_args[i], b_.CreateConstInBoundsGEP1_64(ptr, env, i));
+    int64_t per_row = std::max<int64_t>(1, elements / rows);
+    int64_t grain = std::max<int64_t>(1, kParallelGrainElements / per_row);
+    auto* pty = llvm::FunctionType::get(b_.getVoidTy(), {b_.getInt64Ty(), b_.getInt64Ty(), ptr, ptr}, false);
+    Value* par = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 3));
+    b_.CreateCall(pty, par, {b_.getInt64(rows), b_.getInt64(grain), wrap, env});
+  }
+
+  // An array of `n` elements in the entry block (allocas elsewhere would grow the stack per
+  // step).
+  Value* entry_alloca(Type* t, size_t n) {
+    IRBuilder<> eb(&entry_->getEntryBlock(), entry_->getEntryBlock().begin());
+    return eb.CreateAlloca(t, eb.getInt64(std::max<size_t>(n, 1)));
+  }
+
+  // ---- fused elementwise loops -------------------------------------------------------------
+
+  void emit_loop_step(const LoopStep& loop, size_t k) {
+    // the buffers the loop touches, each once
+    std::vector<int> buffers;
+    auto param = [&](int id) {
+      auto it = std::find(buffers.begin(), buffers.end(), id);
+      if (it != buffers.end()) return size_t(it - buffers.begin());
+      buffers.push_back(id);
+      return buffers.size() - 1;
+    };
+    std::vector<size_t> load_param(loop.exprs.size()), store_param;
+    for (size_t i = 0; i < loop.exprs.size(); ++i)
+      if (loop.exprs[i].kind == Expr::Kind::Load) load_param[i] = param(loop.exprs[i].buffer);
+    for (auto [e, b] : loop.stores) store_param.push_back(param(b));
+    int64_t elements = 1;
+    for (int64_t d : loop.dims) elements *= d;
+    const size_t rank = loop.dims.size();
+    kernel(("loop" + std::to_string(k)).c_str(), buffers, loop.dims[0], elements,
+           [&](const std::vector<Value*>& ptrs, Value* begin, Value* end) {
+             // nest: idx[d] for each loop dim; per-load offsets accumulate level by level
+             std::vector<Value*> idx(rank);
+             std::function<void(size_t)> level = [&](size_t d) {
+               auto body = [&](Value* i) {
+                 idx[d] = i;
+                 if (d + 1 < rank) return level(d + 1);
+                 emit_loop_body(loop, ptrs, load_param, store_param, idx);
+               };
+               if (d == 0)
+                 for_range(begin, end, body);
+               else
+                 for_n(loop.dims[d], body);
+             };
+             level(0);
+           });
+  }
+
+  void emit_loop_body(const LoopStep& loop, const std::vector<Value*>& ptrs, const std::vector<size_t>& load_param,
+                      const std::vector<size_t>& store_param, const std::vector<Value*>& idx) {
+    std::vector<Value*> val(loop.exprs.size());
+    auto offset = [&](std::span<const int64_t> stride) {
+      Value* off = b_.getInt64(0);
+      for (size_t d = 0; d < idx.size(); ++d)
+        if (stride[d] != 0) off = b_.CreateAdd(off, b_.CreateMul(idx[d], b_.getInt64(stride[d])));
+      return off;
+    };
+    for (size_t i = 0; i < loop.exprs.size(); ++i) {
+      const Expr& e = loop.exprs[i];
+      switch (e.kind) {
+        case Expr::Kind::Load:
+          val[i] = load(e.dtype, ptrs[load_param[i]], offset(e.stride));
+          break;
+        case Expr::Kind::Unary:
+          val[i] = unary(e.op, loop.exprs[size_t(e.a)].dtype, e.dtype, val[size_t(e.a)]);
+          break;
+        case Expr::Kind::Binary:
+          val[i] = binary(e.op, loop.exprs[size_t(e.a)].dtype, e.dtype, val[size_t(e.a)], val[size_t(e.b)]);
+          break;
+        case Expr::Kind::Where:
+          val[i] = b_.CreateSelect(val[size_t(e.a)], val[size_t(e.b)], val[size_t(e.c)]);
+          break;
+        case Expr::Kind::Cast:
+          val[i] = cast(val[size_t(e.a)], loop.exprs[size_t(e.a)].dtype, e.dtype);
+          break;
+      }
+    }
+    // stores are contiguous in the loop's row-major order
+    SmallVector<int64_t, 6> contiguous(idx.size(), 1);
+    for (size_t d = idx.size() - 1; d-- > 0;) contiguous[d] = contiguous[d + 1] * loop.dims[d + 1];
+    Value* out = offset(contiguous);
+    for (size_t s = 0; s < loop.stores.size(); ++s) {
+      const Expr& e = loop.exprs[size_t(loop.stores[s].first)];
+      store(e.dtype, val[size_t(loop.stores[s].first)], ptrs[store_param[s]], out);
+    }
+  }
+
+  // ---- scalar functions (the semantics of ops/kernels/cpu/scalar_fn.h) ---------------------
+
+  Value* intrinsic(llvm::Intrinsic::ID id, std::initializer_list<Value*> args) {
+    llvm::Function* f = llvm::Intrinsic::getDeclaration(&m_, id, {(*args.begin())->getType()});
+    return b_.CreateCall(f, llvm::ArrayRef<Value*>(args.begin(), args.size()));
+  }
+  Value* libm(const char* name, Value* x) {
+    bool f32 = x->getType()->isFloatTy();
+    std::string n = std::string(name) + (f32 ? "f" : "");
+    llvm::FunctionCallee fn = m_.getOrInsertFunction(n, x->getType(), x->getType());
+    if (auto* f = llvm::dyn_cast<llvm::Function>(fn.getCallee())) f->setDoesNotThrow();
+    return b_.CreateCall(fn, {x});
+  }
+  Value* fconst(Value* like, double v) { return llvm::ConstantFP::get(like->getType(), v); }
+  Value* iconst(Value* like, int64_t v) { return llvm::ConstantInt::get(like->getType(), uint64_t(v), true); }
+  Value* is_nan(Value* x) { return b_.CreateFCmpUNO(x, x); }
+
+  // exp for float32 with exp_f32's algorithm and constants (ops/kernels/cpu/scalar_fn.h), so
+  // results match the interpreter's bit for bit and the loop vectorizes without a library call
+  Value* exp_f32(Value* x) {
+    auto F = [&](float v) { return llvm::ConstantFP::get(b_.getFloatTy(), v); };
+    Value* nan = is_nan(x);
+    Value* xc = b_.CreateSelect(nan, F(0.0f), x);
+    xc = b_.CreateSelect(b_.CreateFCmpOLT(xc, F(-103.97f)), F(-103.97f), xc);
+    xc = b_.CreateSelect(b_.CreateFCmpOGT(xc, F(88.72283172607421875f)), F(88.72283172607421875f), xc);
+    Value* m = intrinsic(llvm::Intrinsic::floor,
+                         {b_.CreateFAdd(b_.CreateFMul(xc, F(1.44269504088896341f)), F(0.5f))});
+    auto fma = [&](Value* a, Value* b, Value* c) { return intrinsic(llvm::Intrinsic::fma, {a, b, c}); };
+    Value* r = fma(m, F(-0.693359375f), xc);
+    r = fma(m, F(2.12194440e-4f), r);
+    Value* r2 = b_.CreateFMul(r, r);
+    Value* p = fma(F(1.9875691500e-4f), r, F(1.3981999507e-3f));
+    p = fma(p, r, F(8.3334519073e-3f));
+    p = fma(p, r, F(4.1665795894e-2f));
+    p = fma(p, r, F(1.6666665459e-1f));
+    p = fma(p, r, F(5.0000001201e-1f));
+    Value* y = fma(p, r2, b_.CreateFAdd(r, F(1.0f)));
+    Value* mi = b_.CreateFPToSI(m, b_.getInt32Ty());
+    Value* m1 = b_.CreateSDiv(mi, b_.getInt32(2));  // by a constant: no trap possible
+    Value* m2 = b_.CreateSub(mi, m1);
+    auto scale = [&](Value* e) {
+      return b_.CreateBitCast(b_.CreateShl(b_.CreateAdd(e, b_.getInt32(127)), 23), b_.getFloatTy());
+    };
+    Value* out = b_.CreateFMul(b_.CreateFMul(y, scale(m1)), scale(m2));
+    out = b_.CreateSelect(b_.CreateFCmpOGT(x, F(88.72283172607421875f)),
+                          F(std::numeric_limits<float>::infinity()), out);
+    out = b_.CreateSelect(b_.CreateFCmpOLT(x, F(-103.97f)), F(0.0f), out);
+    return b_.CreateSelect(nan, x, out);
+  }
+  Value* exp(Value* x) { return x->getType()->isFloatTy() ? exp_f32(x) : intrinsic(llvm::Intrinsic::exp, {x}); }
+
+  Value* unary(OpId op, DType in, DType out, Value* x) {
+    if (is_float(in)) {
+      switch (op) {
+        case OpId::Negative:
+          return b_.CreateFNeg(x);
+        case OpId::Abs:
+          return intrinsic(llvm::Intrinsic::fabs, {x});
+        case OpId::Sign: {
+          Value* s = b_.CreateSelect(b_.CreateFCmpOGT(x, fconst(x, 0)), fconst(x, 1),
+                                     b_.CreateSelect(b_.CreateFCmpOLT(x, fconst(x, 0)), fconst(x, -1), fconst(x, 0)));
+          return b_.CreateSelect(is_nan(x), x, s);
+        }
+        case OpId::Exp:
+          return exp(x);
+        case OpId::Log:
+          return intrinsic(llvm::Intrinsic::log, {x});
+        case OpId::Log1p:
+          return libm("log1p", x);
+        case OpId::Sqrt:
+          return intrinsic(llvm::Intrinsic::sqrt, {x});
+        case OpId::Rsqrt:
+          return b_.CreateFDiv(fconst(x, 1), intrinsic(llvm::Intrinsic::sqrt, {x}));
+        case OpId::Square:
+          return b_.CreateFMul(x, x);
+        case OpId::Sin:
+          return intrinsic(llvm::Intrinsic::sin, {x});
+        case OpId::Cos:
+          return intrinsic(llvm::Intrinsic::cos, {x});
+        case OpId::Tan:
+          return libm("tan", x);
+        case OpId::Tanh:
+          return libm("tanh", x);
+        case OpId::Sigmoid: {
+          // as SigmoidFn: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below (std::exp, not exp_f32)
+          Value* e = intrinsic(llvm::Intrinsic::exp, {b_.CreateSelect(b_.CreateFCmpOGE(x, fconst(x, 0)),
+                                                                      b_.CreateFNeg(x), x)});
+          Value* pos = b_.CreateFDiv(fconst(x, 1), b_.CreateFAdd(fconst(x, 1), e));
+          Value* neg = b_.CreateFDiv(e, b_.CreateFAdd(fconst(x, 1), e));
+          return b_.CreateSelect(b_.CreateFCmpOGE(x, fconst(x, 0)), pos, neg);
+        }
+        case OpId::Softplus: {
+          Value* relu = b_.CreateSelect(b_.CreateFCmpOGT(x, fconst(x, 0)), x, fconst(x, 0));
+          Value* e = intrinsic(llvm::Intrinsic::exp, {b_.CreateFNeg(intrinsic(llvm::Intrinsic::fabs, {x}))});
+          return b_.CreateFAdd(relu, libm("log1p", e));
+        }
+        case OpId::Relu:
+          return b_.CreateSelect(b_.CreateFCmpUGT(x, fconst(x, 0)), x, fconst(x, 0));
+        case OpId::Floor:
+          return intrinsic(llvm::Intrinsic::floor, {x});
+        case OpId::Ceil:
+          return intrinsic(llvm::Intrinsic::ceil, {x});
+        case OpId::Round:
+          return intrinsic(llvm::Intrinsic::nearbyint, {x});
+        default:
+          break;
+      }
+    } else if (in == DType::Bool) {
+      if (op == OpId::LogicalNot) return b_.CreateNot(x);
+    } else {
+      bool sgn = is_signed(in);
+      Value* zero = iconst(x, 0);
+      switch (op) {
+        case OpId::Negative:
+          return b_.CreateSub(zero, x);
+        case OpId::Abs:
+          return sgn ? b_.CreateSelect(b_.CreateICmpSLT(x, zero), b_.CreateSub(zero, x), x) : x;
+        case OpId::Sign:
+          if (!sgn) return b_.CreateZExt(b_.CreateICmpUGT(x, zero), x->getType());
+          return b_.CreateSub(b_.CreateZExt(b_.CreateICmpSGT(x, zero), x->getType()),
+                              b_.CreateZExt(b_.CreateICmpSLT(x, zero), x->getType()));
+        case OpId::Square:
+          return b_.CreateMul(x, x);
+        case OpId::Relu:
+          return sgn ? b_.CreateSelect(b_.CreateICmpSGT(x, zero), x, zero) : x;
+        default:
+          break;
+      }
+    }
+    fail<Internal>("cpu backend", "no code for ", ops::op_def(op).name, " on ", dtype_name(in), " -> ",
+                   dtype_name(out));
+  }
+
+  Value* binary(OpId op, DType in, DType out, Value* a, Value* b) {
+    if (op == OpId::Divide && !is_float(in)) {
+      a = cast(a, in, out);
+      b = cast(b, in, out);
+      in = out;
+    }
+    if (is_float(in)) {
+      switch (op) {
+        case OpId::Add:
+          return b_.CreateFAdd(a, b);
+        case OpId::Subtract:
+          return b_.CreateFSub(a, b);
+        case OpId::Multiply:
+          return b_.CreateFMul(a, b);
+        case OpId::Divide:
+          return b_.CreateFDiv(a, b);
+        case OpId::FloorDiv:
+          return intrinsic(llvm::Intrinsic::floor, {b_.CreateFDiv(a, b)});
+        case OpId::Mod: {
+          Value* r = b_.CreateFRem(a, b);
+          Value* z = fconst(a, 0);
+          Value* fix = b_.CreateAnd(b_.CreateFCmpUNE(r, z),
+                                    b_.CreateXor(b_.CreateFCmpOLT(r, z), b_.CreateFCmpOLT(b, z)));
+          return b_.CreateSelect(fix, b_.CreateFAdd(r, b), r);
+        }
+        case OpId::Pow:
+          return intrinsic(llvm::Intrinsic::pow, {a, b});
+        case OpId::Maximum:
+        case OpId::Minimum: {
+          Value* pick = op == OpId::Maximum ? b_.CreateSelect(b_.CreateFCmpOLT(a, b), b, a)
+                                            : b_.CreateSelect(b_.CreateFCmpOLT(b, a), b, a);
+          return b_.CreateSelect(is_nan(a), a, b_.CreateSelect(is_nan(b), b, pick));
+        }
+        case OpId::Equal:
+          return b_.CreateFCmpOEQ(a, b);
+        case OpId::NotEqual:
+          return b_.CreateFCmpUNE(a, b);
+        case OpId::Less:
+          return b_.CreateFCmpOLT(a, b);
+        case OpId::LessEqual:
+          return b_.CreateFCmpOLE(a, b);
+        case OpId::Greater:
+          return b_.CreateFCmpOGT(a, b);
+        case OpId::GreaterEqual:
+          return b_.CreateFCmpOGE(a, b);
+        default:
+          break;
+      }
+    } else {
+      bool sgn = is_signed(in);
+      switch (op) {
+        case OpId::Add:
+          return b_.CreateAdd(a, b);
+        case OpId::Subtract:
+          return b_.CreateSub(a, b);
+        case OpId::Multiply:
+          return b_.CreateMul(a, b);
+        case OpId::Maximum:
+          return b_.CreateSelect(sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b), b, a);
+        case OpId::Minimum:
+          return b_.CreateSelect(sgn ? b_.CreateICmpSLT(b, a) : b_.CreateICmpULT(b, a), b, a);
+        case OpId::Equal:
+          return b_.CreateICmpEQ(a, b);
+        case OpId::NotEqual:
+          return b_.CreateICmpNE(a, b);
+        case OpId::Less:
+          return sgn ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b);
+        case OpId::LessEqual:
+          return sgn ? b_.CreateICmpSLE(a, b) : b_.CreateICmpULE(a, b);
+        case OpId::Greater:
+          return sgn ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b);
+        case OpId::GreaterEqual:
+          return sgn ? b_.CreateICmpSGE(a, b) : b_.CreateICmpUGE(a, b);
+        case OpId::LogicalAnd:
+          return b_.CreateAnd(a, b);
+        case OpId::LogicalOr:
+          return b_.CreateOr(a, b);
+        case OpId::LogicalXor:
+          return b_.CreateXor(a, b);
+        default:
+          break;
+      }
+    }
+    fail<Internal>("cpu backend", "no code for ", ops::op_def(op).name, " on ", dtype_name(in), " -> ",
+                   dtype_name(out));
+  }
+
+  // The conversions of ops/defs/cast.cpp: floats to integers truncate and saturate (NaN to
+  // 0), integers wrap, anything to bool compares with zero.
+  Value* cast(Value* x, DType from, DType to) {
+    if (from == to) return x;
+    Type* t = reg_type(to);
+    if (to == DType::Bool) return is_float(from) ? b_.CreateFCmpUNE(x, fconst(x, 0)) : b_.CreateICmpNE(x, iconst(x, 0));
+    if (from == DType::Bool) return is_float(to) ? b_.CreateUIToFP(x, t) : b_.CreateZExt(x, t);
+    if (is_float(from) && is_float(to)) return b_.CreateFPCast(x, t);
+    if (is_float(to)) return is_signed(from) ? b_.CreateSIToFP(x, t) : b_.CreateUIToFP(x, t);
+    if (is_float(from)) {
+      auto id = is_signed(to) ? llvm::Intrinsic::fptosi_sat : llvm::Intrinsic::fptoui_sat;
+      llvm::Function* f = llvm::Intrinsic::getDeclaration(&m_, id, {t, x->getType()});
+      return b_.CreateCall(f, {x});
+    }
+    return b_.CreateIntCast(x, t, is_signed(from));
+  }
+
+  // ---- matmul ----------------------------------------------------------------------------
+
+  void emit_matmul(const MatMulStep& mm, size_t k) {
+    const Buffer& out = plan_.buffers[size_t(mm.out)];
+    if (mm.library) {
+      // the context's sgemm, one call per batch
+      Type* ptr = b_.getPtrTy();
+      Type* i64 = b_.getInt64Ty();
+      Type* i32 = b_.getInt32Ty();
+      auto* fty = llvm::FunctionType::get(i32, {i32, i32, i64, i64, i64, ptr, i64, ptr, i64, ptr, i64}, false);
+      Value* fn = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 4));
+      int64_t lda = mm.ta ? mm.m : mm.k, ldb = mm.tb ? mm.k : mm.n;
+      for_n(mm.batch, [&](Value* bi) {
+        Value* a = b_.CreateInBoundsGEP(b_.getFloatTy(), bufs_[size_t(mm.a)], b_.CreateMul(bi, b_.getInt64(mm.a_stride)));
+        Value* bb =
+            b_.CreateInBoundsGEP(b_.getFloatTy(), bufs_[size_t(mm.b)], b_.CreateMul(bi, b_.getInt64(mm.b_stride)));
+        Value* c =
+            b_.CreateInBoundsGEP(b_.getFloatTy(), bufs_[size_t(mm.out)], b_.CreateMul(bi, b_.getInt64(mm.m * mm.n)));
+        Value* rc = b_.CreateCall(fty, fn,
+                                  {b_.getInt32(mm.ta), b_.getInt32(mm.tb), b_.getInt64(mm.m), b_.getInt64(mm.n),
+                                   b_.getInt64(mm.k), a, b_.getInt64(lda), bb, b_.getInt64(ldb), c, b_.getInt64(mm.n)});
+        return_if_failed(rc);
+      });
+      return;
+    }
+    DType t = out.dtype;
+    int64_t rows = mm.batch * mm.m;
+    // A[i, kk] at i*sai + kk*sak; B[kk, j] at kk*sbk + j*sbj
+    int64_t sai = mm.ta ? 1 : mm.k, sak = mm.ta ? mm.m : 1;
+    int64_t sbk = mm.tb ? 1 : mm.n, sbj = mm.tb ? mm.k : 1;
+    kernel(("matmul" + std::to_string(k)).c_str(), {mm.a, mm.b, mm.out}, rows, rows * mm.n * std::max<int64_t>(mm.k, 1),
+           [&](const std::vector<Value*>& p, Value* begin, Value* end) {
+             // row r = (batch, i); c[r, :] = sum_kk a[r, kk] * b[kk, :] as saxpy over contiguous rows of c
+             for_range(begin, end, [&](Value* r) {
+               Value* bi = b_.CreateSDiv(r, b_.getInt64(mm.m));  // by a nonzero constant
+               Value* i = b_.CreateSRem(r, b_.getInt64(mm.m));
+               Value* a0 = b_.CreateAdd(b_.CreateMul(bi, b_.getInt64(mm.a_stride)), b_.CreateMul(i, b_.getInt64(sai)));
+               Value* b0 = b_.CreateMul(bi, b_.getInt64(mm.b_stride));
+               Value* c0 = b_.CreateMul(r, b_.getInt64(mm.n));
+               Type* et = reg_type(t);
+               Value* zero = is_float(t) ? llvm::ConstantFP::get(et, 0.0) : llvm::ConstantInt::get(et, 0);
+               for_n(mm.n, [&](Value* j) { store(t, zero, p[2], b_.CreateAdd(c0, j)); });
+               for_n(mm.k, [&](Value* kk) {
+                 Value* aik = load(t, p[0], b_.CreateAdd(a0, b_.CreateMul(kk, b_.getInt64(sak))));
+                 Value* brow = b_.CreateAdd(b0, b_.CreateMul(kk, b_.getInt64(sbk)));
+                 for_n(mm.n, [&](Value* j) {
+                   Value* ci = b_.CreateAdd(c0, j);
+                   Value* bv = load(t, p[1], b_.CreateAdd(brow, b_.CreateMul(j, b_.getInt64(sbj))));
+                   Value* prod = is_float(t) ? b_.CreateFMul(aik, bv) : b_.CreateMul(aik, bv);
+                   Value* cv = load(t, p[2], ci);
+                   store(t, is_float(t) ? b_.CreateFAdd(cv, prod) : b_.CreateAdd(cv, prod), p[2], ci);
+                 });
+               });
+             });
+           });
+  }
+
+  // ---- reductions ------------------------------------------------------------------------
+
+  void emit_reduce(const ReduceStep& r, size_t k) {
+    DType t = plan_.buffers[size_t(r.in)].dtype;
+    Type* et = reg_type(t);
+    bool fl = is_float(t), sgn = is_signed(t);
+    Value* init = nullptr;
+    switch (r.op) {
+      case OpId::ReduceSum:
+      case OpId::ReduceMean:
+        init = fl ? llvm::ConstantFP::get(et, 0.0) : llvm::ConstantInt::get(et, 0);
+        break;
+      case OpId::ReduceProd:
+        init = fl ? llvm::ConstantFP::get(et, 1.0) : llvm::ConstantInt::get(et, 1);
+        break;
+      case OpId::ReduceMax:
+        init = fl ? llvm::ConstantFP::getInfinity(et, true)
+                  : llvm::ConstantInt::get(et, sgn ? llvm::APInt::getSignedMinValue(et->getIntegerBitWidth())
+                                                   : llvm::APInt::getMinValue(et->getIntegerBitWidth()));
+        break;
+      case OpId::ReduceMin:
+        init = fl ? llvm::ConstantFP::getInfinity(et, false)
+                  : llvm::ConstantInt::get(et, sgn ? llvm::APInt::getSignedMaxValue(et->getIntegerBitWidth())
+                                                   : llvm::APInt::getMaxValue(et->getIntegerBitWidth()));
+        break;
+      default:
+        fail<Internal>("cpu backend", "no code for ", ops::op_def(r.op).name);
+    }
+    auto combine = [&](Value* acc, Value* x) -> Value* {
+      switch (r.op) {
+        case OpId::ReduceSum:
+        case OpId::ReduceMean:
+          return fl ? b_.CreateFAdd(acc, x) : b_.CreateAdd(acc, x);
+        case OpId::ReduceProd:
+          return fl ? b_.CreateFMul(acc, x) : b_.CreateMul(acc, x);
+        case OpId::ReduceMax:
+          return fl ? intrinsic(llvm::Intrinsic::maximum, {acc, x})
+                    : b_.CreateSelect(sgn ? b_.CreateICmpSLT(acc, x) : b_.CreateICmpULT(acc, x), x, acc);
+        default:
+          return fl ? intrinsic(llvm::Intrinsic::minimum, {acc, x})
+                    : b_.CreateSelect(sgn ? b_.CreateICmpSLT(x, acc) : b_.CreateICmpULT(x, acc), x, acc);
+      }
+    };
+    auto finish = [&](Value* acc) {
+      return r.op == OpId::ReduceMean ? b_.CreateFDiv(acc, llvm::ConstantFP::get(et, double(r.reduced))) : acc;
+    };
+    // float sums may reassociate (a stated tolerance against the interpreter) so they vectorize
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();
+    kernel(("reduce" + std::to_string(k)).c_str(), {r.in, r.out}, r.outer, r.outer * r.reduced * r.inner,
+           [&](const std::vector<Value*>& p, Value* begin, Value* end) {
+             IRBuilder<>::FastMathFlagGuard guard(b_);
+             b_.setFastMathFlags(fmf);
+             for_range(begin, end, [&](Value* o) {
+               Value* in0 = b_.CreateMul(o, b_.getInt64(r.reduced * r.inner));
+               Value* out0 = b_.CreateMul(o, b_.getInt64(r.inner));
+               if (r.inner == 1) {
+                 llvm::AllocaInst* acc = b_.CreateAlloca(et);
+                 b_.CreateStore(init, acc);
+                 for_n(r.reduced, [&](Value* i) {
+                   b_.CreateStore(combine(b_.CreateLoad(et, acc), load(t, p[0], b_.CreateAdd(in0, i))), acc);
+                 });
+                 store(t, finish(b_.CreateLoad(et, acc)), p[1], out0);
+                 return;
+               }
+               for_n(r.inner, [&](Value* j) { store(t, init, p[1], b_.CreateAdd(out0, j)); });
+               for_n(r.reduced, [&](Value* i) {
+                 Value* row = b_.CreateAdd(in0, b_.CreateMul(i, b_.getInt64(r.inner)));
+                 for_n(r.inner, [&](Value* j) {
+                   Value* oi = b_.CreateAdd(out0, j);
+                   store(t, combine(load(t, p[1], oi), load(t, p[0], b_.CreateAdd(row, j))), p[1], oi);
+                 });
+               });
+               if (r.op == OpId::ReduceMean)
+                 for_n(r.inner, [&](Value* j) {
+                   Value* oi = b_.CreateAdd(out0, j);
+                   store(t, finish(load(t, p[1], oi)), p[1], oi);
+                 });
+             });
+           });
+  }
+
+  // ---- fallbacks -------------------------------------------------------------------------
+
+  void return_if_failed(Value* rc) {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    auto* bad = llvm::BasicBlock::Create(c_, "failed", f);
+    auto* ok = llvm::BasicBlock::Create(c_, "ok", f);
+    b_.CreateCondBr(b_.CreateICmpNE(rc, b_.getInt32(0)), bad, ok);
+    b_.SetInsertPoint(bad);
+    b_.CreateRet(rc);
+    b_.SetInsertPoint(ok);
+  }
+
+  void emit_fallback(const FallbackStep& f, size_t k) {
+    Type* ptr = b_.getPtrTy();
+    Value* ins = entry_alloca(ptr, f.ins.size());
+    Value* outs = entry_alloca(ptr, f.outs.size());
+    for (size_t i = 0; i < f.ins.size(); ++i)
+      b_.CreateStore(bufs_[size_t(f.ins[i])], b_.CreateConstInBoundsGEP1_64(ptr, ins, i));
+    for (size_t i = 0; i < f.outs.size(); ++i)
+      b_.CreateStore(bufs_[size_t(f.outs[i])], b_.CreateConstInBoundsGEP1_64(ptr, outs, i));
+    auto* fty = llvm::FunctionType::get(b_.getInt32Ty(), {ptr, b_.getInt32Ty(), ptr, ptr}, false);
+    Value* fn = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 2));
+    Value* state = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 1));
+    return_if_failed(b_.CreateCall(fty, fn, {state, b_.getInt32(int32_t(k)), ins, outs}));
+  }
+
+  llvm::LLVMContext& c_;
+  llvm::Module& m_;
+  const Plan& plan_;
+  IRBuilder<> b_;
+  llvm::Function* entry_ = nullptr;
+  Value *ctx_ = nullptr, *args_ = nullptr, *results_ = nullptr, *arena_ = nullptr;
+  std::vector<Value*> bufs_;
+};
+
+// One JIT for the process; each loaded object gets a JITDylib of its own, removed when its
+// NativeCode goes (so evicted functions free their code).
+struct Jit {
+  std::unique_ptr<llvm::orc::LLJIT> lljit;
+  std::mutex mu;
+  uint64_t counter = 0;
+
+  static Jit& get() {
+    static Jit* j = [] {
+      host();
+      auto* jit = new Jit;  // lives for the process: code may run until exit
+      auto built = llvm::orc::LLJITBuilder().create();
+      if (!built) fail<Internal>("cpu backend", "cannot start the LLVM JIT: ", llvm::toString(built.takeError()));
+      jit->lljit = std::move(*built);
+      return jit;
+    }();
+    return *j;
+  }
+};
+
+class LoadedCode final : public NativeCode {
+ public:
+  llvm::orc::JITDylib* dylib = nullptr;
+  ~LoadedCode() override {
+    Jit& jit = Jit::get();
+    std::lock_guard lock(jit.mu);
+    llvm::consumeError(jit.lljit->getExecutionSession().removeJITDylib(*dylib));
+  }
+};
+
+}  // namespace
+
+const std::string& target_id() { return host().id; }
+
+std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTimes* times) {
+  auto t0 = std::chrono::steady_clock::now();
+  llvm::LLVMContext ctx;
+  auto m = std::make_unique<llvm::Module>(symbol, ctx);
+  std::unique_ptr<llvm::TargetMachine> tm = make_target_machine();
+  m->setTargetTriple(host().triple);
+  m->setDataLayout(tm->createDataLayout());
+  Emitter(ctx, *m, plan).emit(symbol);
+  std::string err;
+  llvm::raw_string_ostream es(err);
+  if (llvm::verifyModule(*m, &es))
+    fail<Internal>("cpu backend", "generated invalid LLVM IR for '", symbol, "': ", es.str());
+  if (times) times->ir_us = micros_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  {
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PassBuilder pb(tm.get());
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+    mpm.run(*m, mam);
+  }
+  if (times) times->optimize_us = micros_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  llvm::SmallVector<char, 0> obj;
+  {
+    llvm::raw_svector_ostream os(obj);
+    llvm::legacy::PassManager pm;
+    if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+      fail<Internal>("cpu backend", "the target cannot emit object files");
+    pm.run(*m);
+  }
+  if (times) times->emit_us = micros_since(t0);
+  return std::string(obj.data(), obj.size());
+}
+
+Ref<NativeCode> load_object(const std::string& object, const std::string& symbol) {
+  Jit& jit = Jit::get();
+  std::lock_guard lock(jit.mu);
+  auto code = make_ref<LoadedCode>();
+  auto dylib = jit.lljit->createJITDylib("kiln" + std::to_string(jit.counter++));
+  if (!dylib) fail<Internal>("cpu backend", "cannot create a JIT library: ", llvm::toString(dylib.takeError()));
+  code->dylib = &*dylib;
+  // libm (expf, tanhf, ...) and the C library resolve from this process
+  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      jit.lljit->getDataLayout().getGlobalPrefix());
+  if (!gen) fail<Internal>("cpu backend", "cannot search process symbols: ", llvm::toString(gen.takeError()));
+  code->dylib->addGenerator(std::move(*gen));
+  auto buf = llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(object.data(), object.size()), symbol);
+  if (auto e = jit.lljit->addObjectFile(*code->dylib, std::move(buf)))
+    fail<Internal>("cpu backend", "cannot load the object for '", symbol, "': ", llvm::toString(std::move(e)));
+  auto sym = jit.lljit->lookup(*code->dylib, symbol);
+  if (!sym) fail<Internal>("cpu backend", "cannot find '", symbol, "': ", llvm::toString(sym.takeError()));
+  code->entry = sym->toPtr<KilnCpuEntry>();
+  return code;
+}
+
+}  // namespace kiln::backend::cpu

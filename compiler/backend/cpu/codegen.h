@@ -1,0 +1,36 @@
+// LLVM code generation for CPU plans, behind an interface free of LLVM types (only
+// codegen.cpp includes LLVM headers).
+#pragma once
+
+#include <string>
+
+#include "compiler/backend/cpu/abi.h"
+#include "compiler/backend/cpu/plan.h"
+
+namespace kiln::backend::cpu {
+
+/// Machine code loaded into this process; `entry` stays valid while the object lives.
+class NativeCode : public RefCounted {
+ public:
+  KilnCpuEntry entry = nullptr;
+};
+
+/// Times spent in each phase of code generation, in microseconds.
+struct CodegenTimes {
+  double ir_us = 0, optimize_us = 0, emit_us = 0, load_us = 0;
+};
+
+/// Compiles `plan` for the host CPU (AVX-512 where present, 512-bit vectors preferred) into a
+/// relocatable object whose entry function, named `symbol`, follows abi.h. Constants are
+/// embedded; the code references no absolute address.
+std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTimes* times = nullptr);
+
+/// Links an object from emit_object into the process and resolves `symbol`. Throws Internal
+/// when the object does not load.
+Ref<NativeCode> load_object(const std::string& object, const std::string& symbol);
+
+/// The target the code is generated for: triple, CPU, features and LLVM version (part of the
+/// on-disk cache key).
+const std::string& target_id();
+
+}  // namespace kiln::backend::cpu

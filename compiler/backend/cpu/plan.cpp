@@ -1,0 +1,609 @@
+// Lowering a static graph to the CPU backend's plan: elementwise chains fuse into loops, views
+// alias their inputs' buffers, matmuls and reductions become steps of their own, and anything
+// the code generator does not handle runs its eager kernel through the context.
+#include "compiler/backend/cpu/plan.h"
+
+#include <algorithm>
+#include <sstream>
+#include <unordered_map>
+
+#include "compiler/backend/arena.h"
+
+namespace kiln::backend::cpu {
+namespace {
+
+using ops::OpId;
+using ops::TensorType;
+
+bool native_dtype(DType t) {
+  switch (t) {
+    case DType::Float32:
+    case DType::Float64:
+    case DType::Int8:
+    case DType::Int16:
+    case DType::Int32:
+    case DType::Int64:
+    case DType::UInt8:
+    case DType::UInt16:
+    case DType::UInt32:
+    case DType::UInt64:
+    case DType::Bool:
+      return true;
+    default:
+      return false;
+  }
+}
+bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
+
+// What the code generator computes itself; everything else falls back. Integer floordiv and
+// mod stay on the eager kernels, which report division by zero as a typed error.
+bool native_elementwise(OpId op, DType in) {
+  if (!native_dtype(in)) return false;
+  switch (op) {
+    case OpId::Negative:
+    case OpId::Abs:
+    case OpId::Sign:
+    case OpId::Square:
+    case OpId::Relu:
+    case OpId::Add:
+    case OpId::Subtract:
+    case OpId::Multiply:
+    case OpId::Maximum:
+    case OpId::Minimum:
+      return in != DType::Bool;
+    case OpId::Exp:
+    case OpId::Log:
+    case OpId::Log1p:
+    case OpId::Sqrt:
+    case OpId::Rsqrt:
+    case OpId::Sin:
+    case OpId::Cos:
+    case OpId::Tan:
+    case OpId::Tanh:
+    case OpId::Sigmoid:
+    case OpId::Softplus:
+    case OpId::Floor:
+    case OpId::Ceil:
+    case OpId::Round:
+    case OpId::FloorDiv:
+    case OpId::Mod:
+    case OpId::Pow:
+      return is_float(in);
+    case OpId::Divide:
+      return in != DType::Bool;
+    case OpId::Equal:
+    case OpId::NotEqual:
+    case OpId::Less:
+    case OpId::LessEqual:
+    case OpId::Greater:
+    case OpId::GreaterEqual:
+      return true;
+    case OpId::LogicalNot:
+    case OpId::LogicalAnd:
+    case OpId::LogicalOr:
+    case OpId::LogicalXor:
+      return in == DType::Bool;
+    default:
+      return false;
+  }
+}
+
+bool is_alias_op(OpId op) {
+  return op == OpId::Reshape || op == OpId::ReshapeLike || op == OpId::ExpandDims || op == OpId::Squeeze ||
+         op == OpId::StopGradient;
+}
+
+bool native_reduce(OpId op, DType t) {
+  switch (op) {
+    case OpId::ReduceSum:
+    case OpId::ReduceMax:
+    case OpId::ReduceMin:
+    case OpId::ReduceProd:
+      return native_dtype(t) && t != DType::Bool;
+    case OpId::ReduceMean:
+      return is_float(t);
+    default:
+      return false;
+  }
+}
+
+// Row-major element strides of `s` seen from a loop over `dims` (numpy broadcasting: size-1
+// and missing leading dims get stride 0).
+SmallVector<int64_t, 6> broadcast_strides(const Shape& s, std::span<const int64_t> dims) {
+  SmallVector<int64_t, 6> st(dims.size(), 0);
+  int64_t acc = 1;
+  int64_t r = s.rank(), off = int64_t(dims.size()) - r;
+  for (int64_t i = r - 1; i >= 0; --i) {
+    int64_t d = s.dim(size_t(i));
+    st[size_t(i + off)] = d == 1 ? 0 : acc;
+    acc *= d;
+  }
+  return st;
+}
+
+class Lowering {
+ public:
+  explicit Lowering(const ir::Graph& g) : g_(g) {}
+
+  Plan run() {
+    plan_.num_args = g_.inputs.size() + g_.variables.size();
+    for (size_t i = 0; i < g_.inputs.size(); ++i) {
+      int b = add_buffer(Buffer::Kind::Arg, g_.inputs[i]->type, int64_t(i));
+      vals_[g_.inputs[i]] = {b, -1, -1, g_.inputs[i]->type.shape};
+    }
+    // each variable's current value: the entry value, then whatever the last assign wrote
+    for (size_t i = 0; i < g_.variables.size(); ++i)
+      var_value_.push_back({add_buffer(Buffer::Kind::Arg, g_.variables[i].type, int64_t(g_.inputs.size() + i)), -1,
+                            -1, g_.variables[i].type.shape});
+    for (const auto& n : g_.nodes) lower(*n);
+    for (const ir::Value* o : g_.outputs) {
+      const Val& v = materialize(o);
+      plan_.outputs.push_back({v.buffer, v.shape});
+      escapes_.push_back(v.buffer);
+    }
+    finish();
+    return std::move(plan_);
+  }
+
+ private:
+  // A value: its buffer once materialized, or the open loop step and expression computing it.
+  struct Val {
+    int buffer = -1;
+    int step = -1, expr = -1;
+    Shape shape;
+  };
+
+  int add_buffer(Buffer::Kind kind, const TensorType& t, int64_t index) {
+    plan_.buffers.push_back({kind, t.dtype, t.shape, index});
+    return int(plan_.buffers.size() - 1);
+  }
+
+  int new_step(Step::Kind kind) {
+    plan_.steps.emplace_back();
+    plan_.steps.back().kind = kind;
+    return int(plan_.steps.size() - 1);
+  }
+
+  // The buffer holding `v`, storing it from its loop if it is still only an expression. A
+  // stored loop is closed: nothing fuses into it afterwards, so later readers see a finished
+  // buffer.
+  const Val& materialize(const ir::Value* v) {
+    Val& x = vals_.at(v);
+    if (x.buffer < 0) {
+      LoopStep& loop = plan_.steps[size_t(x.step)].loop;
+      x.buffer = add_buffer(Buffer::Kind::Temp, v->type, -1);
+      loop.stores.emplace_back(x.expr, x.buffer);
+      open_.erase(std::remove(open_.begin(), open_.end(), x.step), open_.end());
+    } else if (x.step >= 0) {
+      open_.erase(std::remove(open_.begin(), open_.end(), x.step), open_.end());
+    }
+    return x;
+  }
+
+  int add_expr(LoopStep& loop, Expr e) {
+    loop.exprs.push_back(std::move(e));
+    return int(loop.exprs.size() - 1);
+  }
+
+  // An operand of a fused node in `step`: its expression there, or a load of its buffer.
+  int operand(int step, const ir::Value* v) {
+    auto it = vals_.find(v);
+    if (it->second.buffer < 0 && it->second.step == step) return it->second.expr;
+    const Val& x = materialize(v);
+    LoopStep& loop = plan_.steps[size_t(step)].loop;
+    Expr e;
+    e.kind = Expr::Kind::Load;
+    e.dtype = v->type.dtype;
+    e.buffer = x.buffer;
+    e.stride = broadcast_strides(x.shape, loop.dims);
+    return add_expr(loop, std::move(e));
+  }
+
+  // Moves open loop `from` into `into` (a later step): `from` has no readers yet, so running
+  // its work at `into`'s place is safe.
+  void merge(int from, int into) {
+    LoopStep &src = plan_.steps[size_t(from)].loop, &dst = plan_.steps[size_t(into)].loop;
+    int base = int(dst.exprs.size());
+    for (Expr e : src.exprs) {
+      for (int* p : {&e.a, &e.b, &e.c})
+        if (*p >= 0) *p += base;
+      dst.exprs.push_back(std::move(e));
+    }
+    for (auto [e, b] : src.stores) dst.stores.emplace_back(e + base, b);
+    dst.nodes.insert(dst.nodes.end(), src.nodes.begin(), src.nodes.end());
+    src = LoopStep{};
+    plan_.steps[size_t(from)].kind = Step::Kind::Fallback;  // emptied: dropped in finish()
+    for (auto& [val, x] : vals_)
+      if (x.step == from) {
+        x.step = into;
+        if (x.expr >= 0) x.expr += base;
+      }
+    open_.erase(std::remove(open_.begin(), open_.end(), from), open_.end());
+  }
+
+  // The open loop over `dims` that a fused node joins: the loops of its operands with the same
+  // iteration space merge into the newest; a new loop starts when there is none.
+  int loop_for(const ir::Node& n, const Shape& dims) {
+    std::vector<int> cands;
+    for (const ir::Value* in : n.inputs) {
+      const Val& x = vals_.at(in);
+      if (x.buffer < 0 && std::find(open_.begin(), open_.end(), x.step) != open_.end() &&
+          plan_.steps[size_t(x.step)].loop.dims.size() == size_t(dims.rank()) &&
+          std::equal(dims.dims().begin(), dims.dims().end(), plan_.steps[size_t(x.step)].loop.dims.begin()) &&
+          std::find(cands.begin(), cands.end(), x.step) == cands.end())
+        cands.push_back(x.step);
+    }
+    if (cands.empty()) {
+      int s = new_step(Step::Kind::Loop);
+      for (int64_t d : dims.dims()) plan_.steps[size_t(s)].loop.dims.push_back(d);
+      open_.push_back(s);
+      return s;
+    }
+    // the joined loop runs after the node's other operands are computed: it moves to the end
+    // (safe: an open loop has no readers yet)
+    std::sort(cands.begin(), cands.end());
+    if (cands.size() == 1 && cands[0] == int(plan_.steps.size()) - 1) return cands[0];
+    int s = new_step(Step::Kind::Loop);
+    for (int64_t d : dims.dims()) plan_.steps[size_t(s)].loop.dims.push_back(d);
+    for (int c : cands) merge(c, s);
+    open_.push_back(s);
+    return s;
+  }
+
+  void define_expr(const ir::Value* out, int step, int expr) { vals_[out] = {-1, step, expr, out->type.shape}; }
+
+  void lower(const ir::Node& n) {
+    switch (n.kind) {
+      case ir::NodeKind::Constant: {
+        int b = add_buffer(Buffer::Kind::Constant, n.output()->type, int64_t(plan_.constants.size()));
+        plan_.constants.push_back(n.constant);
+        vals_[n.output()] = {b, -1, -1, n.output()->type.shape};
+        return;
+      }
+      case ir::NodeKind::ReadVariable:
+        vals_[n.output()] = var_value_[size_t(n.var)];
+        vals_[n.output()].shape = n.output()->type.shape;
+        return;
+      case ir::NodeKind::AssignVariable: {
+        const Val& x = materialize(n.inputs[0]);
+        var_value_[size_t(n.var)] = x;
+        plan_.assigns.emplace_back(n.var, x.buffer);
+        escapes_.push_back(x.buffer);
+        return;
+      }
+      case ir::NodeKind::Cond:
+      case ir::NodeKind::While:
+        return fallback(n);
+      case ir::NodeKind::Op:
+        break;
+    }
+    if (n.outputs.size() != 1) return fallback(n);
+    OpId op = n.def->id;
+    const TensorType& out = n.output()->type;
+    DType in0 = n.inputs.empty() ? out.dtype : n.inputs[0]->type.dtype;
+    if (is_alias_op(op)) {
+      Val x = materialize(n.inputs[0]);
+      x.shape = out.shape;
+      x.step = -1;
+      vals_[n.output()] = x;
+      return;
+    }
+    if (out.shape.num_elements() == 0) return fallback(n);
+    if (native_elementwise(op, in0)) {
+      int s = loop_for(n, out.shape);
+      SmallVector<int, 2> args;
+      for (const ir::Value* in : n.inputs) args.push_back(operand(s, in));
+      LoopStep& loop = plan_.steps[size_t(s)].loop;
+      Expr e;
+      e.kind = n.inputs.size() == 1 ? Expr::Kind::Unary : Expr::Kind::Binary;
+      e.op = op;
+      e.dtype = out.dtype;
+      e.a = args[0];
+      if (args.size() > 1) e.b = args[1];
+      loop.nodes.push_back(&n);
+      define_expr(n.output(), s, add_expr(loop, std::move(e)));
+      return;
+    }
+    if (op == OpId::Cast && native_dtype(in0) && native_dtype(out.dtype)) {
+      int s = loop_for(n, out.shape);
+      int a = operand(s, n.inputs[0]);
+      LoopStep& loop = plan_.steps[size_t(s)].loop;
+      Expr e;
+      e.kind = Expr::Kind::Cast;
+      e.dtype = out.dtype;
+      e.a = a;
+      loop.nodes.push_back(&n);
+      define_expr(n.output(), s, add_expr(loop, std::move(e)));
+      return;
+    }
+    if (op == OpId::Where && native_dtype(out.dtype)) {
+      int s = loop_for(n, out.shape);
+      int c = operand(s, n.inputs[0]), a = operand(s, n.inputs[1]), b = operand(s, n.inputs[2]);
+      LoopStep& loop = plan_.steps[size_t(s)].loop;
+      Expr e;
+      e.kind = Expr::Kind::Where;
+      e.dtype = out.dtype;
+      e.a = c;
+      e.b = a;
+      e.c = b;
+      loop.nodes.push_back(&n);
+      define_expr(n.output(), s, add_expr(loop, std::move(e)));
+      return;
+    }
+    if ((op == OpId::BroadcastTo || op == OpId::BroadcastLike) && native_dtype(out.dtype)) {
+      int s = loop_for(n, out.shape);
+      plan_.steps[size_t(s)].loop.nodes.push_back(&n);
+      define_expr(n.output(), s, operand(s, n.inputs[0]));
+      return;
+    }
+    if (op == OpId::Transpose && native_dtype(out.dtype)) {
+      const Val& x = materialize(n.inputs[0]);
+      int s = loop_for(n, out.shape);
+      LoopStep& loop = plan_.steps[size_t(s)].loop;
+      std::vector<int64_t> perm = n.attrs.get_ints("perm");
+      SmallVector<int64_t, 6> in_strides(size_t(x.shape.rank()), 1);
+      for (int64_t i = x.shape.rank() - 2; i >= 0; --i)
+        in_strides[size_t(i)] = in_strides[size_t(i + 1)] * x.shape.dim(size_t(i + 1));
+      Expr e;
+      e.kind = Expr::Kind::Load;
+      e.dtype = out.dtype;
+      e.buffer = x.buffer;
+      for (int64_t p : perm) e.stride.push_back(in_strides[size_t(p < 0 ? p + x.shape.rank() : p)]);
+      loop.nodes.push_back(&n);
+      define_expr(n.output(), s, add_expr(loop, std::move(e)));
+      return;
+    }
+    if (op == OpId::MatMul && native_dtype(out.dtype) && out.dtype != DType::Bool && lower_matmul(n)) return;
+    if (native_reduce(op, in0) && lower_reduce(n)) return;
+    fallback(n);
+  }
+
+  bool lower_matmul(const ir::Node& n) {
+    const Shape &sa = n.inputs[0]->type.shape, &sb = n.inputs[1]->type.shape, &so = n.output()->type.shape;
+    MatMulStep mm;
+    mm.ta = n.attrs.get_bool("transpose_a");
+    mm.tb = n.attrs.get_bool("transpose_b");
+    int64_t ra = sa.rank(), ro = so.rank();
+    mm.m = so.dim(size_t(ro - 2));
+    mm.n = so.dim(size_t(ro - 1));
+    mm.k = mm.ta ? sa.dim(size_t(ra - 2)) : sa.dim(size_t(ra - 1));
+    // batches: one matrix per operand broadcast over the batch, or equal batch dims
+    Shape batch(std::span<const int64_t>(so.dims().data(), size_t(ro - 2)));
+    mm.batch = batch.num_elements();
+    auto stride = [&](const Shape& s, int64_t& out) {
+      if (s.rank() == 2) return true;
+      if (s.rank() != ro) return false;
+      for (int64_t i = 0; i < ro - 2; ++i)
+        if (s.dim(size_t(i)) != so.dim(size_t(i))) return false;
+      out = s.dim(size_t(ro - 1)) * s.dim(size_t(ro - 2));
+      return true;
+    };
+    if (!stride(sa, mm.a_stride) || !stride(sb, mm.b_stride)) return false;
+    mm.a = materialize(n.inputs[0]).buffer;
+    mm.b = materialize(n.inputs[1]).buffer;
+    mm.library = n.output()->type.dtype == DType::Float32 && mm.m * mm.n * mm.k >= 32 * 32 * 32;
+    int s = new_step(Step::Kind::MatMul);
+    mm.out = add_buffer(Buffer::Kind::Temp, n.output()->type, -1);
+    plan_.steps[size_t(s)].matmul = std::move(mm);
+    vals_[n.output()] = {plan_.steps[size_t(s)].matmul.out, -1, -1, so};
+    return true;
+  }
+
+  bool lower_reduce(const ir::Node& n) {
+    const Shape& s = n.inputs[0]->type.shape;
+    std::vector<int64_t> axes = n.attrs.get_ints("axes");
+    for (int64_t& a : axes)
+      if (a < 0) a += s.rank();
+    // the reduced axes must be one contiguous run once size-1 axes are ignored
+    int64_t first = -1, last = -1;
+    for (int64_t a : axes) {
+      if (s.dim(size_t(a)) == 1) continue;
+      first = first < 0 ? a : std::min(first, a);
+      last = std::max(last, a);
+    }
+    ReduceStep r;
+    r.op = n.def->id;
+    if (first >= 0) {
+      for (int64_t i = first; i <= last; ++i)
+        if (s.dim(size_t(i)) != 1 && std::find(axes.begin(), axes.end(), i) == axes.end()) return false;
+      for (int64_t i = 0; i < s.rank(); ++i) {
+        int64_t d = s.dim(size_t(i));
+        (i < first ? r.outer : i <= last ? r.reduced : r.inner) *= d;
+      }
+    } else {
+      r.outer = s.num_elements();
+    }
+    r.in = materialize(n.inputs[0]).buffer;
+    int st = new_step(Step::Kind::Reduce);
+    r.out = add_buffer(Buffer::Kind::Temp, n.output()->type, -1);
+    plan_.steps[size_t(st)].reduce = r;
+    vals_[n.output()] = {r.out, -1, -1, n.output()->type.shape};
+    return true;
+  }
+
+  void fallback(const ir::Node& n) {
+    FallbackStep f;
+    f.node = &n;
+    for (const ir::Value* in : n.inputs) f.ins.push_back(materialize(in).buffer);
+    int s = new_step(Step::Kind::Fallback);
+    for (const auto& o : n.outputs) {
+      int b = add_buffer(Buffer::Kind::Temp, o->type, -1);
+      f.outs.push_back(b);
+      vals_[o.get()] = {b, -1, -1, o->type.shape};
+    }
+    std::string what(n.name());
+    if (n.kind == ir::NodeKind::Op && !n.inputs.empty())
+      what += " (" + std::string(dtype_name(n.inputs[0]->type.dtype)) + ")";
+    plan_.fallbacks.push_back(std::move(what));
+    plan_.steps[size_t(s)].fallback = std::move(f);
+  }
+
+  // Drops emptied loops, collapses loop dims, then assigns every computed buffer a Result slot
+  // (it escapes) or an arena offset (planned from its live range over the steps).
+  void finish() {
+    std::vector<Step> steps;
+    for (Step& s : plan_.steps)
+      if (s.kind != Step::Kind::Fallback || s.fallback.node) steps.push_back(std::move(s));
+    plan_.steps = std::move(steps);
+    for (Step& s : plan_.steps)
+      if (s.kind == Step::Kind::Loop) collapse(s.loop);
+
+    size_t nb = plan_.buffers.size();
+    std::vector<bool> escapes(nb, false);
+    for (int b : escapes_) escapes[size_t(b)] = true;
+    constexpr size_t kNone = ~size_t(0);
+    std::vector<size_t> begin(nb, kNone), end(nb, 0);
+    auto touch = [&](int b, size_t k) {
+      if (begin[size_t(b)] == kNone) begin[size_t(b)] = k;
+      end[size_t(b)] = std::max(end[size_t(b)], k);
+    };
+    for (size_t k = 0; k < plan_.steps.size(); ++k) {
+      const Step& s = plan_.steps[k];
+      switch (s.kind) {
+        case Step::Kind::Loop:
+          for (const Expr& e : s.loop.exprs)
+            if (e.kind == Expr::Kind::Load) touch(e.buffer, k);
+          for (auto [e, b] : s.loop.stores) touch(b, k);
+          break;
+        case Step::Kind::MatMul:
+          for (int b : {s.matmul.a, s.matmul.b, s.matmul.out}) touch(b, k);
+          break;
+        case Step::Kind::Reduce:
+          for (int b : {s.reduce.in, s.reduce.out}) touch(b, k);
+          break;
+        case Step::Kind::Fallback:
+          for (int b : s.fallback.ins) touch(b, k);
+          for (int b : s.fallback.outs) touch(b, k);
+          break;
+      }
+    }
+    std::vector<ArenaBlock> blocks;
+    std::vector<int> owner;
+    for (size_t b = 0; b < nb; ++b) {
+      Buffer& buf = plan_.buffers[b];
+      if (buf.kind != Buffer::Kind::Temp) continue;
+      if (escapes[b]) {
+        buf.kind = Buffer::Kind::Result;
+        buf.index = int64_t(plan_.num_results++);
+      } else if (begin[b] != kNone) {
+        blocks.push_back({buf.bytes(), begin[b], end[b]});
+        owner.push_back(int(b));
+      } else {
+        buf.index = 0;  // never touched (an output of a step nobody reads): any place will do
+      }
+    }
+    plan_.arena_bytes = plan_arena(blocks);
+    for (size_t i = 0; i < blocks.size(); ++i) plan_.buffers[size_t(owner[i])].index = int64_t(blocks[i].offset);
+    // a fallback writes every output, so an unread one still needs room of its own
+    for (const Step& s : plan_.steps)
+      if (s.kind == Step::Kind::Fallback)
+        for (int b : s.fallback.outs)
+          if (begin[size_t(b)] == kNone && plan_.buffers[size_t(b)].kind == Buffer::Kind::Temp) {
+            plan_.buffers[size_t(b)].index = int64_t((plan_.arena_bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign);
+            plan_.arena_bytes = size_t(plan_.buffers[size_t(b)].index) + plan_.buffers[size_t(b)].bytes();
+          }
+  }
+
+  // Merges loop dims d and d+1 when every access walks them as one (stride[d] equals
+  // stride[d+1] * dims[d+1] for each load; stores are contiguous).
+  static void collapse(LoopStep& loop) {
+    for (size_t d = loop.dims.size(); d-- > 1;) {
+      int64_t inner = loop.dims[d];
+      bool ok = true;
+      for (const Expr& e : loop.exprs)
+        if (e.kind == Expr::Kind::Load && e.stride[d - 1] != e.stride[d] * inner) ok = false;
+      if (!ok) continue;
+      loop.dims[d - 1] *= inner;
+      loop.dims.erase(loop.dims.begin() + std::ptrdiff_t(d));
+      for (Expr& e : loop.exprs)
+        if (e.kind == Expr::Kind::Load) e.stride.erase(e.stride.begin() + std::ptrdiff_t(d - 1));
+    }
+    if (loop.dims.empty()) {
+      loop.dims.push_back(1);
+      for (Expr& e : loop.exprs)
+        if (e.kind == Expr::Kind::Load) e.stride.push_back(0);
+    }
+  }
+
+  const ir::Graph& g_;
+  Plan plan_;
+  std::unordered_map<const ir::Value*, Val> vals_;
+  std::vector<Val> var_value_;
+  std::vector<int> open_;     // loop steps that later nodes may still join
+  std::vector<int> escapes_;  // buffers that outlive the call
+};
+
+bool static_types(const ir::Graph& g) {
+  auto ok = [](const TensorType& t) { return t.shape.is_fully_defined() && t.dtype != DType::String; };
+  for (const ir::Value* v : g.inputs)
+    if (!ok(v->type)) return false;
+  for (const auto& s : g.variables)
+    if (!ok(s.type)) return false;
+  for (const auto& n : g.nodes) {
+    for (const auto& o : n->outputs)
+      if (!ok(o->type)) return false;
+    for (const auto& sub : n->subgraphs)
+      if (!static_types(*sub)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool is_static(const ir::Graph& g) { return static_types(g); }
+
+std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape> shapes) {
+  std::unique_ptr<ir::Graph> s = g.clone();
+  for (size_t i = 0; i < s->inputs.size() && i < shapes.size(); ++i) s->inputs[i]->type.shape = shapes[i];
+  for (auto& n : s->nodes) {
+    if (n->kind == ir::NodeKind::Cond || n->kind == ir::NodeKind::While) {
+      // subgraph types are fixed by the trace; only static ones are usable as they are
+      for (size_t k = 0; k < n->outputs.size(); ++k)
+        if (!n->output(k)->type.shape.is_fully_defined()) return nullptr;
+      continue;
+    }
+    if (n->kind != ir::NodeKind::Op) continue;
+    std::vector<TensorType> in;
+    for (const ir::Value* v : n->inputs) in.push_back(v->type);
+    ops::TypeList out = ir::infer_types(*n->def, n->attrs, in);
+    for (size_t k = 0; k < n->outputs.size() && k < out.size(); ++k) n->output(k)->type = out[k];
+  }
+  s->symbols.clear();
+  if (!static_types(*s)) return nullptr;
+  return s;
+}
+
+Plan lower(const ir::Graph& g) { return Lowering(g).run(); }
+
+std::string Plan::to_string() const {
+  std::ostringstream os;
+  auto shape_of = [&](std::span<const int64_t> d) {
+    std::string s = "[";
+    for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+    return s + "]";
+  };
+  for (const Step& s : steps) {
+    switch (s.kind) {
+      case Step::Kind::Loop: {
+        os << "loop " << shape_of(s.loop.dims) << " {";
+        for (size_t i = 0; i < s.loop.nodes.size(); ++i) os << (i ? ", " : "") << s.loop.nodes[i]->name();
+        os << "} stores " << s.loop.stores.size() << "\n";
+        break;
+      }
+      case Step::Kind::MatMul:
+        os << "matmul " << s.matmul.batch << "x" << s.matmul.m << "x" << s.matmul.n << "x" << s.matmul.k
+           << (s.matmul.library ? " library" : " inline") << "\n";
+        break;
+      case Step::Kind::Reduce:
+        os << ops::op_def(s.reduce.op).name << " [" << s.reduce.outer << ", " << s.reduce.reduced << ", "
+           << s.reduce.inner << "]\n";
+        break;
+      case Step::Kind::Fallback:
+        os << "fallback " << s.fallback.node->name() << "\n";
+        break;
+    }
+  }
+  return os.str();
+}
+
+}  // namespace kiln::backend::cpu

@@ -1,0 +1,113 @@
+// The CPU backend's lowering: a graph whose shapes are all known becomes a Plan — buffers with
+// planned arena offsets and a list of steps (fused elementwise loops, matmuls, reductions, and
+// fallbacks to eager kernels). The plan holds no LLVM types; codegen.cpp turns it into code.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/ir.h"
+
+namespace kiln::backend::cpu {
+
+/// A dense row-major array the generated code reads or writes.
+struct Buffer {
+  enum class Kind : uint8_t {
+    Arg,       // `args[index]`: graph input `index`, then variable values (inputs.size() + slot)
+    Constant,  // `Plan::constants[index]`, embedded in the generated code
+    Temp,      // `arena + offset`
+    Result,    // `results[index]`: allocated by the caller; escapes as an output or assigned value
+  };
+  Kind kind = Kind::Temp;
+  DType dtype = DType::Float32;
+  Shape shape;
+  int64_t index = -1;  // Arg, Constant, Result: position; Temp: arena byte offset
+  size_t bytes() const { return size_t(shape.num_elements()) * dtype_size(dtype); }
+};
+
+/// One node of a fused loop body. Operands are earlier entries of the same step.
+struct Expr {
+  enum class Kind : uint8_t { Load, Unary, Binary, Where, Cast };
+  Kind kind = Kind::Load;
+  ops::OpId op{};       // Unary, Binary
+  DType dtype{};        // the result's dtype
+  int a = -1, b = -1, c = -1;
+  int buffer = -1;                 // Load
+  SmallVector<int64_t, 6> stride;  // Load: elements per step of each loop dim (0: broadcast)
+};
+
+/// A fused elementwise loop over `dims` (row-major, collapsed where every access allows it).
+struct LoopStep {
+  SmallVector<int64_t, 6> dims;
+  std::vector<Expr> exprs;
+  std::vector<std::pair<int, int>> stores;  // (expr, buffer): contiguous writes
+  std::vector<const ir::Node*> nodes;        // the fused nodes, for dumps and logs
+};
+
+/// out[i] = op(a[i]) · op(b[i]) for `batch` matrices, a[i] at element i * a_stride (0: one
+/// matrix broadcast over the batch).
+struct MatMulStep {
+  int a = -1, b = -1, out = -1;
+  int64_t batch = 1, m = 0, n = 0, k = 0, a_stride = 0, b_stride = 0;
+  bool ta = false, tb = false;
+  bool library = false;  // float32 and large: the context's sgemm (oneDNN)
+};
+
+/// A reduction of `in` viewed as [outer, reduced, inner] to `out` viewed as [outer, inner].
+struct ReduceStep {
+  ops::OpId op{};
+  int in = -1, out = -1;
+  int64_t outer = 1, reduced = 1, inner = 1;
+};
+
+/// An unsupported node run by its eager kernel (or, for cond/while, by its subgraphs).
+struct FallbackStep {
+  const ir::Node* node = nullptr;
+  std::vector<int> ins, outs;
+};
+
+struct Step {
+  enum class Kind : uint8_t { Loop, MatMul, Reduce, Fallback };
+  Kind kind = Kind::Loop;
+  LoopStep loop;
+  MatMulStep matmul;
+  ReduceStep reduce;
+  FallbackStep fallback;
+};
+
+/// Where a graph output comes from: a buffer (an Arg, Constant or Result) seen with `shape`.
+struct OutputRef {
+  int buffer = -1;
+  Shape shape;
+};
+
+/// A lowered graph.
+struct Plan {
+  std::vector<Buffer> buffers;
+  std::vector<Step> steps;
+  std::vector<Tensor> constants;
+  std::vector<OutputRef> outputs;
+  /// (variable slot, buffer) in assignment order: written back after a successful run.
+  std::vector<std::pair<int, int>> assigns;
+  size_t num_args = 0, num_results = 0, arena_bytes = 0;
+  /// Nodes run by eager kernels, for the log ("matmul (complex64)", ...).
+  std::vector<std::string> fallbacks;
+  /// A readable listing of the steps (fused regions with their ops), for logs and tests.
+  std::string to_string() const;
+};
+
+/// Returns a copy of `g` with its inputs given the fully defined `shapes` and every type
+/// re-inferred, or nullptr when some type stays unknown (an op whose output shape depends on
+/// values) or the graph has string values. Throws what inference throws for shapes that do
+/// not fit the graph.
+std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape> shapes);
+
+/// True when every value of `g` (subgraphs included) has a fully defined, non-string type.
+bool is_static(const ir::Graph& g);
+
+/// Lowers a static graph (is_static) to a plan: fuses elementwise chains, plans the arena,
+/// and marks what runs natively and what falls back.
+Plan lower(const ir::Graph& g);
+
+}  // namespace kiln::backend::cpu
