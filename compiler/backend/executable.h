@@ -5,11 +5,23 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "compiler/ir/ir.h"
 
 namespace kiln::backend {
+
+/// What building an executable cost and produced (zeros for the interpreter).
+struct BackendStats {
+  /// Lowering to a plan; LLVM IR generation, O3 and object emission; linking into the process
+  /// (microseconds).
+  double lower_us = 0, codegen_us = 0, load_us = 0;
+  /// Where the object code came from: "compiled", "memory" or "disk" (the caches).
+  std::string code_source;
+  /// Plan steps; fused loops and the nodes in them; nodes run by eager kernels.
+  size_t steps = 0, loops = 0, fused_nodes = 0, fallbacks = 0;
+};
 
 /// A runnable graph. `run` is thread-safe: any number of threads may run one executable.
 class Executable : public RefCounted {
@@ -21,6 +33,8 @@ class Executable : public RefCounted {
   virtual std::string_view backend() const = 0;
   /// Bytes of the planned intermediate arena per call (0 when nothing is planned).
   virtual size_t arena_bytes() const { return 0; }
+  /// Build statistics (the first compiled shape for graphs specialized per shape).
+  virtual BackendStats stats() const { return {}; }
 };
 
 /// The interpreter backend: runs `graph` node by node on the eager kernels, with intermediates

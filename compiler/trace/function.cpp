@@ -173,11 +173,20 @@ ops::TensorList ConcreteState::run(std::span<const Tensor> inputs) const {
   return exec->run(inputs.first(input_specs.size()));
 }
 
+ops::TensorList ConcreteState::timed_run(std::span<const Tensor> leaves) const {
+  auto t0 = std::chrono::steady_clock::now();
+  ops::TensorList out = exec->run(leaves);
+  run_ns.fetch_add(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()),
+                   std::memory_order_relaxed);
+  calls.fetch_add(1, std::memory_order_relaxed);
+  return out;
+}
+
 ops::TensorList ConcreteState::call(std::span<const Tensor> leaves) const {
   if (relaxed) check_leaves(leaves);
-  if (!ops::current_level()) return exec->run(leaves);
+  if (!ops::current_level()) return timed_run(leaves);
   if (ops::tracing()) return replay(*optimized, leaves);
-  if (!ops::recording_gradients()) return exec->run(leaves);
+  if (!ops::recording_gradients()) return timed_run(leaves);
   // one `call` op for the tape; the variables' values join the inputs so their reads are seen
   SmallVector<Tensor, 8> ins(leaves.begin(), leaves.end());
   for (const auto& slot : optimized->variables) {
@@ -211,6 +220,7 @@ void compile_concrete(ConcreteState& cs, std::unique_ptr<ir::Graph> graph) {
   cs.exec = backend::make_executable(cs.optimized, *cs.optimized, cs.backend_kind);
   cs.stats.compile_us = micros_since(t0);
   cs.stats.backend = cs.exec->backend();
+  cs.stats.codegen = cs.exec->stats();
   logging::debug("[function {}] traced {} nodes in {:.0f} us; passes {:.0f} us -> {} nodes; {} backend {:.0f} us",
                  cs.fn_name, cs.stats.nodes_traced, cs.stats.trace_us, cs.stats.passes_us, cs.stats.nodes_optimized,
                  cs.exec->backend(), cs.stats.compile_us);

@@ -2,6 +2,7 @@
 // cached and retraced as TensorFlow's tf.function does (DESIGN.md §1, §5; docs/functions.md).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -56,6 +57,8 @@ struct CompileStats {
   double trace_us = 0, passes_us = 0, compile_us = 0;
   size_t nodes_traced = 0, nodes_optimized = 0;
   std::string_view backend;  // "cpu" or "interpreter"
+  /// The backend's part of compile_us: lowering, code generation (or a cache hit), loading.
+  backend::BackendStats codegen;
 };
 
 /// One traced graph for one signature, with its executable. Immutable after tracing and
@@ -74,6 +77,7 @@ class ConcreteState final : public ops::CallTarget {
   std::shared_ptr<const void> skeleton;  // the result structure (a ResultTraits skeleton)
   bool relaxed = false;                  // specs have unknown dims: calls are checked
   CompileStats stats;
+  mutable std::atomic<uint64_t> calls{0}, run_ns{0};
   backend::BackendKind backend_kind = backend::default_backend();
   /// The backward function, built on first use by autodiff (a ConcreteState too).
   mutable std::once_flag backward_once;
@@ -82,6 +86,8 @@ class ConcreteState final : public ops::CallTarget {
   /// Runs the graph on the tensor leaves of a call: directly, or as one `call` op when a tape
   /// records (then the captured variables' values are extra inputs, so their reads are seen).
   ops::TensorList call(std::span<const Tensor> leaves) const;
+  /// exec->run, counted in calls and run_ns.
+  ops::TensorList timed_run(std::span<const Tensor> leaves) const;
   /// Checks leaves against input_specs (for relaxed signatures); throws InvalidArgument whose
   /// message starts with `[component]` (the function's name when empty).
   void check_leaves(std::span<const Tensor> leaves, std::string_view component = {}) const;
@@ -166,6 +172,10 @@ class ConcreteFunction {
   /// "my_relu(x)\n  Args:\n    x: float32 Tensor, shape=()\n  Returns:\n    float32 Tensor, shape=()"
   std::string pretty_printed_signature() const;
   const trace::CompileStats& stats() const { return s_->stats; }
+  /// Calls that ran the executable (not inlined into a trace) and their total time in
+  /// microseconds, counted from every thread.
+  uint64_t num_calls() const { return s_->calls.load(std::memory_order_relaxed); }
+  double total_run_us() const { return double(s_->run_ns.load(std::memory_order_relaxed)) / 1000.0; }
   /// Runs on the tensor leaves of the arguments (checked against input_specs; InvalidArgument if
   /// they do not fit). Inside a trace the graph is inlined into the enclosing graph.
   std::vector<Tensor> operator()(std::span<const Tensor> leaves) const;

@@ -264,6 +264,13 @@ class Emitter {
     b_.CreateCall(pty, par, {b_.getInt64(rows), b_.getInt64(grain), wrap, env});
   }
 
+  // A scalar slot in the current function's entry block (promoted to a register by mem2reg).
+  Value* function_alloca(Type* t) {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    IRBuilder<> eb(&f->getEntryBlock(), f->getEntryBlock().begin());
+    return eb.CreateAlloca(t);
+  }
+
   // An array of `n` elements in the entry block (allocas elsewhere would grow the stack per
   // step).
   Value* entry_alloca(Type* t, size_t n) {
@@ -398,6 +405,27 @@ class Emitter {
   }
   Value* exp(Value* x) { return x->getType()->isFloatTy() ? exp_f32(x) : intrinsic(llvm::Intrinsic::exp, {x}); }
 
+  // tanh for float32 as a rational function (odd degree-13 over even degree-6 polynomial, the
+  // approximation Eigen uses): within 3e-7 relative error, vectorizes, no library call
+  Value* tanh_f32(Value* x) {
+    auto F = [&](double v) { return llvm::ConstantFP::get(b_.getFloatTy(), v); };
+    constexpr double kClamp = 7.90531110763549805;
+    Value* xc = b_.CreateSelect(b_.CreateFCmpOLT(x, F(-kClamp)), F(-kClamp), x);
+    xc = b_.CreateSelect(b_.CreateFCmpOGT(xc, F(kClamp)), F(kClamp), xc);
+    Value* x2 = b_.CreateFMul(xc, xc);
+    auto horner = [&](std::initializer_list<double> c) {
+      Value* acc = F(*c.begin());
+      for (auto it = c.begin() + 1; it != c.end(); ++it) acc = b_.CreateFAdd(b_.CreateFMul(acc, x2), F(*it));
+      return acc;
+    };
+    Value* p = b_.CreateFMul(xc, horner({-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
+                                         5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
+                                         4.89352455891786e-03}));
+    Value* q = horner({1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03});
+    Value* tiny = b_.CreateFCmpOLT(intrinsic(llvm::Intrinsic::fabs, {x}), F(0.0004));
+    return b_.CreateSelect(tiny, x, b_.CreateFDiv(p, q));
+  }
+
   Value* unary(OpId op, DType in, DType out, Value* x) {
     if (is_float(in)) {
       switch (op) {
@@ -429,11 +457,10 @@ class Emitter {
         case OpId::Tan:
           return libm("tan", x);
         case OpId::Tanh:
-          return libm("tanh", x);
+          return x->getType()->isFloatTy() ? tanh_f32(x) : libm("tanh", x);
         case OpId::Sigmoid: {
-          // as SigmoidFn: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below (std::exp, not exp_f32)
-          Value* e = intrinsic(llvm::Intrinsic::exp, {b_.CreateSelect(b_.CreateFCmpOGE(x, fconst(x, 0)),
-                                                                      b_.CreateFNeg(x), x)});
+          // as SigmoidFn: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below, so e never overflows
+          Value* e = exp(b_.CreateSelect(b_.CreateFCmpOGE(x, fconst(x, 0)), b_.CreateFNeg(x), x));
           Value* pos = b_.CreateFDiv(fconst(x, 1), b_.CreateFAdd(fconst(x, 1), e));
           Value* neg = b_.CreateFDiv(e, b_.CreateFAdd(fconst(x, 1), e));
           return b_.CreateSelect(b_.CreateFCmpOGE(x, fconst(x, 0)), pos, neg);
@@ -610,6 +637,10 @@ class Emitter {
       return;
     }
     DType t = out.dtype;
+    if (mm.batch == 1 && mm.m > 0 && mm.n > 0 && mm.k > 0 && mm.n <= 64 && mm.m * mm.k <= 1024) {
+      b_.CreateCall(small_matmul(mm, t), {bufs_[size_t(mm.a)], bufs_[size_t(mm.b)], bufs_[size_t(mm.out)]});
+      return;
+    }
     int64_t rows = mm.batch * mm.m;
     // A[i, kk] at i*sai + kk*sak; B[kk, j] at kk*sbk + j*sbj
     int64_t sai = mm.ta ? 1 : mm.k, sak = mm.ta ? mm.m : 1;
@@ -639,6 +670,50 @@ class Emitter {
                });
              });
            });
+  }
+
+  // A small matmul fully unrolled over m and k with a row of C in one vector register: the
+  // rows of op(B) are loaded once, each row of C is a sum of broadcast A elements times them.
+  // One function per shape, shared by every step with that shape (power(x, 100) has 100).
+  llvm::Function* small_matmul(const MatMulStep& mm, DType t) {
+    std::string name = "matmul_small_" + std::string(dtype_name(t)) + "_" + std::to_string(mm.m) + "x" +
+                       std::to_string(mm.n) + "x" + std::to_string(mm.k) + (mm.ta ? "_ta" : "") + (mm.tb ? "_tb" : "");
+    if (llvm::Function* f = m_.getFunction(name)) return f;
+    Type* ptr = b_.getPtrTy();
+    auto* fn = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, ptr}, false),
+                                      llvm::Function::InternalLinkage, name, m_);
+    attributes(fn);
+    for (unsigned i = 0; i < 3; ++i) fn->addParamAttr(i, llvm::Attribute::NoAlias);
+    auto saved = b_.saveIP();
+    b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", fn));
+    Value *a = fn->getArg(0), *b = fn->getArg(1), *c = fn->getArg(2);
+    Type* et = reg_type(t);
+    auto* vt = llvm::FixedVectorType::get(et, unsigned(mm.n));
+    llvm::Align align(dtype_size(t));
+    std::vector<Value*> brow;
+    for (int64_t kk = 0; kk < mm.k; ++kk) {
+      if (!mm.tb) {
+        brow.push_back(b_.CreateAlignedLoad(vt, b_.CreateConstInBoundsGEP1_64(et, b, uint64_t(kk * mm.n)), align));
+        continue;
+      }
+      Value* v = llvm::PoisonValue::get(vt);
+      for (int64_t j = 0; j < mm.n; ++j)
+        v = b_.CreateInsertElement(v, load(t, b, b_.getInt64(j * mm.k + kk)), uint64_t(j));
+      brow.push_back(v);
+    }
+    bool fl = is_float(t);
+    for (int64_t i = 0; i < mm.m; ++i) {
+      Value* acc = llvm::Constant::getNullValue(vt);
+      for (int64_t kk = 0; kk < mm.k; ++kk) {
+        Value* aik = b_.CreateVectorSplat(unsigned(mm.n), load(t, a, b_.getInt64(mm.ta ? kk * mm.m + i : i * mm.k + kk)));
+        acc = fl ? b_.CreateFAdd(acc, b_.CreateFMul(aik, brow[size_t(kk)]))
+                 : b_.CreateAdd(acc, b_.CreateMul(aik, brow[size_t(kk)]));
+      }
+      b_.CreateAlignedStore(acc, b_.CreateConstInBoundsGEP1_64(et, c, uint64_t(i * mm.n)), align);
+    }
+    b_.CreateRetVoid();
+    b_.restoreIP(saved);
+    return fn;
   }
 
   // ---- reductions ------------------------------------------------------------------------
@@ -698,7 +773,7 @@ class Emitter {
                Value* in0 = b_.CreateMul(o, b_.getInt64(r.reduced * r.inner));
                Value* out0 = b_.CreateMul(o, b_.getInt64(r.inner));
                if (r.inner == 1) {
-                 llvm::AllocaInst* acc = b_.CreateAlloca(et);
+                 Value* acc = function_alloca(et);
                  b_.CreateStore(init, acc);
                  for_n(r.reduced, [&](Value* i) {
                    b_.CreateStore(combine(b_.CreateLoad(et, acc), load(t, p[0], b_.CreateAdd(in0, i))), acc);

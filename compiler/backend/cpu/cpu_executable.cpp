@@ -7,6 +7,7 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "compiler/backend/cpu/code_cache.h"
 #include "compiler/backend/cpu/codegen.h"
 #include "compiler/backend/executable.h"
 #include "ops/variable.h"
@@ -21,6 +22,10 @@ namespace kiln::backend {
 namespace {
 
 using cpu::Buffer;
+
+double micros_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
 using cpu::Plan;
 using cpu::Step;
 
@@ -73,19 +78,36 @@ class Program {
       : root_(std::move(root)), graph_(std::move(graph)) {
     auto t0 = std::chrono::steady_clock::now();
     plan_ = cpu::lower(*graph_);
+    stats_.lower_us = micros_since(t0);
     subs_.resize(plan_.steps.size());
     for (size_t k = 0; k < plan_.steps.size(); ++k)
       if (plan_.steps[k].kind == Step::Kind::Fallback)
         for (size_t i = 0; i < plan_.steps[k].fallback.node->subgraphs.size() && i < 2; ++i)
           subs_[k][i] = make_executable(root_, *plan_.steps[k].fallback.node->subgraphs[i]);
-    static std::atomic<uint64_t> counter{0};
-    std::string symbol = "kiln_" + std::to_string(counter++);
+    // one JIT library per object, so every object names its entry the same (and cached
+    // objects load in any process)
+    constexpr const char* kSymbol = "kiln_entry";
     cpu::CodegenTimes times;
-    code_ = cpu::load_object(cpu::emit_object(plan_, symbol, &times), symbol);
-    compile_us_ = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-    logging::debug("[cpu] '{}': {} steps, arena {} B; IR {:.0f} us, O3 {:.0f} us, emit {:.0f} us; total {:.0f} us",
-                   graph_->name, plan_.steps.size(), plan_.arena_bytes, times.ir_us, times.optimize_us, times.emit_us,
-                   compile_us_);
+    auto t1 = std::chrono::steady_clock::now();
+    std::string object = cpu::cached_object(
+        cpu::code_key(*graph_), [&] { return cpu::emit_object(plan_, kSymbol, &times); }, &stats_.code_source);
+    stats_.codegen_us = micros_since(t1);
+    t1 = std::chrono::steady_clock::now();
+    code_ = cpu::load_object(object, kSymbol);
+    stats_.load_us = micros_since(t1);
+    stats_.steps = plan_.steps.size();
+    for (const Step& s : plan_.steps)
+      if (s.kind == Step::Kind::Loop) {
+        ++stats_.loops;
+        stats_.fused_nodes += s.loop.nodes.size();
+      }
+    stats_.fallbacks = plan_.fallbacks.size();
+    logging::debug(
+        "[cpu] '{}': {} steps ({} loops fusing {} nodes), arena {} B; lower {:.0f} us, code {} in {:.0f} us "
+        "(IR {:.0f}, O3 {:.0f}, emit {:.0f}), load {:.0f} us; total {:.0f} us",
+        graph_->name, plan_.steps.size(), stats_.loops, stats_.fused_nodes, plan_.arena_bytes, stats_.lower_us,
+        stats_.code_source, stats_.codegen_us, times.ir_us, times.optimize_us, times.emit_us, stats_.load_us,
+        micros_since(t0));
     if (!plan_.fallbacks.empty()) {
       std::string list;
       for (const auto& f : plan_.fallbacks) list += (list.empty() ? "" : ", ") + f;
@@ -94,7 +116,7 @@ class Program {
   }
 
   const Plan& plan() const { return plan_; }
-  double compile_us() const { return compile_us_; }
+  const BackendStats& stats() const { return stats_; }
 
   ops::TensorList run(std::span<const Tensor> inputs) const {
     const ir::Graph& g = *graph_;
@@ -194,7 +216,7 @@ class Program {
   Plan plan_;
   std::vector<std::array<Ref<Executable>, 2>> subs_;  // per step: cond/while subgraphs of fallbacks
   Ref<cpu::NativeCode> code_;
-  double compile_us_ = 0;
+  BackendStats stats_;
 };
 
 class CpuExecutable final : public Executable {
@@ -209,6 +231,11 @@ class CpuExecutable final : public Executable {
 
   std::string_view backend() const override { return "cpu"; }
   size_t arena_bytes() const override { return main_ ? main_->plan().arena_bytes : 0; }
+  BackendStats stats() const override {
+    if (main_) return main_->stats();
+    std::shared_lock lock(mu_);
+    return specs_.empty() ? BackendStats{} : specs_.front().second->stats();
+  }
 
   ops::TensorList run(std::span<const Tensor> inputs) const override {
     if (main_) return main_->run(inputs);
