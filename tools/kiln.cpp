@@ -42,19 +42,22 @@ int bench(const std::vector<std::string>& args) {
   }
   struct Row {
     std::string name, description;
-    double eager_ns, graph_ns;
-    bool agree;
+    double eager_ns = 0, interp_ns = 0, native_ns = 0, reference_ns = 0;
+    bool agree = false;
   };
   std::vector<Row> rows;
   for (const auto& w : kiln::tools::make_suite()) {
     if (!only.empty() && w->name != only) continue;
-    Row r{w->name, w->description, 0, 0, w->agree()};
+    Row r{w->name, w->description};
+    r.agree = w->agree();
     r.eager_ns = kiln::bench::time_ns(w->eager, 5, 1e7);
-    r.graph_ns = kiln::bench::time_ns(w->graph, 5, 1e7);
+    r.interp_ns = kiln::bench::time_ns(w->interpreted, 5, 1e7);
+    r.native_ns = kiln::bench::time_ns(w->graph, 5, 1e7);
+    if (w->reference) r.reference_ns = kiln::bench::time_ns(w->reference, 5, 1e7);
     rows.push_back(r);
   }
-  // the interpreter's cost per node beyond its kernel: node_overhead's graph time per node minus
-  // one direct kernel call (with its output allocation) on the same scalar
+  // the interpreter's cost per node beyond its kernel: node_overhead's interpreted time per
+  // node minus one direct kernel call (with its output allocation) on the same scalar
   double kernel_ns = 0, node_ns = 0;
   for (const Row& r : rows)
     if (r.name == "node_overhead") {
@@ -71,26 +74,36 @@ int bench(const std::vector<std::string>& args) {
             kiln::bench::keep(out);
           },
           5, 1e7);
-      node_ns = r.graph_ns / 100;
+      node_ns = r.interp_ns / 100;
     }
   if (json) {
     std::printf("{\"threads\": %d, \"results\": [", kiln::get_num_threads());
     for (size_t i = 0; i < rows.size(); ++i)
-      std::printf("%s\n  {\"name\": \"%s\", \"eager_ns\": %.1f, \"graph_ns\": %.1f, \"speedup\": %.3f, \"agree\": %s}",
-                  i ? "," : "", rows[i].name.c_str(), rows[i].eager_ns, rows[i].graph_ns,
-                  rows[i].eager_ns / rows[i].graph_ns, rows[i].agree ? "true" : "false");
+      std::printf("%s\n  {\"name\": \"%s\", \"eager_ns\": %.1f, \"interpreter_ns\": %.1f, \"native_ns\": %.1f, "
+                  "\"reference_ns\": %.1f, \"agree\": %s}",
+                  i ? "," : "", rows[i].name.c_str(), rows[i].eager_ns, rows[i].interp_ns, rows[i].native_ns,
+                  rows[i].reference_ns, rows[i].agree ? "true" : "false");
     std::printf("\n]");
     if (node_ns > 0) std::printf(", \"node_ns\": %.1f, \"kernel_ns\": %.1f", node_ns, kernel_ns);
     std::printf("}\n");
   } else {
-    std::printf("kiln bench: eager versus graph (interpreter backend), %d thread(s), median per call\n\n",
+    std::printf("kiln bench: eager, interpreted graph and native graph (CPU backend), %d thread(s), median per call\n\n",
                 kiln::get_num_threads());
-    std::printf("%-20s %14s %14s %9s  %s\n", "workload", "eager", "graph", "speed-up", "results agree");
-    for (const Row& r : rows)
-      std::printf("%-20s %14s %14s %8.2fx  %s\n", r.name.c_str(), kiln::bench::format_ns(r.eager_ns).c_str(),
-                  kiln::bench::format_ns(r.graph_ns).c_str(), r.eager_ns / r.graph_ns, r.agree ? "yes" : "NO");
+    std::printf("%-18s %11s %11s %11s %11s %9s %9s  %s\n", "workload", "eager", "interpreter", "native",
+                "hand loop", "vs eager", "vs loop", "agree");
+    for (const Row& r : rows) {
+      std::string ref = r.reference_ns > 0 ? kiln::bench::format_ns(r.reference_ns) : "-";
+      char vs_ref[32] = "-";
+      if (r.reference_ns > 0) std::snprintf(vs_ref, sizeof vs_ref, "%.2fx", r.reference_ns / r.native_ns);
+      std::printf("%-18s %11s %11s %11s %11s %8.2fx %9s  %s\n", r.name.c_str(),
+                  kiln::bench::format_ns(r.eager_ns).c_str(), kiln::bench::format_ns(r.interp_ns).c_str(),
+                  kiln::bench::format_ns(r.native_ns).c_str(), ref.c_str(), r.eager_ns / r.native_ns, vs_ref,
+                  r.agree ? "yes" : "NO");
+    }
     std::printf("\n");
-    for (const Row& r : rows) std::printf("  %-20s %s\n", r.name.c_str(), r.description.c_str());
+    for (const Row& r : rows) std::printf("  %-18s %s\n", r.name.c_str(), r.description.c_str());
+    std::printf("  (vs eager, vs loop: how many times faster the native graph runs; LibTorch and oneDNN\n"
+                "   comparisons: build/release/bench/bench_cpu_backend)\n");
     if (node_ns > 0)
       std::printf("\ninterpreted node: %.1f ns, of which the add kernel (called directly) %.1f ns: %.1f ns overhead\n",
                   node_ns, kernel_ns, node_ns - kernel_ns);
