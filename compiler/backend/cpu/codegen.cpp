@@ -688,15 +688,27 @@ class Emitter {
     b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", fn));
     Value *a = fn->getArg(0), *b = fn->getArg(1), *c = fn->getArg(2);
     Type* et = reg_type(t);
-    auto* vt = llvm::FixedVectorType::get(et, unsigned(mm.n));
+    // rows padded to a power-of-two vector (a full register for 9..16 float32 lanes), read and
+    // written with masks so nothing beyond a row is touched
+    unsigned width = 1;
+    while (width < unsigned(mm.n)) width *= 2;
+    auto* vt = llvm::FixedVectorType::get(et, width);
     llvm::Align align(dtype_size(t));
+    std::vector<llvm::Constant*> lanes;
+    for (unsigned j = 0; j < width; ++j) lanes.push_back(b_.getInt1(j < unsigned(mm.n)));
+    Value* mask = llvm::ConstantVector::get(lanes);
+    bool masked = width != unsigned(mm.n);
+    auto load_row = [&](Value* p) -> Value* {
+      if (!masked) return b_.CreateAlignedLoad(vt, p, align);
+      return b_.CreateMaskedLoad(vt, p, align, mask, llvm::Constant::getNullValue(vt));
+    };
     std::vector<Value*> brow;
     for (int64_t kk = 0; kk < mm.k; ++kk) {
       if (!mm.tb) {
-        brow.push_back(b_.CreateAlignedLoad(vt, b_.CreateConstInBoundsGEP1_64(et, b, uint64_t(kk * mm.n)), align));
+        brow.push_back(load_row(b_.CreateConstInBoundsGEP1_64(et, b, uint64_t(kk * mm.n))));
         continue;
       }
-      Value* v = llvm::PoisonValue::get(vt);
+      Value* v = llvm::Constant::getNullValue(vt);
       for (int64_t j = 0; j < mm.n; ++j)
         v = b_.CreateInsertElement(v, load(t, b, b_.getInt64(j * mm.k + kk)), uint64_t(j));
       brow.push_back(v);
@@ -705,11 +717,15 @@ class Emitter {
     for (int64_t i = 0; i < mm.m; ++i) {
       Value* acc = llvm::Constant::getNullValue(vt);
       for (int64_t kk = 0; kk < mm.k; ++kk) {
-        Value* aik = b_.CreateVectorSplat(unsigned(mm.n), load(t, a, b_.getInt64(mm.ta ? kk * mm.m + i : i * mm.k + kk)));
+        Value* aik = b_.CreateVectorSplat(width, load(t, a, b_.getInt64(mm.ta ? kk * mm.m + i : i * mm.k + kk)));
         acc = fl ? b_.CreateFAdd(acc, b_.CreateFMul(aik, brow[size_t(kk)]))
                  : b_.CreateAdd(acc, b_.CreateMul(aik, brow[size_t(kk)]));
       }
-      b_.CreateAlignedStore(acc, b_.CreateConstInBoundsGEP1_64(et, c, uint64_t(i * mm.n)), align);
+      Value* dst = b_.CreateConstInBoundsGEP1_64(et, c, uint64_t(i * mm.n));
+      if (masked)
+        b_.CreateMaskedStore(acc, dst, align, mask);
+      else
+        b_.CreateAlignedStore(acc, dst, align);
     }
     b_.CreateRetVoid();
     b_.restoreIP(saved);
