@@ -59,9 +59,9 @@ graph @f(%x: f32[4, 3], %w: f32[3, 5], %b: f32[5]) {
         "loop [4, 5] {add, relu} stores 1\n");
 }
 
-TEST_CASE("fusion: a value read outside its loop is stored and ends the loop", "[cpu]") {
-  // softmax: exp feeds both the reduction (not fusible) and the division, which starts a new
-  // loop reading exp's stored value
+TEST_CASE("fusion: a reduction joins its input's loop and ends it", "[cpu]") {
+  // softmax: the sum fuses into exp's loop, which must finish before the division can use the
+  // sum, so the division starts a new loop reading exp's stored value
   std::string plan = plan_of(R"(kiln.ir 1
 graph @f(%x: f32[4, 3]) {
   %e = exp(%x) : f32[4, 3]
@@ -71,9 +71,15 @@ graph @f(%x: f32[4, 3]) {
 }
 )");
   CHECK(plan ==
-        "loop [12] {exp} stores 1\n"
-        "reduce_sum [4, 3, 1]\n"
+        "loop [4, 3] {exp, reduce_sum} stores 1 reduces 1\n"
         "loop [4, 3] {divide} stores 1\n");
+  // a reduction of a stored value (here a graph input) is a reduction step of its own
+  CHECK(plan_of(R"(kiln.ir 1
+graph @f(%x: f32[4, 3]) {
+  %s = reduce_max(%x) {axes = [0], keepdims = false} : f32[3]
+  return %s
+}
+)") == "reduce_max [1, 4, 3]\n");
 }
 
 TEST_CASE("fusion: ops over different shapes do not fuse; views and casts do", "[cpu]") {

@@ -214,7 +214,8 @@ class Emitter {
   // of its outermost loop, and the call that runs it: directly, or through the context's
   // parallel-for (with a wrapper taking the buffers from an array) when `elements` is large.
   template <class Body>
-  void kernel(const char* name, const std::vector<int>& buffers, int64_t rows, int64_t elements, Body body) {
+  void kernel(const char* name, const std::vector<int>& buffers, int64_t rows, int64_t elements, Body body,
+              bool parallel_ok = true) {
     Type* ptr = b_.getPtrTy();
     std::vector<Type*> params(buffers.size(), ptr);
     params.push_back(b_.getInt64Ty());
@@ -233,7 +234,7 @@ class Emitter {
 
     std::vector<Value*> call_args;
     for (int id : buffers) call_args.push_back(bufs_[size_t(id)]);
-    if (elements < kParallelElements || rows < 2) {
+    if (!parallel_ok || elements < kParallelElements || rows < 2) {
       call_args.push_back(b_.getInt64(0));
       call_args.push_back(b_.getInt64(rows));
       b_.CreateCall(fn, call_args);
@@ -289,34 +290,59 @@ class Emitter {
       buffers.push_back(id);
       return buffers.size() - 1;
     };
-    std::vector<size_t> load_param(loop.exprs.size()), store_param;
+    std::vector<size_t> load_param(loop.exprs.size()), store_param, reduce_param;
     for (size_t i = 0; i < loop.exprs.size(); ++i)
       if (loop.exprs[i].kind == Expr::Kind::Load) load_param[i] = param(loop.exprs[i].buffer);
     for (auto [e, b] : loop.stores) store_param.push_back(param(b));
+    for (const LoopReduce& r : loop.reduces) reduce_param.push_back(param(r.buffer));
     int64_t elements = 1;
     for (int64_t d : loop.dims) elements *= d;
+    // threads split the outermost dim, so every reduction must keep it
+    bool parallel_ok = true;
+    for (const LoopReduce& r : loop.reduces) {
+      parallel_ok &= r.stride[0] != 0;
+      fill(r.buffer, reduce_identity(r.op, plan_.buffers[size_t(r.buffer)].dtype));
+    }
     const size_t rank = loop.dims.size();
-    kernel(("loop" + std::to_string(k)).c_str(), buffers, loop.dims[0], elements,
-           [&](const std::vector<Value*>& ptrs, Value* begin, Value* end) {
-             // nest: idx[d] for each loop dim; per-load offsets accumulate level by level
-             std::vector<Value*> idx(rank);
-             std::function<void(size_t)> level = [&](size_t d) {
-               auto body = [&](Value* i) {
-                 idx[d] = i;
-                 if (d + 1 < rank) return level(d + 1);
-                 emit_loop_body(loop, ptrs, load_param, store_param, idx);
-               };
-               if (d == 0)
-                 for_range(begin, end, body);
-               else
-                 for_n(loop.dims[d], body);
-             };
-             level(0);
-           });
+    kernel(
+        ("loop" + std::to_string(k)).c_str(), buffers, loop.dims[0], elements,
+        [&](const std::vector<Value*>& ptrs, Value* begin, Value* end) {
+          // nest: idx[d] for each loop dim
+          std::vector<Value*> idx(rank);
+          std::function<void(size_t)> level = [&](size_t d) {
+            auto body = [&](Value* i) {
+              idx[d] = i;
+              if (d + 1 < rank) return level(d + 1);
+              emit_loop_body(loop, ptrs, load_param, store_param, reduce_param, idx);
+            };
+            if (d == 0)
+              for_range(begin, end, body);
+            else
+              for_n(loop.dims[d], body);
+          };
+          level(0);
+        },
+        parallel_ok);
+    for (const LoopReduce& r : loop.reduces)
+      if (r.op == OpId::ReduceMean) {
+        const Buffer& b = plan_.buffers[size_t(r.buffer)];
+        Type* et = reg_type(b.dtype);
+        for_n(b.shape.num_elements(), [&](Value* i) {
+          store(b.dtype, b_.CreateFDiv(load(b.dtype, bufs_[size_t(r.buffer)], i), llvm::ConstantFP::get(et, double(r.count))),
+                bufs_[size_t(r.buffer)], i);
+        });
+      }
+  }
+
+  // Sets every element of buffer `id` to `v` (in the entry function).
+  void fill(int id, Value* v) {
+    const Buffer& b = plan_.buffers[size_t(id)];
+    for_n(b.shape.num_elements(), [&](Value* i) { store(b.dtype, v, bufs_[size_t(id)], i); });
   }
 
   void emit_loop_body(const LoopStep& loop, const std::vector<Value*>& ptrs, const std::vector<size_t>& load_param,
-                      const std::vector<size_t>& store_param, const std::vector<Value*>& idx) {
+                      const std::vector<size_t>& store_param, const std::vector<size_t>& reduce_param,
+                      const std::vector<Value*>& idx) {
     std::vector<Value*> val(loop.exprs.size());
     auto offset = [&](std::span<const int64_t> stride) {
       Value* off = b_.getInt64(0);
@@ -351,6 +377,13 @@ class Emitter {
     for (size_t s = 0; s < loop.stores.size(); ++s) {
       const Expr& e = loop.exprs[size_t(loop.stores[s].first)];
       store(e.dtype, val[size_t(loop.stores[s].first)], ptrs[store_param[s]], out);
+    }
+    for (size_t s = 0; s < loop.reduces.size(); ++s) {
+      const LoopReduce& r = loop.reduces[s];
+      DType t = loop.exprs[size_t(r.expr)].dtype;
+      Value* at = offset(r.stride);
+      Value* acc = load(t, ptrs[reduce_param[s]], at);
+      store(t, combine(r.op, t, acc, val[size_t(r.expr)]), ptrs[reduce_param[s]], at);
     }
   }
 
@@ -734,57 +767,61 @@ class Emitter {
 
   // ---- reductions ------------------------------------------------------------------------
 
+  Value* reduce_identity(OpId op, DType t) {
+    Type* et = reg_type(t);
+    bool fl = is_float(t), sgn = is_signed(t);
+    switch (op) {
+      case OpId::ReduceSum:
+      case OpId::ReduceMean:
+        return fl ? llvm::ConstantFP::get(et, 0.0) : llvm::ConstantInt::get(et, 0);
+      case OpId::ReduceProd:
+        return fl ? llvm::ConstantFP::get(et, 1.0) : llvm::ConstantInt::get(et, 1);
+      case OpId::ReduceMax:
+        return fl ? llvm::ConstantFP::getInfinity(et, true)
+                  : llvm::ConstantInt::get(et, sgn ? llvm::APInt::getSignedMinValue(et->getIntegerBitWidth())
+                                                   : llvm::APInt::getMinValue(et->getIntegerBitWidth()));
+      case OpId::ReduceMin:
+        return fl ? llvm::ConstantFP::getInfinity(et, false)
+                  : llvm::ConstantInt::get(et, sgn ? llvm::APInt::getSignedMaxValue(et->getIntegerBitWidth())
+                                                   : llvm::APInt::getMaxValue(et->getIntegerBitWidth()));
+      default:
+        fail<Internal>("cpu backend", "no code for ", ops::op_def(op).name);
+    }
+  }
+
+  // acc op x. Float sums and products may reassociate (a stated tolerance against the
+  // interpreter) so that reduction loops vectorize; max and min propagate NaN.
+  Value* combine(OpId op, DType t, Value* acc, Value* x) {
+    bool fl = is_float(t), sgn = is_signed(t);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();
+    IRBuilder<>::FastMathFlagGuard guard(b_);
+    b_.setFastMathFlags(fmf);
+    switch (op) {
+      case OpId::ReduceSum:
+      case OpId::ReduceMean:
+        return fl ? b_.CreateFAdd(acc, x) : b_.CreateAdd(acc, x);
+      case OpId::ReduceProd:
+        return fl ? b_.CreateFMul(acc, x) : b_.CreateMul(acc, x);
+      case OpId::ReduceMax:
+        return fl ? intrinsic(llvm::Intrinsic::maximum, {acc, x})
+                  : b_.CreateSelect(sgn ? b_.CreateICmpSLT(acc, x) : b_.CreateICmpULT(acc, x), x, acc);
+      default:
+        return fl ? intrinsic(llvm::Intrinsic::minimum, {acc, x})
+                  : b_.CreateSelect(sgn ? b_.CreateICmpSLT(x, acc) : b_.CreateICmpULT(x, acc), x, acc);
+    }
+  }
+
   void emit_reduce(const ReduceStep& r, size_t k) {
     DType t = plan_.buffers[size_t(r.in)].dtype;
     Type* et = reg_type(t);
-    bool fl = is_float(t), sgn = is_signed(t);
-    Value* init = nullptr;
-    switch (r.op) {
-      case OpId::ReduceSum:
-      case OpId::ReduceMean:
-        init = fl ? llvm::ConstantFP::get(et, 0.0) : llvm::ConstantInt::get(et, 0);
-        break;
-      case OpId::ReduceProd:
-        init = fl ? llvm::ConstantFP::get(et, 1.0) : llvm::ConstantInt::get(et, 1);
-        break;
-      case OpId::ReduceMax:
-        init = fl ? llvm::ConstantFP::getInfinity(et, true)
-                  : llvm::ConstantInt::get(et, sgn ? llvm::APInt::getSignedMinValue(et->getIntegerBitWidth())
-                                                   : llvm::APInt::getMinValue(et->getIntegerBitWidth()));
-        break;
-      case OpId::ReduceMin:
-        init = fl ? llvm::ConstantFP::getInfinity(et, false)
-                  : llvm::ConstantInt::get(et, sgn ? llvm::APInt::getSignedMaxValue(et->getIntegerBitWidth())
-                                                   : llvm::APInt::getMaxValue(et->getIntegerBitWidth()));
-        break;
-      default:
-        fail<Internal>("cpu backend", "no code for ", ops::op_def(r.op).name);
-    }
-    auto combine = [&](Value* acc, Value* x) -> Value* {
-      switch (r.op) {
-        case OpId::ReduceSum:
-        case OpId::ReduceMean:
-          return fl ? b_.CreateFAdd(acc, x) : b_.CreateAdd(acc, x);
-        case OpId::ReduceProd:
-          return fl ? b_.CreateFMul(acc, x) : b_.CreateMul(acc, x);
-        case OpId::ReduceMax:
-          return fl ? intrinsic(llvm::Intrinsic::maximum, {acc, x})
-                    : b_.CreateSelect(sgn ? b_.CreateICmpSLT(acc, x) : b_.CreateICmpULT(acc, x), x, acc);
-        default:
-          return fl ? intrinsic(llvm::Intrinsic::minimum, {acc, x})
-                    : b_.CreateSelect(sgn ? b_.CreateICmpSLT(x, acc) : b_.CreateICmpULT(x, acc), x, acc);
-      }
-    };
+    Value* init = reduce_identity(r.op, t);
+    auto combine = [&](Value* acc, Value* x) { return this->combine(r.op, t, acc, x); };
     auto finish = [&](Value* acc) {
       return r.op == OpId::ReduceMean ? b_.CreateFDiv(acc, llvm::ConstantFP::get(et, double(r.reduced))) : acc;
     };
-    // float sums may reassociate (a stated tolerance against the interpreter) so they vectorize
-    llvm::FastMathFlags fmf;
-    fmf.setAllowReassoc();
     kernel(("reduce" + std::to_string(k)).c_str(), {r.in, r.out}, r.outer, r.outer * r.reduced * r.inner,
            [&](const std::vector<Value*>& p, Value* begin, Value* end) {
-             IRBuilder<>::FastMathFlagGuard guard(b_);
-             b_.setFastMathFlags(fmf);
              for_range(begin, end, [&](Value* o) {
                Value* in0 = b_.CreateMul(o, b_.getInt64(r.reduced * r.inner));
                Value* out0 = b_.CreateMul(o, b_.getInt64(r.inner));

@@ -210,6 +210,10 @@ class Lowering {
       dst.exprs.push_back(std::move(e));
     }
     for (auto [e, b] : src.stores) dst.stores.emplace_back(e + base, b);
+    for (LoopReduce r : src.reduces) {
+      r.expr += base;
+      dst.reduces.push_back(std::move(r));
+    }
     dst.nodes.insert(dst.nodes.end(), src.nodes.begin(), src.nodes.end());
     src = LoopStep{};
     plan_.steps[size_t(from)].kind = Step::Kind::Fallback;  // emptied: dropped in finish()
@@ -354,7 +358,7 @@ class Lowering {
       return;
     }
     if (op == OpId::MatMul && native_dtype(out.dtype) && out.dtype != DType::Bool && lower_matmul(n)) return;
-    if (native_reduce(op, in0) && lower_reduce(n)) return;
+    if (native_reduce(op, in0) && (fuse_reduce(n) || lower_reduce(n))) return;
     fallback(n);
   }
 
@@ -386,6 +390,40 @@ class Lowering {
     mm.out = add_buffer(Buffer::Kind::Temp, n.output()->type, -1);
     plan_.steps[size_t(s)].matmul = std::move(mm);
     vals_[n.output()] = {plan_.steps[size_t(s)].matmul.out, -1, -1, so};
+    return true;
+  }
+
+  // A reduction of a value still open in a loop over the same shape joins that loop, which then
+  // closes (its result is complete only after the whole loop ran).
+  bool fuse_reduce(const ir::Node& n) {
+    const ir::Value* in = n.inputs[0];
+    const Val& x = vals_.at(in);
+    if (x.buffer >= 0 || std::find(open_.begin(), open_.end(), x.step) == open_.end()) return false;
+    LoopStep& loop = plan_.steps[size_t(x.step)].loop;
+    const Shape& s = in->type.shape;
+    if (loop.dims.size() != size_t(s.rank()) || !std::equal(loop.dims.begin(), loop.dims.end(), s.dims().begin()))
+      return false;
+    std::vector<bool> reduced(size_t(s.rank()), false);
+    for (int64_t a : n.attrs.get_ints("axes")) reduced[size_t(a < 0 ? a + s.rank() : a)] = true;
+    LoopReduce r;
+    r.op = n.def->id;
+    r.expr = x.expr;
+    r.stride.resize(size_t(s.rank()), 0);
+    int64_t acc = 1;
+    for (int64_t d = s.rank() - 1; d >= 0; --d) {
+      if (reduced[size_t(d)]) {
+        r.count *= s.dim(size_t(d));
+      } else {
+        r.stride[size_t(d)] = acc;
+        acc *= s.dim(size_t(d));
+      }
+    }
+    r.buffer = add_buffer(Buffer::Kind::Temp, n.output()->type, -1);
+    int step = x.step;
+    loop.reduces.push_back(r);
+    loop.nodes.push_back(&n);
+    open_.erase(std::remove(open_.begin(), open_.end(), step), open_.end());
+    vals_[n.output()] = {r.buffer, step, -1, n.output()->type.shape};
     return true;
   }
 
@@ -464,6 +502,7 @@ class Lowering {
           for (const Expr& e : s.loop.exprs)
             if (e.kind == Expr::Kind::Load) touch(e.buffer, k);
           for (auto [e, b] : s.loop.stores) touch(b, k);
+          for (const LoopReduce& r : s.loop.reduces) touch(r.buffer, k);
           break;
         case Step::Kind::MatMul:
           for (int b : {s.matmul.a, s.matmul.b, s.matmul.out}) touch(b, k);
@@ -512,16 +551,20 @@ class Lowering {
       bool ok = true;
       for (const Expr& e : loop.exprs)
         if (e.kind == Expr::Kind::Load && e.stride[d - 1] != e.stride[d] * inner) ok = false;
+      for (const LoopReduce& r : loop.reduces)
+        if (r.stride[d - 1] != r.stride[d] * inner) ok = false;
       if (!ok) continue;
       loop.dims[d - 1] *= inner;
       loop.dims.erase(loop.dims.begin() + std::ptrdiff_t(d));
       for (Expr& e : loop.exprs)
         if (e.kind == Expr::Kind::Load) e.stride.erase(e.stride.begin() + std::ptrdiff_t(d - 1));
+      for (LoopReduce& r : loop.reduces) r.stride.erase(r.stride.begin() + std::ptrdiff_t(d - 1));
     }
     if (loop.dims.empty()) {
       loop.dims.push_back(1);
       for (Expr& e : loop.exprs)
         if (e.kind == Expr::Kind::Load) e.stride.push_back(0);
+      for (LoopReduce& r : loop.reduces) r.stride.push_back(0);
     }
   }
 
@@ -587,7 +630,9 @@ std::string Plan::to_string() const {
       case Step::Kind::Loop: {
         os << "loop " << shape_of(s.loop.dims) << " {";
         for (size_t i = 0; i < s.loop.nodes.size(); ++i) os << (i ? ", " : "") << s.loop.nodes[i]->name();
-        os << "} stores " << s.loop.stores.size() << "\n";
+        os << "} stores " << s.loop.stores.size();
+        if (!s.loop.reduces.empty()) os << " reduces " << s.loop.reduces.size();
+        os << "\n";
         break;
       }
       case Step::Kind::MatMul:

@@ -37,12 +37,25 @@ struct Expr {
   SmallVector<int64_t, 6> stride;  // Load: elements per step of each loop dim (0: broadcast)
 };
 
-/// A fused elementwise loop over `dims` (row-major, collapsed where every access allows it).
+/// A reduction fused into a loop: each element of `expr` combines (`op`: reduce_sum, _mean,
+/// _max, _min, _prod) into `buffer` at the offset given by `stride` per loop dim (0 on the
+/// reduced dims). The buffer is set to the identity before the loop; a mean is divided by
+/// `count` after it.
+struct LoopReduce {
+  ops::OpId op{};
+  int expr = -1, buffer = -1;
+  SmallVector<int64_t, 6> stride;
+  int64_t count = 1;
+};
+
+/// A fused elementwise loop over `dims` (row-major, collapsed where every access allows it),
+/// possibly ending in reductions of its values.
 struct LoopStep {
   SmallVector<int64_t, 6> dims;
   std::vector<Expr> exprs;
   std::vector<std::pair<int, int>> stores;  // (expr, buffer): contiguous writes
-  std::vector<const ir::Node*> nodes;        // the fused nodes, for dumps and logs
+  std::vector<LoopReduce> reduces;
+  std::vector<const ir::Node*> nodes;  // the fused nodes, for dumps and logs
 };
 
 /// out[i] = op(a[i]) · op(b[i]) for `batch` matrices, a[i] at element i * a_stride (0: one
