@@ -1,5 +1,6 @@
 // The `kiln` command: `kiln bench` (eager versus graph timings), `kiln graph` (a function's IR
-// or Graphviz DOT, or an IR text file checked and redrawn), `kiln inspect` (a saved model).
+// or Graphviz DOT, or an IR text file checked and redrawn), `kiln inspect` (a saved model),
+// `kiln aot` (a saved model compiled ahead of time).
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "compiler/ir/dot.h"
 #include "compiler/ir/parser.h"
 #include "kiln/kiln.h"
+#include "tools/aot_command.h"
 #include "tools/bench_suite.h"
 
 namespace {
@@ -23,7 +25,9 @@ int usage(int rc) {
                "usage: kiln bench [--json] [--threads N] [--only NAME]\n"
                "       kiln graph [--dot] [--traced] NAME     (NAME: a bench workload)\n"
                "       kiln graph [--dot] FILE.kir            (check an IR text file and print it)\n"
-               "       kiln inspect DIR                       (a saved model's signatures, variables and graphs)\n");
+               "       kiln inspect DIR                       (a saved model's signatures, variables and graphs)\n"
+               "       kiln aot DIR -o OUT [--name IDENT] [--signature NAME[:SHAPES]]... [--onednn]\n"
+               "                                              (signatures as OUT.o and OUT.h; SHAPES: 32x64;32)\n");
   return rc;
 }
 
@@ -167,6 +171,7 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return bench(args);
     if (cmd == "graph") return graph(args);
     if (cmd == "inspect") return inspect(args);
+    if (cmd == "aot") return kiln::tools::aot_command(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") return usage(0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln %s: %s\n", cmd.c_str(), e.what());

@@ -84,10 +84,12 @@ class Emitter {
  public:
   Emitter(llvm::LLVMContext& ctx, llvm::Module& m, const Plan& plan) : c_(ctx), m_(m), plan_(plan), b_(ctx) {}
 
-  void emit(const std::string& symbol) {
+  // Emits the plan's entry function (abi.h) named `symbol`.
+  llvm::Function* emit(const std::string& symbol, bool exported = true) {
     Type* ptr = b_.getPtrTy();
     auto* fty = llvm::FunctionType::get(b_.getInt32Ty(), {ptr, ptr, ptr}, false);
-    entry_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, symbol, m_);
+    entry_ = llvm::Function::Create(fty, exported ? llvm::Function::ExternalLinkage : llvm::Function::InternalLinkage,
+                                    symbol, m_);
     attributes(entry_);
     ctx_ = entry_->getArg(0);
     args_ = entry_->getArg(1);
@@ -114,6 +116,7 @@ class Emitter {
       }
     }
     b_.CreateRet(b_.getInt32(0));
+    return entry_;
   }
 
  private:
@@ -920,48 +923,138 @@ class LoadedCode final : public NativeCode {
 
 const std::string& target_id() { return host().id; }
 
+namespace {
+
+struct ModuleBuild {
+  llvm::LLVMContext ctx;
+  std::unique_ptr<llvm::TargetMachine> tm = make_target_machine();
+  std::unique_ptr<llvm::Module> m;
+  explicit ModuleBuild(const std::string& name) : m(std::make_unique<llvm::Module>(name, ctx)) {
+    m->setTargetTriple(host().triple);
+    m->setDataLayout(tm->createDataLayout());
+  }
+
+  // Verifies, optimizes at O3 and emits an object.
+  std::string finish(const std::string& name, CodegenTimes* times) {
+    std::string err;
+    llvm::raw_string_ostream es(err);
+    if (llvm::verifyModule(*m, &es))
+      fail<Internal>("cpu backend", "generated invalid LLVM IR for '", name, "': ", es.str());
+    auto t0 = std::chrono::steady_clock::now();
+    {
+      llvm::LoopAnalysisManager lam;
+      llvm::FunctionAnalysisManager fam;
+      llvm::CGSCCAnalysisManager cgam;
+      llvm::ModuleAnalysisManager mam;
+      llvm::PassBuilder pb(tm.get());
+      pb.registerModuleAnalyses(mam);
+      pb.registerCGSCCAnalyses(cgam);
+      pb.registerFunctionAnalyses(fam);
+      pb.registerLoopAnalyses(lam);
+      pb.crossRegisterProxies(lam, fam, cgam, mam);
+      llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+      mpm.run(*m, mam);
+    }
+    if (times) times->optimize_us = micros_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    llvm::SmallVector<char, 0> obj;
+    {
+      llvm::raw_svector_ostream os(obj);
+      llvm::legacy::PassManager pm;
+      if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+        fail<Internal>("cpu backend", "the target cannot emit object files");
+      pm.run(*m);
+    }
+    if (times) times->emit_us = micros_since(t0);
+    return std::string(obj.data(), obj.size());
+  }
+};
+
+// The runtime side of abi.h inside an ahead-of-time object: a serial parallel-for, a fallback
+// that fails (AOT plans have none), and sgemm from oneDNN or a failing stub (AOT plans lower
+// matmuls inline unless oneDNN is asked for).
+struct AotRuntime {
+  llvm::Function *parallel, *fallback, *sgemm;
+
+  AotRuntime(llvm::Module& m, bool onednn) {
+    llvm::LLVMContext& c = m.getContext();
+    IRBuilder<> b(c);
+    Type *ptr = b.getPtrTy(), *i64 = b.getInt64Ty(), *i32 = b.getInt32Ty();
+    auto make = [&](const char* name, llvm::FunctionType* ty) {
+      auto* f = llvm::Function::Create(ty, llvm::Function::InternalLinkage, name, m);
+      f->addFnAttr(llvm::Attribute::NoUnwind);
+      b.SetInsertPoint(llvm::BasicBlock::Create(c, "entry", f));
+      return f;
+    };
+    parallel = make("kiln_aot_parallel", llvm::FunctionType::get(b.getVoidTy(), {i64, i64, ptr, ptr}, false));
+    auto* body_ty = llvm::FunctionType::get(b.getVoidTy(), {ptr, i64, i64}, false);
+    b.CreateCall(body_ty, parallel->getArg(2), {parallel->getArg(3), b.getInt64(0), parallel->getArg(0)});
+    b.CreateRetVoid();
+    fallback = make("kiln_aot_fallback", llvm::FunctionType::get(i32, {ptr, i32, ptr, ptr}, false));
+    b.CreateRet(b.getInt32(1));
+    sgemm = make("kiln_aot_sgemm",
+                 llvm::FunctionType::get(i32, {i32, i32, i64, i64, i64, ptr, i64, ptr, i64, ptr, i64}, false));
+    if (!onednn) {
+      b.CreateRet(b.getInt32(1));
+      return;
+    }
+    // dnnl_status_t dnnl_sgemm(char transa, char transb, dnnl_dim_t M, N, K, float alpha,
+    //                          const float* A, dnnl_dim_t lda, const float* B, ldb, float beta, float* C, ldc)
+    Type* i8 = b.getInt8Ty();
+    llvm::FunctionCallee dnnl = m.getOrInsertFunction(
+        "dnnl_sgemm", llvm::FunctionType::get(i32, {i8, i8, i64, i64, i64, b.getFloatTy(), ptr, i64, ptr, i64,
+                                                     b.getFloatTy(), ptr, i64},
+                                               false));
+    auto trans = [&](Value* t) {
+      return b.CreateSelect(b.CreateICmpNE(t, b.getInt32(0)), b.getInt8('T'), b.getInt8('N'));
+    };
+    llvm::Function* f = sgemm;
+    Value* rc = b.CreateCall(dnnl, {trans(f->getArg(0)), trans(f->getArg(1)), f->getArg(2), f->getArg(3), f->getArg(4),
+                                    llvm::ConstantFP::get(b.getFloatTy(), 1.0), f->getArg(5), f->getArg(6),
+                                    f->getArg(7), f->getArg(8), llvm::ConstantFP::get(b.getFloatTy(), 0.0),
+                                    f->getArg(9), f->getArg(10)});
+    b.CreateRet(b.CreateZExt(b.CreateICmpNE(rc, b.getInt32(0)), i32));
+  }
+};
+
+}  // namespace
+
 std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTimes* times) {
   auto t0 = std::chrono::steady_clock::now();
-  llvm::LLVMContext ctx;
-  auto m = std::make_unique<llvm::Module>(symbol, ctx);
-  std::unique_ptr<llvm::TargetMachine> tm = make_target_machine();
-  m->setTargetTriple(host().triple);
-  m->setDataLayout(tm->createDataLayout());
-  Emitter(ctx, *m, plan).emit(symbol);
-  std::string err;
-  llvm::raw_string_ostream es(err);
-  if (llvm::verifyModule(*m, &es))
-    fail<Internal>("cpu backend", "generated invalid LLVM IR for '", symbol, "': ", es.str());
+  ModuleBuild mb(symbol);
+  Emitter(mb.ctx, *mb.m, plan).emit(symbol);
   if (times) times->ir_us = micros_since(t0);
+  return mb.finish(symbol, times);
+}
 
-  t0 = std::chrono::steady_clock::now();
-  {
-    llvm::LoopAnalysisManager lam;
-    llvm::FunctionAnalysisManager fam;
-    llvm::CGSCCAnalysisManager cgam;
-    llvm::ModuleAnalysisManager mam;
-    llvm::PassBuilder pb(tm.get());
-    pb.registerModuleAnalyses(mam);
-    pb.registerCGSCCAnalyses(cgam);
-    pb.registerFunctionAnalyses(fam);
-    pb.registerLoopAnalyses(lam);
-    pb.crossRegisterProxies(lam, fam, cgam, mam);
-    llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
-    mpm.run(*m, mam);
+std::string emit_aot_object(std::span<const AotEntry> entries, const AotObjectOptions& options) {
+  ModuleBuild mb("kiln_aot");
+  llvm::Module& m = *mb.m;
+  IRBuilder<> b(mb.ctx);
+  Type* ptr = b.getPtrTy();
+  AotRuntime rt(m, options.onednn);
+  for (const AotEntry& e : entries) {
+    llvm::Function* entry = Emitter(mb.ctx, m, *e.plan).emit(e.symbol + ".entry", false);
+    // int32_t symbol(void* const* args, void* const* results, void* arena)
+    auto* fn = llvm::Function::Create(llvm::FunctionType::get(b.getInt32Ty(), {ptr, ptr, ptr}, false),
+                                      llvm::Function::ExternalLinkage, e.symbol, m);
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    b.SetInsertPoint(llvm::BasicBlock::Create(mb.ctx, "entry", fn));
+    auto* ctx_ty = llvm::StructType::get(mb.ctx, {ptr, ptr, ptr, ptr, ptr});
+    Value* ctx = b.CreateAlloca(ctx_ty);
+    Value* fields[] = {fn->getArg(2), llvm::ConstantPointerNull::get(b.getPtrTy()), rt.fallback, rt.parallel,
+                       rt.sgemm};
+    for (unsigned i = 0; i < 5; ++i) b.CreateStore(fields[i], b.CreateStructGEP(ctx_ty, ctx, i));
+    b.CreateRet(b.CreateCall(entry, {ctx, fn->getArg(0), fn->getArg(1)}));
   }
-  if (times) times->optimize_us = micros_since(t0);
-
-  t0 = std::chrono::steady_clock::now();
-  llvm::SmallVector<char, 0> obj;
-  {
-    llvm::raw_svector_ostream os(obj);
-    llvm::legacy::PassManager pm;
-    if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
-      fail<Internal>("cpu backend", "the target cannot emit object files");
-    pm.run(*m);
+  if (!options.data_symbol.empty()) {
+    auto* init = llvm::ConstantDataArray::get(
+        mb.ctx, llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(options.data.data()), options.data.size()));
+    auto* gv = new llvm::GlobalVariable(m, init->getType(), true, llvm::GlobalValue::ExternalLinkage, init,
+                                        options.data_symbol);
+    gv->setAlignment(llvm::Align(64));
   }
-  if (times) times->emit_us = micros_since(t0);
-  return std::string(obj.data(), obj.size());
+  return mb.finish("kiln_aot", nullptr);
 }
 
 Ref<NativeCode> load_object(const std::string& object, const std::string& symbol) {

@@ -2,6 +2,7 @@
 // codegen.cpp includes LLVM headers).
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "compiler/backend/cpu/abi.h"
@@ -24,6 +25,28 @@ struct CodegenTimes {
 /// relocatable object whose entry function, named `symbol`, follows abi.h. Constants are
 /// embedded; the code references no absolute address.
 std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTimes* times = nullptr);
+
+/// One entry function of an ahead-of-time object.
+struct AotEntry {
+  const Plan* plan = nullptr;
+  /// The exported C function: `int32_t symbol(void* const* args, void* const* results, void*
+  /// arena)`; it runs the plan with a context of the object's own (serial parallel-for, no
+  /// fallbacks, sgemm from oneDNN or none).
+  std::string symbol;
+};
+
+/// What an ahead-of-time object carries besides its entries.
+struct AotObjectOptions {
+  /// Call oneDNN's dnnl_sgemm for plans with library matmuls (the object then needs libdnnl).
+  bool onednn = false;
+  /// A read-only data symbol (64-byte aligned) holding `data`, e.g. the initial variable values.
+  std::string data_symbol;
+  std::string data;
+};
+
+/// Compiles several plans into one object with exported C entry points that need no Kiln
+/// runtime (only the C library and libm, and libdnnl with `onednn`).
+std::string emit_aot_object(std::span<const AotEntry> entries, const AotObjectOptions& options);
 
 /// Links an object from emit_object into the process and resolves `symbol`. Throws Internal
 /// when the object does not load.

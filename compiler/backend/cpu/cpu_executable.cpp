@@ -131,10 +131,12 @@ class Program {
       vars.push_back(v->value());
       args.push_back(data_of(vars.back()));
     }
+    outs.resize(plan_.num_results);
+    results.resize(plan_.num_results);
     for (const Buffer& b : plan_.buffers)
       if (b.kind == Buffer::Kind::Result) {
-        outs.push_back(Tensor::empty(b.shape, b.dtype));
-        results.push_back(data_of(outs.back()));
+        outs[size_t(b.index)] = Tensor::empty(b.shape, b.dtype);
+        results[size_t(b.index)] = data_of(outs[size_t(b.index)]);
       }
     Ref<Storage> arena;
     if (plan_.arena_bytes) arena = Storage::allocate(plan_.arena_bytes);

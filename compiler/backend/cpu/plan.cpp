@@ -123,7 +123,7 @@ SmallVector<int64_t, 6> broadcast_strides(const Shape& s, std::span<const int64_
 
 class Lowering {
  public:
-  explicit Lowering(const ir::Graph& g) : g_(g) {}
+  Lowering(const ir::Graph& g, const LowerOptions& options) : g_(g), options_(options) {}
 
   Plan run() {
     plan_.num_args = g_.inputs.size() + g_.variables.size();
@@ -136,10 +136,17 @@ class Lowering {
       var_value_.push_back({add_buffer(Buffer::Kind::Arg, g_.variables[i].type, int64_t(g_.inputs.size() + i)), -1,
                             -1, g_.variables[i].type.shape});
     for (const auto& n : g_.nodes) lower(*n);
+    std::vector<int> claimed;  // buffers already an output or an assigned value
+    for (auto [slot, b] : plan_.assigns) claimed.push_back(b);
     for (const ir::Value* o : g_.outputs) {
       const Val& v = materialize(o);
-      plan_.outputs.push_back({v.buffer, v.shape});
-      escapes_.push_back(v.buffer);
+      int b = v.buffer;
+      if (options_.dedicated_outputs &&
+          (plan_.buffers[size_t(b)].kind != Buffer::Kind::Temp ||
+           std::find(claimed.begin(), claimed.end(), b) != claimed.end()))
+        b = copy_of(b, o->type);
+      claimed.push_back(b);
+      plan_.outputs.push_back({b, v.shape});
     }
     finish();
     return std::move(plan_);
@@ -178,6 +185,21 @@ class Lowering {
       open_.erase(std::remove(open_.begin(), open_.end(), x.step), open_.end());
     }
     return x;
+  }
+
+  // A loop copying buffer `from` (seen as `t`) into a new buffer.
+  int copy_of(int from, const TensorType& t) {
+    int s = new_step(Step::Kind::Loop);
+    LoopStep& loop = plan_.steps[size_t(s)].loop;
+    for (int64_t d : t.shape.dims()) loop.dims.push_back(d);
+    Expr e;
+    e.kind = Expr::Kind::Load;
+    e.dtype = t.dtype;
+    e.buffer = from;
+    e.stride = broadcast_strides(t.shape, loop.dims);
+    int out = add_buffer(Buffer::Kind::Temp, t, -1);
+    loop.stores.emplace_back(add_expr(loop, std::move(e)), out);
+    return out;
   }
 
   int add_expr(LoopStep& loop, Expr e) {
@@ -272,7 +294,6 @@ class Lowering {
         const Val& x = materialize(n.inputs[0]);
         var_value_[size_t(n.var)] = x;
         plan_.assigns.emplace_back(n.var, x.buffer);
-        escapes_.push_back(x.buffer);
         return;
       }
       case ir::NodeKind::Cond:
@@ -385,7 +406,7 @@ class Lowering {
     if (!stride(sa, mm.a_stride) || !stride(sb, mm.b_stride)) return false;
     mm.a = materialize(n.inputs[0]).buffer;
     mm.b = materialize(n.inputs[1]).buffer;
-    mm.library = n.output()->type.dtype == DType::Float32 && mm.m * mm.n * mm.k >= 32 * 32 * 32;
+    mm.library = options_.library_matmul && n.output()->type.dtype == DType::Float32 && mm.m * mm.n * mm.k >= 32 * 32 * 32;
     int s = new_step(Step::Kind::MatMul);
     mm.out = add_buffer(Buffer::Kind::Temp, n.output()->type, -1);
     plan_.steps[size_t(s)].matmul = std::move(mm);
@@ -487,8 +508,6 @@ class Lowering {
       if (s.kind == Step::Kind::Loop) collapse(s.loop);
 
     size_t nb = plan_.buffers.size();
-    std::vector<bool> escapes(nb, false);
-    for (int b : escapes_) escapes[size_t(b)] = true;
     constexpr size_t kNone = ~size_t(0);
     std::vector<size_t> begin(nb, kNone), end(nb, 0);
     auto touch = [&](int b, size_t k) {
@@ -516,15 +535,22 @@ class Lowering {
           break;
       }
     }
+    // results: the outputs in order, then assigned values in assignment order (the raw entry
+    // ABI of ahead-of-time objects documents this order)
+    auto to_result = [&](int b) {
+      Buffer& buf = plan_.buffers[size_t(b)];
+      if (buf.kind != Buffer::Kind::Temp) return;
+      buf.kind = Buffer::Kind::Result;
+      buf.index = int64_t(plan_.num_results++);
+    };
+    for (const OutputRef& o : plan_.outputs) to_result(o.buffer);
+    for (auto [slot, b] : plan_.assigns) to_result(b);
     std::vector<ArenaBlock> blocks;
     std::vector<int> owner;
     for (size_t b = 0; b < nb; ++b) {
       Buffer& buf = plan_.buffers[b];
       if (buf.kind != Buffer::Kind::Temp) continue;
-      if (escapes[b]) {
-        buf.kind = Buffer::Kind::Result;
-        buf.index = int64_t(plan_.num_results++);
-      } else if (begin[b] != kNone) {
+      if (begin[b] != kNone) {
         blocks.push_back({buf.bytes(), begin[b], end[b]});
         owner.push_back(int(b));
       } else {
@@ -569,11 +595,11 @@ class Lowering {
   }
 
   const ir::Graph& g_;
+  LowerOptions options_;
   Plan plan_;
   std::unordered_map<const ir::Value*, Val> vals_;
   std::vector<Val> var_value_;
   std::vector<int> open_;     // loop steps that later nodes may still join
-  std::vector<int> escapes_;  // buffers that outlive the call
 };
 
 bool static_types(const ir::Graph& g) {
@@ -616,7 +642,7 @@ std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape>
   return s;
 }
 
-Plan lower(const ir::Graph& g) { return Lowering(g).run(); }
+Plan lower(const ir::Graph& g, const LowerOptions& options) { return Lowering(g, options).run(); }
 
 std::string Plan::to_string() const {
   std::ostringstream os;

@@ -17,7 +17,8 @@ struct Buffer {
     Arg,       // `args[index]`: graph input `index`, then variable values (inputs.size() + slot)
     Constant,  // `Plan::constants[index]`, embedded in the generated code
     Temp,      // `arena + offset`
-    Result,    // `results[index]`: allocated by the caller; escapes as an output or assigned value
+    Result,    // `results[index]`: allocated by the caller; the outputs in order, then values
+               // assigned to variables in assignment order
   };
   Kind kind = Kind::Temp;
   DType dtype = DType::Float32;
@@ -119,8 +120,17 @@ std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape>
 /// True when every value of `g` (subgraphs included) has a fully defined, non-string type.
 bool is_static(const ir::Graph& g);
 
+struct LowerOptions {
+  /// Every graph output gets a Result buffer of its own (copied there when it is an input, a
+  /// constant, another output or an assigned value), so a caller can pass its own memory for
+  /// each output (ahead-of-time entry points do).
+  bool dedicated_outputs = false;
+  /// Large float32 matmuls call the context's sgemm (oneDNN); off: every matmul is generated.
+  bool library_matmul = true;
+};
+
 /// Lowers a static graph (is_static) to a plan: fuses elementwise chains, plans the arena,
 /// and marks what runs natively and what falls back.
-Plan lower(const ir::Graph& g);
+Plan lower(const ir::Graph& g, const LowerOptions& options = {});
 
 }  // namespace kiln::backend::cpu

@@ -1,0 +1,321 @@
+// Ahead-of-time compilation (compiler/aot/aot.h): specialize, lower with a buffer per output,
+// refuse fallbacks, emit one object, and write the C++ header that wraps its entry points.
+#include "compiler/aot/aot.h"
+
+#include <cctype>
+#include <map>
+#include <sstream>
+
+#include "compiler/backend/cpu/codegen.h"
+#include "compiler/backend/cpu/plan.h"
+#include "ops/variable.h"
+
+namespace kiln::aot {
+namespace {
+
+using backend::cpu::Buffer;
+using backend::cpu::Plan;
+
+constexpr size_t kAlign = 64;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+bool is_identifier(std::string_view s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+std::string c_type(DType t) {
+  switch (t) {
+    case DType::Float32:
+      return "float";
+    case DType::Float64:
+      return "double";
+    case DType::Int8:
+      return "int8_t";
+    case DType::Int16:
+      return "int16_t";
+    case DType::Int32:
+      return "int32_t";
+    case DType::Int64:
+      return "int64_t";
+    case DType::UInt8:
+      return "uint8_t";
+    case DType::UInt16:
+      return "uint16_t";
+    case DType::UInt32:
+      return "uint32_t";
+    case DType::UInt64:
+      return "uint64_t";
+    case DType::Bool:
+      return "bool";
+    default:
+      fail<InvalidArgument>("aot", "dtype ", dtype_name(t), " has no C type");
+  }
+}
+
+std::string type_string(DType t, const Shape& s) { return std::string(dtype_name(t)) + s.to_list_string(); }
+
+// A C string literal for `s` (names may hold '/', quotes are escaped).
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+struct Compiled {
+  const Entry* entry;
+  std::string method, symbol;  // "serve_0", "NAME_serve_0"
+  std::shared_ptr<const ir::Graph> graph;
+  Plan plan;
+  std::vector<int> var_index;  // per graph slot: index into the object's variables
+  size_t scratch_bytes = 0;    // assigned values, after the arena
+  std::map<int64_t, size_t> scratch_offset;  // Result index of an assigned value -> offset
+};
+
+struct Var {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  size_t offset, bytes;
+};
+
+}  // namespace
+
+Artifact compile(const std::vector<Entry>& entries, const Options& options) {
+  if (!is_identifier(options.name))
+    fail<InvalidArgument>("aot", "name '", options.name, "' is not a C identifier");
+  if (entries.empty()) fail<InvalidArgument>("aot", "nothing to compile: no entries");
+
+  std::vector<Compiled> compiled;
+  std::vector<Var> vars;
+  std::map<const VariableImpl*, int> var_ids;
+  std::string weights;
+  std::map<std::string, int> per_signature;
+  for (const Entry& e : entries) {
+    if (!is_identifier(e.signature))
+      fail<InvalidArgument>("aot", "signature name '", e.signature, "' is not a C identifier");
+    if (e.shapes.size() != e.graph->inputs.size())
+      fail<InvalidArgument>("aot", "signature '", e.signature, "' takes ", e.graph->inputs.size(), " inputs, got ",
+                            e.shapes.size(), " shapes");
+    for (size_t i = 0; i < e.shapes.size(); ++i) {
+      const Shape& want = e.graph->inputs[i]->type.shape;
+      bool fits = e.shapes[i].is_fully_defined() && e.shapes[i].rank() == want.rank();
+      for (int64_t d = 0; fits && d < want.rank(); ++d)
+        fits = want.dim(size_t(d)) < 0 || want.dim(size_t(d)) == e.shapes[i].dim(size_t(d));
+      if (!fits)
+        fail<InvalidArgument>("aot", "signature '", e.signature, "': shape ", e.shapes[i].to_list_string(),
+                              " does not fit input ", i, " of type ", ir::type_to_string(e.graph->inputs[i]->type, e.graph.get()));
+    }
+    for (const Compiled& c : compiled)
+      if (c.entry->signature == e.signature && c.entry->shapes == e.shapes)
+        fail<InvalidArgument>("aot", "signature '", e.signature, "' is listed twice with the same shapes");
+    Compiled c;
+    c.entry = &e;
+    int k = per_signature[e.signature]++;
+    c.method = e.signature + "_" + std::to_string(k);
+    c.symbol = options.name + "_" + c.method;
+    c.graph = backend::cpu::specialize(*e.graph, e.shapes);
+    if (!c.graph)
+      fail<FailedPrecondition>("aot", "signature '", e.signature, "' has shapes that depend on values; it cannot be "
+                               "compiled ahead of time");
+    backend::cpu::LowerOptions lo;
+    lo.dedicated_outputs = true;
+    lo.library_matmul = options.onednn;
+    c.plan = backend::cpu::lower(*c.graph, lo);
+    if (!c.plan.fallbacks.empty()) {
+      std::string list;
+      for (const auto& f : c.plan.fallbacks) list += (list.empty() ? "" : ", ") + f;
+      fail<FailedPrecondition>("aot", "signature '", e.signature, "' has nodes without native code: ", list);
+    }
+    for (const auto& slot : c.graph->variables) {
+      std::shared_ptr<VariableImpl> v = slot.var.lock();
+      if (!v) fail<FailedPrecondition>("aot", "variable '", slot.name, "' no longer exists");
+      auto [it, fresh] = var_ids.emplace(v.get(), int(vars.size()));
+      if (fresh) {
+        Tensor value = v->value();
+        size_t offset = weights.size();
+        weights.append(static_cast<const char*>(value.raw_data()), value.nbytes());
+        weights.resize(align_up(weights.size()), '\0');
+        vars.push_back({slot.name, value.dtype(), value.shape(), offset, value.nbytes()});
+      }
+      c.var_index.push_back(it->second);
+    }
+    for (auto [slot, buffer] : c.plan.assigns) {
+      int64_t r = c.plan.buffers[size_t(buffer)].index;
+      if (c.plan.buffers[size_t(buffer)].kind == Buffer::Kind::Result && !c.scratch_offset.count(r)) {
+        c.scratch_offset[r] = c.scratch_bytes;
+        c.scratch_bytes += align_up(c.plan.buffers[size_t(buffer)].bytes());
+      }
+    }
+    compiled.push_back(std::move(c));
+  }
+
+  std::vector<backend::cpu::AotEntry> aot_entries;
+  for (const Compiled& c : compiled) aot_entries.push_back({&c.plan, c.symbol});
+  backend::cpu::AotObjectOptions oo;
+  oo.onednn = options.onednn;
+  oo.data_symbol = options.name + "_weights";
+  oo.data = weights.empty() ? std::string(kAlign, '\0') : weights;
+  Artifact out;
+  out.object = backend::cpu::emit_aot_object(aot_entries, oo);
+
+  size_t work_bytes = kAlign;
+  for (const Compiled& c : compiled) work_bytes = std::max(work_bytes, align_up(c.plan.arena_bytes) + c.scratch_bytes);
+
+  // ---- the header --------------------------------------------------------------------------
+  const std::string& N = options.name;
+  std::ostringstream h;
+  h << "// " << N << ".h: generated by `kiln aot`" << (options.source.empty() ? "" : " from " + options.source)
+    << ". Do not edit.\n"
+    << "// Compiled for " << backend::cpu::target_id().substr(0, backend::cpu::target_id().find(" +")) << ".\n"
+    << "// Needs only the C and C++ standard libraries" << (options.onednn ? " and oneDNN (libdnnl)" : "")
+    << ". One instance runs one call at a time; use one per thread.\n"
+    << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <memory>\n#include "
+       "<string>\n\n";
+  h << "extern \"C\" {\n"
+    << "// Raw entry points: args = inputs, then the variables' values (in variables() order); results =\n"
+    << "// outputs, then scratch for assigned values; arena = " << N << "::kWorkBytes bytes, 64-byte aligned.\n"
+    << "// Return 0, or nonzero when the compiled code failed.\n";
+  for (const Compiled& c : compiled)
+    h << "int32_t " << c.symbol << "(void* const* args, void* const* results, void* arena);\n";
+  h << "extern const unsigned char " << N << "_weights[];\n}\n\n";
+
+  h << "class " << N << " {\n public:\n"
+    << "  static constexpr size_t kWeightBytes = " << std::max<size_t>(weights.size(), kAlign) << ";\n"
+    << "  static constexpr size_t kWorkBytes = " << work_bytes << ";\n"
+    << "  static constexpr size_t kNumVariables = " << vars.size() << ";\n\n"
+    << "  " << N << "() : vars_(new unsigned char[kWeightBytes + 64]), work_(new unsigned char[kWorkBytes + 64]) {\n"
+    << "    std::memcpy(vars(), " << N << "_weights, kWeightBytes);\n  }\n"
+    << "  " << N << "(const " << N << "&) = delete;\n"
+    << "  " << N << "& operator=(const " << N << "&) = delete;\n\n";
+
+  auto ident = [](const std::string& s, const std::string& fallback) {
+    return is_identifier(s) ? s : fallback;
+  };
+  for (const Compiled& c : compiled) {
+    const Entry& e = *c.entry;
+    const ir::Graph& g = *c.graph;
+    std::vector<std::string> ins, outs;
+    for (size_t i = 0; i < g.inputs.size(); ++i)
+      ins.push_back(ident(i < e.input_names.size() ? e.input_names[i] : g.inputs[i]->name, "arg" + std::to_string(i)));
+    for (size_t i = 0; i < g.outputs.size(); ++i)
+      outs.push_back(ident(i < e.output_names.size() ? e.output_names[i] : "", "output" + std::to_string(i)));
+    h << "  /// " << e.signature << "(";
+    for (size_t i = 0; i < ins.size(); ++i)
+      h << (i ? ", " : "") << ins[i] << ": " << type_string(g.inputs[i]->type.dtype, g.inputs[i]->type.shape);
+    h << ") -> ";
+    for (size_t i = 0; i < outs.size(); ++i)
+      h << (i ? ", " : "") << outs[i] << ": " << type_string(g.outputs[i]->type.dtype, g.outputs[i]->type.shape);
+    h << ". Returns 0, or nonzero with error() set.\n  int " << c.method << "(";
+    for (size_t i = 0; i < ins.size(); ++i) h << (i ? ", " : "") << "const " << c_type(g.inputs[i]->type.dtype) << "* " << ins[i];
+    for (size_t i = 0; i < outs.size(); ++i)
+      h << (ins.size() + i ? ", " : "") << c_type(g.outputs[i]->type.dtype) << "* " << outs[i];
+    h << ") {\n    void* args[] = {";
+    for (size_t i = 0; i < ins.size(); ++i)
+      h << (i ? ", " : "") << "const_cast<" << c_type(g.inputs[i]->type.dtype) << "*>(" << ins[i] << ")";
+    for (size_t s = 0; s < c.var_index.size(); ++s)
+      h << (ins.size() + s ? ", " : "") << "vars() + " << vars[size_t(c.var_index[s])].offset;
+    if (ins.empty() && c.var_index.empty()) h << "nullptr";
+    h << "};\n    void* results[] = {";
+    std::vector<std::string> result(c.plan.num_results, "nullptr");
+    for (size_t i = 0; i < c.plan.outputs.size(); ++i)
+      result[size_t(c.plan.buffers[size_t(c.plan.outputs[i].buffer)].index)] = outs[i];
+    size_t arena = align_up(c.plan.arena_bytes);
+    for (auto [r, off] : c.scratch_offset) result[size_t(r)] = "work() + " + std::to_string(arena + off);
+    for (size_t i = 0; i < result.size(); ++i) h << (i ? ", " : "") << result[i];
+    if (result.empty()) h << "nullptr";
+    h << "};\n    if (" << c.symbol << "(args, results, work()) != 0) return fail(\"" << c.method
+      << ": the compiled code failed\");\n";
+    for (auto [slot, buffer] : c.plan.assigns) {
+      const Buffer& b = c.plan.buffers[size_t(buffer)];
+      const Var& v = vars[size_t(c.var_index[size_t(slot)])];
+      h << "    std::memcpy(vars() + " << v.offset << ", work() + "
+        << arena + c.scratch_offset.at(b.index) << ", " << v.bytes << ");  // " << v.name << "\n";
+    }
+    h << "    return 0;\n  }\n\n";
+  }
+
+  // dispatching methods, one per signature
+  for (const auto& [sig, count] : per_signature) {
+    const Compiled* first = nullptr;
+    for (const Compiled& c : compiled)
+      if (c.entry->signature == sig) {
+        first = &c;
+        break;
+      }
+    const ir::Graph& g = *first->graph;
+    std::vector<std::string> ins, outs;
+    for (size_t i = 0; i < g.inputs.size(); ++i)
+      ins.push_back(ident(i < first->entry->input_names.size() ? first->entry->input_names[i] : g.inputs[i]->name,
+                          "arg" + std::to_string(i)));
+    for (size_t i = 0; i < g.outputs.size(); ++i)
+      outs.push_back(ident(i < first->entry->output_names.size() ? first->entry->output_names[i] : "",
+                           "output" + std::to_string(i)));
+    h << "  /// " << sig << " on whichever compiled shape fits the inputs' shapes; writes each output's shape\n"
+      << "  /// (its rank is fixed). Returns 0, or nonzero with error() set when no compiled shape fits.\n  int "
+      << sig << "(";
+    for (size_t i = 0; i < ins.size(); ++i)
+      h << (i ? ", " : "") << "const " << c_type(g.inputs[i]->type.dtype) << "* " << ins[i] << ", const int64_t* "
+        << ins[i] << "_shape, size_t " << ins[i] << "_rank";
+    for (size_t i = 0; i < outs.size(); ++i)
+      h << (ins.size() + i ? ", " : "") << c_type(g.outputs[i]->type.dtype) << "* " << outs[i] << ", int64_t* "
+        << outs[i] << "_shape";
+    h << ") {\n";
+    std::string compiled_list;
+    for (const Compiled& c : compiled) {
+      if (c.entry->signature != sig) continue;
+      const ir::Graph& cg = *c.graph;
+      std::string cond, shapes;
+      for (size_t i = 0; i < ins.size(); ++i) {
+        const Shape& s = cg.inputs[i]->type.shape;
+        cond += std::string(i ? " && " : "") + ins[i] + "_rank == " + std::to_string(s.rank());
+        for (int64_t d = 0; d < s.rank(); ++d)
+          cond += " && " + ins[i] + "_shape[" + std::to_string(d) + "] == " + std::to_string(s.dim(size_t(d)));
+        shapes += std::string(i ? ", " : "") + ins[i] + " " + s.to_list_string();
+      }
+      if (cond.empty()) cond = "true";
+      compiled_list += (compiled_list.empty() ? "" : "; ") + shapes;
+      h << "    if (" << cond << ") {\n";
+      for (size_t i = 0; i < outs.size(); ++i) {
+        const Shape& s = cg.outputs[i]->type.shape;
+        for (int64_t d = 0; d < s.rank(); ++d)
+          h << "      " << outs[i] << "_shape[" << d << "] = " << s.dim(size_t(d)) << ";\n";
+      }
+      h << "      return " << c.method << "(";
+      for (size_t i = 0; i < ins.size(); ++i) h << (i ? ", " : "") << ins[i];
+      for (size_t i = 0; i < outs.size(); ++i) h << (ins.size() + i ? ", " : "") << outs[i];
+      h << ");\n    }\n";
+    }
+    h << "    std::string got;\n";
+    for (size_t i = 0; i < ins.size(); ++i) {
+      h << "    got += \"" << (i ? ", " : "") << ins[i] << " [\";\n"
+        << "    for (size_t d = 0; d < " << ins[i] << "_rank; ++d) got += (d ? \", \" : \"\") + std::to_string("
+        << ins[i] << "_shape[d]);\n    got += \"]\";\n";
+    }
+    h << "    return fail(\"" << sig << ": no compiled shape fits \" + got + \" (compiled: " << compiled_list
+      << ")\");\n  }\n\n";
+  }
+
+  h << "  /// The last error's message.\n  const char* error() const { return error_.c_str(); }\n\n"
+    << "  /// A variable's current value by name (nullptr for an unknown name); `bytes` gets its size.\n"
+    << "  void* variable(const char* name, size_t* bytes = nullptr) {\n";
+  for (const Var& v : vars)
+    h << "    if (std::strcmp(name, " << quoted(v.name) << ") == 0) {  // " << type_string(v.dtype, v.shape)
+      << "\n      if (bytes) *bytes = " << v.bytes << ";\n      return vars() + " << v.offset << ";\n    }\n";
+  h << "    return nullptr;\n  }\n\n private:\n"
+    << "  static unsigned char* aligned(unsigned char* p) {\n"
+    << "    return p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64;\n  }\n"
+    << "  unsigned char* vars() { return aligned(vars_.get()); }\n"
+    << "  unsigned char* work() { return aligned(work_.get()); }\n"
+    << "  int fail(std::string message) {\n    error_ = std::move(message);\n    return 1;\n  }\n"
+    << "  std::unique_ptr<unsigned char[]> vars_, work_;\n  std::string error_;\n};\n";
+  out.header = h.str();
+  return out;
+}
+
+}  // namespace kiln::aot
