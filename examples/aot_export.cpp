@@ -6,6 +6,8 @@
 // float32, an input batch [B, 64] and the JIT-compiled `serve` function's logits [B, 10] for it.
 // `kiln aot DIR ...` compiles the saved model; examples/aot_app checks its results against these.
 #include <kiln/kiln.h>
+#include <algorithm>
+#include <chrono>
 
 #include <bit>
 #include <cstdio>
@@ -73,6 +75,17 @@ int main(int argc, char** argv) {
     write_floats(dir / "check" / ("expected_" + b + ".bin"), y);
     std::printf("check data for batch %s: input [%s, %lld], expected [%s, %lld]\n", b.c_str(), b.c_str(),
                 (long long)kFeatures, b.c_str(), (long long)kClasses);
+    // the JIT's per-call latency on the same input, for the application to compare with
+    std::vector<double> medians;
+    for (int rep = 0; rep < 5; ++rep) {
+      constexpr int kCalls = 2000;
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < kCalls; ++i) cf({x});
+      medians.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+                        kCalls);
+    }
+    std::sort(medians.begin(), medians.end());
+    std::ofstream(dir / "check" / ("jit_ns_" + b + ".txt")) << medians[medians.size() / 2] << "\n";
   }
   return 0;
 }

@@ -63,7 +63,10 @@ quiet "$cmake" -S "$src/examples/aot_app" -B "$tmp/app" "${generator[@]}" -DCMAK
 quiet "$cmake" --build "$tmp/app"
 
 echo "== run aot_app"
+start=$(date +%s%N)
 "$tmp/app/aot_app" "$tmp/model"
+end=$(date +%s%N)
+echo "aot_app: $(stat -c %s "$tmp/app/aot_app") bytes (stripped: $(strip -o "$tmp/stripped" "$tmp/app/aot_app" && stat -c %s "$tmp/stripped")), whole run including the timing loops $(( (end - start) / 1000000 )) ms"
 
 echo "== ldd aot_app"
 ldd "$tmp/app/aot_app" | tee "$tmp/ldd.txt"

@@ -74,8 +74,10 @@ int aot_command(const std::vector<std::string>& args) {
     else
       fail<InvalidArgument>("aot", "unexpected argument '", args[i], "'");
   }
-  if (dir.empty() || out.empty()) fail<InvalidArgument>("aot", "usage: kiln aot DIR -o OUT_PREFIX [--name IDENT] "
-                                                        "[--signature NAME[:SHAPES]]... [--onednn]");
+  if (dir.empty() || out.empty())
+    fail<InvalidArgument>("aot",
+                          "usage: kiln aot DIR -o OUT_PREFIX [--name IDENT] "
+                          "[--signature NAME[:SHAPES]]... [--onednn]");
   if (name.empty()) {
     name = std::filesystem::path(out).filename().string();
     for (char& c : name)
@@ -99,8 +101,8 @@ int aot_command(const std::vector<std::string>& args) {
       for (const TensorSpec& spec : cf.input_specs()) {
         if (!spec.shape.is_fully_defined())
           fail<InvalidArgument>("aot", "signature '", sig, "' has input '", spec.name, "' of shape ",
-                                spec.shape.to_list_string(), " with unknown dims: give shapes, e.g. --signature ",
-                                sig, ":32x64");
+                                spec.shape.to_list_string(), " with unknown dims: give shapes, e.g. --signature ", sig,
+                                ":32x64");
         e.shapes.push_back(spec.shape);
       }
     }
@@ -113,8 +115,8 @@ int aot_command(const std::vector<std::string>& args) {
   aot::Artifact a = aot::compile(entries, o);
   write(out + ".o", a.object);
   write(out + ".h", a.header);
-  std::printf("kiln aot: wrote %s.o (%zu bytes) and %s.h (class %s, %zu entry points)\n", out.c_str(),
-              a.object.size(), out.c_str(), name.c_str(), entries.size());
+  std::printf("kiln aot: wrote %s.o (%zu bytes) and %s.h (class %s, %zu entry points)\n", out.c_str(), a.object.size(),
+              out.c_str(), name.c_str(), entries.size());
   return 0;
 #endif
 }

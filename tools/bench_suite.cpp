@@ -93,8 +93,9 @@ struct Mlp {
   explicit Mlp(const char* name) {
     const int64_t dims[] = {784, 256, 256, 10};
     for (int l = 0; l < 3; ++l) {
-      params.emplace_back(random::normal({dims[l], dims[l + 1]}, uint64_t(10 + l), 0.0, std::sqrt(2.0 / double(dims[l]))),
-                          std::string(name) + "/w" + std::to_string(l));
+      params.emplace_back(
+          random::normal({dims[l], dims[l + 1]}, uint64_t(10 + l), 0.0, std::sqrt(2.0 / double(dims[l]))),
+          std::string(name) + "/w" + std::to_string(l));
       params.emplace_back(zeros({dims[l + 1]}), std::string(name) + "/b" + std::to_string(l));
     }
     x = random::normal({kBatch, dims[0]}, 1);
@@ -149,7 +150,8 @@ std::shared_ptr<Workload> mlp_step() {
 std::vector<std::shared_ptr<Workload>> make_suite() {
   std::vector<std::shared_ptr<Workload>> s;
   s.push_back(unary(
-      "trivial", "x + 1 on a scalar: the cost of a cache-hit call", [](Tensor x) { return x + 1.0f; }, constant(1.0f), 0));
+      "trivial", "x + 1 on a scalar: the cost of a cache-hit call", [](Tensor x) { return x + 1.0f; }, constant(1.0f),
+      0));
   s.push_back(unary(
       "node_overhead", "100 chained scalar adds: graph time / 100 is the cost of one interpreted node",
       [](Tensor x) {
@@ -162,8 +164,7 @@ std::vector<std::shared_ptr<Workload>> make_suite() {
       [](Tensor x) { return power(x, 100); }, random::uniform({10, 10}, 7, -1, 2, int32), 0, power_loops));
   s.push_back(unary(
       "elementwise_chain", "tanh(x * 2 + 1) * x - x / 3 + exp(-x * x): 10 ops on 1000 float32",
-      [](Tensor x) { return tanh(x * 2.0f + 1.0f) * x - x / 3.0f + exp(-(x * x)); }, random::normal({1000}, 3),
-      1e-6));
+      [](Tensor x) { return tanh(x * 2.0f + 1.0f) * x - x / 3.0f + exp(-(x * x)); }, random::normal({1000}, 3), 1e-6));
   s.push_back(unary(
       "relu_affine_4m", "relu(x * a + b) * c on 4M float32 (a, b, c scalars)",
       [](Tensor x) { return relu(x * kA + kB) * kC; }, random::normal({int64_t(1) << 22}, 5), 0, relu_affine_loop));

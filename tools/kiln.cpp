@@ -83,18 +83,20 @@ int bench(const std::vector<std::string>& args) {
   if (json) {
     std::printf("{\"threads\": %d, \"results\": [", kiln::get_num_threads());
     for (size_t i = 0; i < rows.size(); ++i)
-      std::printf("%s\n  {\"name\": \"%s\", \"eager_ns\": %.1f, \"interpreter_ns\": %.1f, \"native_ns\": %.1f, "
-                  "\"reference_ns\": %.1f, \"agree\": %s}",
-                  i ? "," : "", rows[i].name.c_str(), rows[i].eager_ns, rows[i].interp_ns, rows[i].native_ns,
-                  rows[i].reference_ns, rows[i].agree ? "true" : "false");
+      std::printf(
+          "%s\n  {\"name\": \"%s\", \"eager_ns\": %.1f, \"interpreter_ns\": %.1f, \"native_ns\": %.1f, "
+          "\"reference_ns\": %.1f, \"agree\": %s}",
+          i ? "," : "", rows[i].name.c_str(), rows[i].eager_ns, rows[i].interp_ns, rows[i].native_ns,
+          rows[i].reference_ns, rows[i].agree ? "true" : "false");
     std::printf("\n]");
     if (node_ns > 0) std::printf(", \"node_ns\": %.1f, \"kernel_ns\": %.1f", node_ns, kernel_ns);
     std::printf("}\n");
   } else {
-    std::printf("kiln bench: eager, interpreted graph and native graph (CPU backend), %d thread(s), median per call\n\n",
-                kiln::get_num_threads());
-    std::printf("%-18s %11s %11s %11s %11s %9s %9s  %s\n", "workload", "eager", "interpreter", "native",
-                "hand loop", "vs eager", "vs loop", "agree");
+    std::printf(
+        "kiln bench: eager, interpreted graph and native graph (CPU backend), %d thread(s), median per call\n\n",
+        kiln::get_num_threads());
+    std::printf("%-18s %11s %11s %11s %11s %9s %9s  %s\n", "workload", "eager", "interpreter", "native", "hand loop",
+                "vs eager", "vs loop", "agree");
     for (const Row& r : rows) {
       std::string ref = r.reference_ns > 0 ? kiln::bench::format_ns(r.reference_ns) : "-";
       char vs_ref[32] = "-";
@@ -106,8 +108,9 @@ int bench(const std::vector<std::string>& args) {
     }
     std::printf("\n");
     for (const Row& r : rows) std::printf("  %-18s %s\n", r.name.c_str(), r.description.c_str());
-    std::printf("  (vs eager, vs loop: how many times faster the native graph runs; LibTorch and oneDNN\n"
-                "   comparisons: build/release/bench/bench_cpu_backend)\n");
+    std::printf(
+        "  (vs eager, vs loop: how many times faster the native graph runs; LibTorch and oneDNN\n"
+        "   comparisons: build/release/bench/bench_cpu_backend)\n");
     if (node_ns > 0)
       std::printf("\ninterpreted node: %.1f ns, of which the add kernel (called directly) %.1f ns: %.1f ns overhead\n",
                   node_ns, kernel_ns, node_ns - kernel_ns);

@@ -72,8 +72,8 @@ struct Compiled {
   std::string method, symbol;  // "serve_0", "NAME_serve_0"
   std::shared_ptr<const ir::Graph> graph;
   Plan plan;
-  std::vector<int> var_index;  // per graph slot: index into the object's variables
-  size_t scratch_bytes = 0;    // assigned values, after the arena
+  std::vector<int> var_index;                // per graph slot: index into the object's variables
+  size_t scratch_bytes = 0;                  // assigned values, after the arena
   std::map<int64_t, size_t> scratch_offset;  // Result index of an assigned value -> offset
 };
 
@@ -87,8 +87,7 @@ struct Var {
 }  // namespace
 
 Artifact compile(const std::vector<Entry>& entries, const Options& options) {
-  if (!is_identifier(options.name))
-    fail<InvalidArgument>("aot", "name '", options.name, "' is not a C identifier");
+  if (!is_identifier(options.name)) fail<InvalidArgument>("aot", "name '", options.name, "' is not a C identifier");
   if (entries.empty()) fail<InvalidArgument>("aot", "nothing to compile: no entries");
 
   std::vector<Compiled> compiled;
@@ -109,7 +108,8 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
         fits = want.dim(size_t(d)) < 0 || want.dim(size_t(d)) == e.shapes[i].dim(size_t(d));
       if (!fits)
         fail<InvalidArgument>("aot", "signature '", e.signature, "': shape ", e.shapes[i].to_list_string(),
-                              " does not fit input ", i, " of type ", ir::type_to_string(e.graph->inputs[i]->type, e.graph.get()));
+                              " does not fit input ", i, " of type ",
+                              ir::type_to_string(e.graph->inputs[i]->type, e.graph.get()));
     }
     for (const Compiled& c : compiled)
       if (c.entry->signature == e.signature && c.entry->shapes == e.shapes)
@@ -121,7 +121,8 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     c.symbol = options.name + "_" + c.method;
     c.graph = backend::cpu::specialize(*e.graph, e.shapes);
     if (!c.graph)
-      fail<FailedPrecondition>("aot", "signature '", e.signature, "' has shapes that depend on values; it cannot be "
+      fail<FailedPrecondition>("aot", "signature '", e.signature,
+                               "' has shapes that depend on values; it cannot be "
                                "compiled ahead of time");
     backend::cpu::LowerOptions lo;
     lo.dedicated_outputs = true;
@@ -194,9 +195,7 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     << "  " << N << "(const " << N << "&) = delete;\n"
     << "  " << N << "& operator=(const " << N << "&) = delete;\n\n";
 
-  auto ident = [](const std::string& s, const std::string& fallback) {
-    return is_identifier(s) ? s : fallback;
-  };
+  auto ident = [](const std::string& s, const std::string& fallback) { return is_identifier(s) ? s : fallback; };
   for (const Compiled& c : compiled) {
     const Entry& e = *c.entry;
     const ir::Graph& g = *c.graph;
@@ -212,7 +211,8 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     for (size_t i = 0; i < outs.size(); ++i)
       h << (i ? ", " : "") << outs[i] << ": " << type_string(g.outputs[i]->type.dtype, g.outputs[i]->type.shape);
     h << ". Returns 0, or nonzero with error() set.\n  int " << c.method << "(";
-    for (size_t i = 0; i < ins.size(); ++i) h << (i ? ", " : "") << "const " << c_type(g.inputs[i]->type.dtype) << "* " << ins[i];
+    for (size_t i = 0; i < ins.size(); ++i)
+      h << (i ? ", " : "") << "const " << c_type(g.inputs[i]->type.dtype) << "* " << ins[i];
     for (size_t i = 0; i < outs.size(); ++i)
       h << (ins.size() + i ? ", " : "") << c_type(g.outputs[i]->type.dtype) << "* " << outs[i];
     h << ") {\n    void* args[] = {";
@@ -234,8 +234,8 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     for (auto [slot, buffer] : c.plan.assigns) {
       const Buffer& b = c.plan.buffers[size_t(buffer)];
       const Var& v = vars[size_t(c.var_index[size_t(slot)])];
-      h << "    std::memcpy(vars() + " << v.offset << ", work() + "
-        << arena + c.scratch_offset.at(b.index) << ", " << v.bytes << ");  // " << v.name << "\n";
+      h << "    std::memcpy(vars() + " << v.offset << ", work() + " << arena + c.scratch_offset.at(b.index) << ", "
+        << v.bytes << ");  // " << v.name << "\n";
     }
     h << "    return 0;\n  }\n\n";
   }
@@ -257,8 +257,8 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
       outs.push_back(ident(i < first->entry->output_names.size() ? first->entry->output_names[i] : "",
                            "output" + std::to_string(i)));
     h << "  /// " << sig << " on whichever compiled shape fits the inputs' shapes; writes each output's shape\n"
-      << "  /// (its rank is fixed). Returns 0, or nonzero with error() set when no compiled shape fits.\n  int "
-      << sig << "(";
+      << "  /// (its rank is fixed). Returns 0, or nonzero with error() set when no compiled shape fits.\n  int " << sig
+      << "(";
     for (size_t i = 0; i < ins.size(); ++i)
       h << (i ? ", " : "") << "const " << c_type(g.inputs[i]->type.dtype) << "* " << ins[i] << ", const int64_t* "
         << ins[i] << "_shape, size_t " << ins[i] << "_rank";

@@ -3,6 +3,8 @@
 //   usage: aot_app DIR   (DIR: the saved model directory, holding check/input_B.bin and
 //                         check/expected_B.bin for B = 1 and 8)
 // It includes only the generated header: no Kiln header, no Kiln library.
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -94,6 +96,25 @@ bool check_unsupported_shape(classifier& model) {
   return ok;
 }
 
+// Median nanoseconds per `serve` call at `batch`, next to the JIT's (written by aot_export).
+void time_batch(classifier& model, const std::string& dir, int64_t batch) {
+  std::vector<float> x(size_t(batch) * 64, 0.5f), y(size_t(batch) * 10);
+  const int64_t x_shape[2] = {batch, 64};
+  int64_t y_shape[2];
+  double best[5];
+  for (double& b : best) {
+    constexpr int kCalls = 2000;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kCalls; ++i) model.serve(x.data(), x_shape, 2, y.data(), y_shape);
+    b = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kCalls;
+  }
+  std::sort(best, best + 5);
+  double jit = 0;
+  std::ifstream(dir + "/check/jit_ns_" + std::to_string(batch) + ".txt") >> jit;
+  std::printf("batch %lld: AOT %.0f ns per call, JIT %.0f ns (JIT / AOT %.2fx)\n", (long long)batch, best[2], jit,
+              jit / best[2]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +127,7 @@ int main(int argc, char** argv) {
   bool ok = true;
   for (int64_t batch : {1, 8}) ok = check_batch(model, dir, batch) && ok;
   ok = check_unsupported_shape(model) && ok;
+  for (int64_t batch : {1, 8}) time_batch(model, dir, batch);
   std::printf("%s\n", ok ? "aot_app: all checks passed" : "aot_app: FAILED");
   return ok ? 0 : 1;
 }

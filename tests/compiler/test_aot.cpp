@@ -74,7 +74,8 @@ TEST_CASE("aot: inference entry points equal the JIT at each compiled shape", "[
     std::vector<void*> args{x.mutable_raw_data()};
     for (const auto& slot : cf.graph().variables) {
       for (size_t i = 0; i < 4; ++i)
-        if (slot.name == std::vector<std::string>{"w1", "b1", "w2", "b2"}[i]) args.push_back(vars[i].mutable_raw_data());
+        if (slot.name == std::vector<std::string>{"w1", "b1", "w2", "b2"}[i])
+          args.push_back(vars[i].mutable_raw_data());
     }
     REQUIRE(args.size() == 5);
     void* results[] = {got.data()};
@@ -126,8 +127,7 @@ TEST_CASE("aot: what cannot be compiled ahead of time is refused with a typed er
   opts.name = "ok";
   CHECK_THROWS_AS(aot::compile({entry("f", cf, {Shape{2, 4}})}, opts), InvalidArgument);  // does not fit [?, 3]
   CHECK_THROWS_AS(aot::compile({entry("f", cf, {Shape{2, 3}, Shape{2, 3}})}, opts), InvalidArgument);
-  CHECK_THROWS_AS(aot::compile({entry("f", cf, {Shape{2, 3}}), entry("f", cf, {Shape{2, 3}})}, opts),
-                  InvalidArgument);
+  CHECK_THROWS_AS(aot::compile({entry("f", cf, {Shape{2, 3}}), entry("f", cf, {Shape{2, 3}})}, opts), InvalidArgument);
   opts.name = "not an identifier";
   CHECK_THROWS_AS(aot::compile({entry("f", cf, {Shape{2, 3}})}, opts), InvalidArgument);
   opts.name = "ok";

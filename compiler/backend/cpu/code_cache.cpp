@@ -50,7 +50,8 @@ void warn_once(const std::string& dir, const char* why) {
   static std::mutex mu;
   static std::set<std::string>* warned = new std::set<std::string>;
   std::lock_guard lock(mu);
-  if (warned->insert(dir + why).second) logging::warn("[cpu cache] KILN_CACHE_DIR '{}' {}; the disk cache is off", dir, why);
+  if (warned->insert(dir + why).second)
+    logging::warn("[cpu cache] KILN_CACHE_DIR '{}' {}; the disk cache is off", dir, why);
 }
 
 // The disk folder, or "" when unset or untrusted. Checked on every compilation (a stat is

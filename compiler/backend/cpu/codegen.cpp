@@ -76,9 +76,7 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine() {
 }
 
 bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
-bool is_signed(DType t) {
-  return t == DType::Int8 || t == DType::Int16 || t == DType::Int32 || t == DType::Int64;
-}
+bool is_signed(DType t) { return t == DType::Int8 || t == DType::Int16 || t == DType::Int32 || t == DType::Int64; }
 
 class Emitter {
  public:
@@ -173,8 +171,8 @@ class Emitter {
   Value* constant(const Tensor& t) {
     const char* data = static_cast<const char*>(t.raw_data());
     // raw bytes: any dtype (fallback kernels read float16, complex... constants too)
-    auto* init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data),
-                                                                          t.nbytes()));
+    auto* init =
+        llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data), t.nbytes()));
     auto* gv = new llvm::GlobalVariable(m_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init, "const");
     gv->setAlignment(llvm::Align(64));
     return gv;
@@ -307,31 +305,31 @@ class Emitter {
       fill(r.buffer, reduce_identity(r.op, plan_.buffers[size_t(r.buffer)].dtype));
     }
     const size_t rank = loop.dims.size();
-    kernel(
-        ("loop" + std::to_string(k)).c_str(), buffers, loop.dims[0], elements,
-        [&](const std::vector<Value*>& ptrs, Value* begin, Value* end) {
-          // nest: idx[d] for each loop dim
-          std::vector<Value*> idx(rank);
-          std::function<void(size_t)> level = [&](size_t d) {
-            auto body = [&](Value* i) {
-              idx[d] = i;
-              if (d + 1 < rank) return level(d + 1);
-              emit_loop_body(loop, ptrs, load_param, store_param, reduce_param, idx);
-            };
-            if (d == 0)
-              for_range(begin, end, body);
-            else
-              for_n(loop.dims[d], body);
-          };
-          level(0);
-        },
-        parallel_ok);
+    kernel(("loop" + std::to_string(k)).c_str(), buffers, loop.dims[0], elements,
+           [&](const std::vector<Value*>& ptrs, Value* begin, Value* end) {
+             // nest: idx[d] for each loop dim
+             std::vector<Value*> idx(rank);
+             std::function<void(size_t)> level = [&](size_t d) {
+               auto body = [&](Value* i) {
+                 idx[d] = i;
+                 if (d + 1 < rank) return level(d + 1);
+                 emit_loop_body(loop, ptrs, load_param, store_param, reduce_param, idx);
+               };
+               if (d == 0)
+                 for_range(begin, end, body);
+               else
+                 for_n(loop.dims[d], body);
+             };
+             level(0);
+           },
+           parallel_ok);
     for (const LoopReduce& r : loop.reduces)
       if (r.op == OpId::ReduceMean) {
         const Buffer& b = plan_.buffers[size_t(r.buffer)];
         Type* et = reg_type(b.dtype);
         for_n(b.shape.num_elements(), [&](Value* i) {
-          store(b.dtype, b_.CreateFDiv(load(b.dtype, bufs_[size_t(r.buffer)], i), llvm::ConstantFP::get(et, double(r.count))),
+          store(b.dtype,
+                b_.CreateFDiv(load(b.dtype, bufs_[size_t(r.buffer)], i), llvm::ConstantFP::get(et, double(r.count))),
                 bufs_[size_t(r.buffer)], i);
         });
       }
@@ -415,8 +413,7 @@ class Emitter {
     Value* xc = b_.CreateSelect(nan, F(0.0f), x);
     xc = b_.CreateSelect(b_.CreateFCmpOLT(xc, F(-103.97f)), F(-103.97f), xc);
     xc = b_.CreateSelect(b_.CreateFCmpOGT(xc, F(88.72283172607421875f)), F(88.72283172607421875f), xc);
-    Value* m = intrinsic(llvm::Intrinsic::floor,
-                         {b_.CreateFAdd(b_.CreateFMul(xc, F(1.44269504088896341f)), F(0.5f))});
+    Value* m = intrinsic(llvm::Intrinsic::floor, {b_.CreateFAdd(b_.CreateFMul(xc, F(1.44269504088896341f)), F(0.5f))});
     auto fma = [&](Value* a, Value* b, Value* c) { return intrinsic(llvm::Intrinsic::fma, {a, b, c}); };
     Value* r = fma(m, F(-0.693359375f), xc);
     r = fma(m, F(2.12194440e-4f), r);
@@ -434,8 +431,8 @@ class Emitter {
       return b_.CreateBitCast(b_.CreateShl(b_.CreateAdd(e, b_.getInt32(127)), 23), b_.getFloatTy());
     };
     Value* out = b_.CreateFMul(b_.CreateFMul(y, scale(m1)), scale(m2));
-    out = b_.CreateSelect(b_.CreateFCmpOGT(x, F(88.72283172607421875f)),
-                          F(std::numeric_limits<float>::infinity()), out);
+    out =
+        b_.CreateSelect(b_.CreateFCmpOGT(x, F(88.72283172607421875f)), F(std::numeric_limits<float>::infinity()), out);
     out = b_.CreateSelect(b_.CreateFCmpOLT(x, F(-103.97f)), F(0.0f), out);
     return b_.CreateSelect(nan, x, out);
   }
@@ -454,9 +451,9 @@ class Emitter {
       for (auto it = c.begin() + 1; it != c.end(); ++it) acc = b_.CreateFAdd(b_.CreateFMul(acc, x2), F(*it));
       return acc;
     };
-    Value* p = b_.CreateFMul(xc, horner({-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
-                                         5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
-                                         4.89352455891786e-03}));
+    Value* p = b_.CreateFMul(
+        xc, horner({-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+                    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03}));
     Value* q = horner({1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03});
     Value* tiny = b_.CreateFCmpOLT(intrinsic(llvm::Intrinsic::fabs, {x}), F(0.0004));
     return b_.CreateSelect(tiny, x, b_.CreateFDiv(p, q));
@@ -564,8 +561,8 @@ class Emitter {
         case OpId::Mod: {
           Value* r = b_.CreateFRem(a, b);
           Value* z = fconst(a, 0);
-          Value* fix = b_.CreateAnd(b_.CreateFCmpUNE(r, z),
-                                    b_.CreateXor(b_.CreateFCmpOLT(r, z), b_.CreateFCmpOLT(b, z)));
+          Value* fix =
+              b_.CreateAnd(b_.CreateFCmpUNE(r, z), b_.CreateXor(b_.CreateFCmpOLT(r, z), b_.CreateFCmpOLT(b, z)));
           return b_.CreateSelect(fix, b_.CreateFAdd(r, b), r);
         }
         case OpId::Pow:
@@ -660,7 +657,8 @@ class Emitter {
       Value* fn = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 4));
       int64_t lda = mm.ta ? mm.m : mm.k, ldb = mm.tb ? mm.k : mm.n;
       for_n(mm.batch, [&](Value* bi) {
-        Value* a = b_.CreateInBoundsGEP(b_.getFloatTy(), bufs_[size_t(mm.a)], b_.CreateMul(bi, b_.getInt64(mm.a_stride)));
+        Value* a =
+            b_.CreateInBoundsGEP(b_.getFloatTy(), bufs_[size_t(mm.a)], b_.CreateMul(bi, b_.getInt64(mm.a_stride)));
         Value* bb =
             b_.CreateInBoundsGEP(b_.getFloatTy(), bufs_[size_t(mm.b)], b_.CreateMul(bi, b_.getInt64(mm.b_stride)));
         Value* c =
@@ -1002,17 +1000,17 @@ struct AotRuntime {
     //                          const float* A, dnnl_dim_t lda, const float* B, ldb, float beta, float* C, ldc)
     Type* i8 = b.getInt8Ty();
     llvm::FunctionCallee dnnl = m.getOrInsertFunction(
-        "dnnl_sgemm", llvm::FunctionType::get(i32, {i8, i8, i64, i64, i64, b.getFloatTy(), ptr, i64, ptr, i64,
-                                                     b.getFloatTy(), ptr, i64},
-                                               false));
+        "dnnl_sgemm",
+        llvm::FunctionType::get(
+            i32, {i8, i8, i64, i64, i64, b.getFloatTy(), ptr, i64, ptr, i64, b.getFloatTy(), ptr, i64}, false));
     auto trans = [&](Value* t) {
       return b.CreateSelect(b.CreateICmpNE(t, b.getInt32(0)), b.getInt8('T'), b.getInt8('N'));
     };
     llvm::Function* f = sgemm;
-    Value* rc = b.CreateCall(dnnl, {trans(f->getArg(0)), trans(f->getArg(1)), f->getArg(2), f->getArg(3), f->getArg(4),
-                                    llvm::ConstantFP::get(b.getFloatTy(), 1.0), f->getArg(5), f->getArg(6),
-                                    f->getArg(7), f->getArg(8), llvm::ConstantFP::get(b.getFloatTy(), 0.0),
-                                    f->getArg(9), f->getArg(10)});
+    Value* rc =
+        b.CreateCall(dnnl, {trans(f->getArg(0)), trans(f->getArg(1)), f->getArg(2), f->getArg(3), f->getArg(4),
+                            llvm::ConstantFP::get(b.getFloatTy(), 1.0), f->getArg(5), f->getArg(6), f->getArg(7),
+                            f->getArg(8), llvm::ConstantFP::get(b.getFloatTy(), 0.0), f->getArg(9), f->getArg(10)});
     b.CreateRet(b.CreateZExt(b.CreateICmpNE(rc, b.getInt32(0)), i32));
   }
 };
@@ -1042,8 +1040,7 @@ std::string emit_aot_object(std::span<const AotEntry> entries, const AotObjectOp
     b.SetInsertPoint(llvm::BasicBlock::Create(mb.ctx, "entry", fn));
     auto* ctx_ty = llvm::StructType::get(mb.ctx, {ptr, ptr, ptr, ptr, ptr});
     Value* ctx = b.CreateAlloca(ctx_ty);
-    Value* fields[] = {fn->getArg(2), llvm::ConstantPointerNull::get(b.getPtrTy()), rt.fallback, rt.parallel,
-                       rt.sgemm};
+    Value* fields[] = {fn->getArg(2), llvm::ConstantPointerNull::get(b.getPtrTy()), rt.fallback, rt.parallel, rt.sgemm};
     for (unsigned i = 0; i < 5; ++i) b.CreateStore(fields[i], b.CreateStructGEP(ctx_ty, ctx, i));
     b.CreateRet(b.CreateCall(entry, {ctx, fn->getArg(0), fn->getArg(1)}));
   }
@@ -1065,8 +1062,8 @@ Ref<NativeCode> load_object(const std::string& object, const std::string& symbol
   if (!dylib) fail<Internal>("cpu backend", "cannot create a JIT library: ", llvm::toString(dylib.takeError()));
   code->dylib = &*dylib;
   // libm (expf, tanhf, ...) and the C library resolve from this process
-  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-      jit.lljit->getDataLayout().getGlobalPrefix());
+  auto gen =
+      llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit.lljit->getDataLayout().getGlobalPrefix());
   if (!gen) fail<Internal>("cpu backend", "cannot search process symbols: ", llvm::toString(gen.takeError()));
   code->dylib->addGenerator(std::move(*gen));
   auto buf = llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(object.data(), object.size()), symbol);

@@ -59,12 +59,13 @@ int32_t sgemm(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const flo
               int64_t ldb, float* c, int64_t ldc) {
 #ifdef KILN_WITH_ONEDNN
   return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc) == dnnl_success ? 0
-                                                                                                               : 1;
+                                                                                                                 : 1;
 #else
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       float acc = 0;
-      for (int64_t p = 0; p < k; ++p) acc += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+      for (int64_t p = 0; p < k; ++p)
+        acc += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
       c[i * ldc + j] = acc;
     }
   return 0;
@@ -141,7 +142,8 @@ class Program {
     Ref<Storage> arena;
     if (plan_.arena_bytes) arena = Storage::allocate(plan_.arena_bytes);
     CallState state{this, {}};
-    KilnCpuContext ctx{arena ? static_cast<char*>(arena->data()) : nullptr, &state, &fallback, &detail::parallel_run, &sgemm};
+    KilnCpuContext ctx{arena ? static_cast<char*>(arena->data()) : nullptr, &state, &fallback, &detail::parallel_run,
+                       &sgemm};
     if (int32_t rc = code_->entry(&ctx, args.data(), results.data())) {
       if (state.error) std::rethrow_exception(state.error);
       fail<Internal>(g.name, "generated code failed with code ", rc);

@@ -133,17 +133,16 @@ class Lowering {
     }
     // each variable's current value: the entry value, then whatever the last assign wrote
     for (size_t i = 0; i < g_.variables.size(); ++i)
-      var_value_.push_back({add_buffer(Buffer::Kind::Arg, g_.variables[i].type, int64_t(g_.inputs.size() + i)), -1,
-                            -1, g_.variables[i].type.shape});
+      var_value_.push_back({add_buffer(Buffer::Kind::Arg, g_.variables[i].type, int64_t(g_.inputs.size() + i)), -1, -1,
+                            g_.variables[i].type.shape});
     for (const auto& n : g_.nodes) lower(*n);
     std::vector<int> claimed;  // buffers already an output or an assigned value
     for (auto [slot, b] : plan_.assigns) claimed.push_back(b);
     for (const ir::Value* o : g_.outputs) {
       const Val& v = materialize(o);
       int b = v.buffer;
-      if (options_.dedicated_outputs &&
-          (plan_.buffers[size_t(b)].kind != Buffer::Kind::Temp ||
-           std::find(claimed.begin(), claimed.end(), b) != claimed.end()))
+      if (options_.dedicated_outputs && (plan_.buffers[size_t(b)].kind != Buffer::Kind::Temp ||
+                                         std::find(claimed.begin(), claimed.end(), b) != claimed.end()))
         b = copy_of(b, o->type);
       claimed.push_back(b);
       plan_.outputs.push_back({b, v.shape});
@@ -406,7 +405,8 @@ class Lowering {
     if (!stride(sa, mm.a_stride) || !stride(sb, mm.b_stride)) return false;
     mm.a = materialize(n.inputs[0]).buffer;
     mm.b = materialize(n.inputs[1]).buffer;
-    mm.library = options_.library_matmul && n.output()->type.dtype == DType::Float32 && mm.m * mm.n * mm.k >= 32 * 32 * 32;
+    mm.library =
+        options_.library_matmul && n.output()->type.dtype == DType::Float32 && mm.m * mm.n * mm.k >= 32 * 32 * 32;
     int s = new_step(Step::Kind::MatMul);
     mm.out = add_buffer(Buffer::Kind::Temp, n.output()->type, -1);
     plan_.steps[size_t(s)].matmul = std::move(mm);
@@ -599,7 +599,7 @@ class Lowering {
   Plan plan_;
   std::unordered_map<const ir::Value*, Val> vals_;
   std::vector<Val> var_value_;
-  std::vector<int> open_;     // loop steps that later nodes may still join
+  std::vector<int> open_;  // loop steps that later nodes may still join
 };
 
 bool static_types(const ir::Graph& g) {

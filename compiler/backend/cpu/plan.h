@@ -31,8 +31,8 @@ struct Buffer {
 struct Expr {
   enum class Kind : uint8_t { Load, Unary, Binary, Where, Cast };
   Kind kind = Kind::Load;
-  ops::OpId op{};       // Unary, Binary
-  DType dtype{};        // the result's dtype
+  ops::OpId op{};  // Unary, Binary
+  DType dtype{};   // the result's dtype
   int a = -1, b = -1, c = -1;
   int buffer = -1;                 // Load
   SmallVector<int64_t, 6> stride;  // Load: elements per step of each loop dim (0: broadcast)
