@@ -350,7 +350,7 @@ TypeList infer_squeeze(const OpDef& def, const Attrs& attrs, std::span<const Ten
       if (drop[size_t(ax)])
         fail<InvalidArgument>(def.name, "axis ", a, " is listed more than once in ", list_string(axes));
       int64_t d = s.dim(size_t(ax));
-      if (d != 1 && d != kUnknownDim)
+      if (d != 1 && d >= 0)  // unknown (or a trace's symbolic) dims are checked when known
         fail<InvalidArgument>(def.name, "cannot squeeze axis ", a, " of size ", d, " (shape ", s.to_string(),
                               "): only axes of size 1 can be squeezed");
       drop[size_t(ax)] = true;
@@ -577,7 +577,7 @@ TypeList infer_broadcast_to(const OpDef& def, const Attrs& attrs, std::span<cons
   bool ok = off >= 0;
   for (int64_t i = 0; ok && i < s.rank(); ++i) {
     const int64_t d = s.dim(size_t(i)), t = target.dim(size_t(i + off));
-    ok = d == t || d == 1 || d == kUnknownDim;
+    ok = d == t || d == 1 || d < 0;  // unknown, or a symbolic dim of a trace
   }
   if (!ok)
     fail<InvalidArgument>(def.name, "cannot broadcast a tensor of shape ", s.to_list_string(), " to shape ",
