@@ -279,3 +279,27 @@ TEST_CASE("code cache: memory, then a trusted disk folder; damaged entries are r
   CHECK(source() == "compiled");
   ::unsetenv("KILN_CACHE_DIR");
 }
+
+TEST_CASE("cond and while_loop compile to basic blocks, not fallbacks", "[cpu]") {
+  // Fibonacci: the body swaps its loop values (b, a + b), which must not overwrite a before it
+  // is read; the cond picks a branch per call
+  auto fib = [](Tensor n, Tensor x) {
+    std::vector<Tensor> r = while_loop([&](std::span<const Tensor> v) { return v[0] < n; },
+                                       [](std::span<const Tensor> v) {
+                                         return std::vector<Tensor>{v[0] + 1, v[2], v[1] + v[2]};
+                                       },
+                                       {constant(0), constant(0.0f), constant(1.0f)});
+    return cond(reduce_sum(x) > 0.0f, [&] { return x * r[1]; }, [&] { return x - r[2]; });
+  };
+  auto native = function(fib, on(backend::BackendKind::Cpu, "fib"));
+  auto interp = function(fib, on(backend::BackendKind::Interpreter, "fib"));
+  for (int n : {0, 1, 2, 10}) {
+    for (float sign : {1.0f, -1.0f}) {
+      Tensor x = constant({sign * 1.0f, sign * 2.0f});
+      CHECK(rel_diff(native(constant(n), x), interp(constant(n), x)) == 0.0);
+    }
+  }
+  CHECK(native(constant(10), constant({1.0f, 1.0f})).to_vector<float>() == std::vector<float>{55, 55});
+  const auto& st = native.get_concrete_function(constant(3), constant({1.0f, 2.0f})).stats().codegen;
+  CHECK(st.fallbacks == 0);
+}

@@ -96,8 +96,15 @@ class Emitter {
     b_.SetInsertPoint(bb);
     arena_ = b_.CreateLoad(ptr, ctx_, "arena");
     for (size_t i = 0; i < plan_.buffers.size(); ++i) bufs_.push_back(buffer_ptr(plan_.buffers[i]));
-    for (size_t k = 0; k < plan_.steps.size(); ++k) {
-      const Step& s = plan_.steps[k];
+    emit_steps(plan_.steps);
+    b_.CreateRet(b_.getInt32(0));
+    return entry_;
+  }
+
+ private:
+  void emit_steps(const std::vector<Step>& steps) {
+    for (const Step& s : steps) {
+      size_t k = next_kernel_++;
       switch (s.kind) {
         case Step::Kind::Loop:
           emit_loop_step(s.loop, k);
@@ -109,15 +116,47 @@ class Emitter {
           emit_reduce(s.reduce, k);
           break;
         case Step::Kind::Fallback:
-          emit_fallback(s.fallback, k);
+          emit_fallback(s.fallback);
+          break;
+        case Step::Kind::Cond:
+        case Step::Kind::While:
+          emit_control(s);
           break;
       }
     }
-    b_.CreateRet(b_.getInt32(0));
-    return entry_;
   }
 
- private:
+  // cond and while_loop as basic blocks of the entry function
+  void emit_control(const Step& s) {
+    auto pred = [&] { return load(DType::Bool, bufs_[size_t(s.control.pred)], b_.getInt64(0)); };
+    llvm::Function* f = entry_;
+    if (s.kind == Step::Kind::Cond) {
+      auto* then_bb = llvm::BasicBlock::Create(c_, "then", f);
+      auto* else_bb = llvm::BasicBlock::Create(c_, "else", f);
+      auto* done = llvm::BasicBlock::Create(c_, "endif", f);
+      b_.CreateCondBr(pred(), then_bb, else_bb);
+      b_.SetInsertPoint(then_bb);
+      emit_steps(s.control.first);
+      b_.CreateBr(done);
+      b_.SetInsertPoint(else_bb);
+      emit_steps(s.control.second);
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
+      return;
+    }
+    auto* head = llvm::BasicBlock::Create(c_, "while", f);
+    auto* body = llvm::BasicBlock::Create(c_, "body", f);
+    auto* done = llvm::BasicBlock::Create(c_, "endwhile", f);
+    b_.CreateBr(head);
+    b_.SetInsertPoint(head);
+    emit_steps(s.control.first);
+    b_.CreateCondBr(pred(), body, done);
+    b_.SetInsertPoint(body);
+    emit_steps(s.control.second);
+    b_.CreateBr(head);
+    b_.SetInsertPoint(done);
+  }
+
   // ---- types and buffers ----------------------------------------------------------------
 
   Type* mem_type(DType t) {
@@ -864,7 +903,7 @@ class Emitter {
     b_.SetInsertPoint(ok);
   }
 
-  void emit_fallback(const FallbackStep& f, size_t k) {
+  void emit_fallback(const FallbackStep& f) {
     Type* ptr = b_.getPtrTy();
     Value* ins = entry_alloca(ptr, f.ins.size());
     Value* outs = entry_alloca(ptr, f.outs.size());
@@ -875,7 +914,7 @@ class Emitter {
     auto* fty = llvm::FunctionType::get(b_.getInt32Ty(), {ptr, b_.getInt32Ty(), ptr, ptr}, false);
     Value* fn = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 2));
     Value* state = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 1));
-    return_if_failed(b_.CreateCall(fty, fn, {state, b_.getInt32(int32_t(k)), ins, outs}));
+    return_if_failed(b_.CreateCall(fty, fn, {state, b_.getInt32(f.id), ins, outs}));
   }
 
   llvm::LLVMContext& c_;
@@ -885,6 +924,7 @@ class Emitter {
   llvm::Function* entry_ = nullptr;
   Value *ctx_ = nullptr, *args_ = nullptr, *results_ = nullptr, *arena_ = nullptr;
   std::vector<Value*> bufs_;
+  size_t next_kernel_ = 0;  // numbers the kernel functions
 };
 
 // One JIT for the process; each loaded object gets a JITDylib of its own, removed when its

@@ -80,11 +80,10 @@ class Program {
     auto t0 = std::chrono::steady_clock::now();
     plan_ = cpu::lower(*graph_);
     stats_.lower_us = micros_since(t0);
-    subs_.resize(plan_.steps.size());
-    for (size_t k = 0; k < plan_.steps.size(); ++k)
-      if (plan_.steps[k].kind == Step::Kind::Fallback)
-        for (size_t i = 0; i < plan_.steps[k].fallback.node->subgraphs.size() && i < 2; ++i)
-          subs_[k][i] = make_executable(root_, *plan_.steps[k].fallback.node->subgraphs[i]);
+    subs_.resize(plan_.fallback_steps.size());
+    for (size_t k = 0; k < plan_.fallback_steps.size(); ++k)
+      for (size_t i = 0; i < plan_.fallback_steps[k].node->subgraphs.size() && i < 2; ++i)
+        subs_[k][i] = make_executable(root_, *plan_.fallback_steps[k].node->subgraphs[i]);
     // one JIT library per object, so every object names its entry the same (and cached
     // objects load in any process)
     constexpr const char* kSymbol = "kiln_entry";
@@ -188,8 +187,8 @@ class Program {
     }
   }
 
-  void run_fallback(size_t step, void* const* ins, void* const* outs) const {
-    const cpu::FallbackStep& f = plan_.steps[step].fallback;
+  void run_fallback(size_t id, void* const* ins, void* const* outs) const {
+    const cpu::FallbackStep& f = plan_.fallback_steps[id];
     const ir::Node& n = *f.node;
     SmallVector<Tensor, 4> in;
     for (size_t i = 0; i < f.ins.size(); ++i) {
@@ -206,7 +205,7 @@ class Program {
       ops::KernelContext ctx{*n.def, n.attrs, in_span, types, result};
       n.def->cpu_kernel(ctx);
     } else {
-      const auto& sub = subs_[step];
+      const auto& sub = subs_[id];
       result = n.kind == ir::NodeKind::Cond ? run_cond(*sub[0], *sub[1], in_span)
                                             : run_while(*sub[0], *sub[1], in_span, n.outputs.size());
     }
@@ -218,7 +217,7 @@ class Program {
 
   std::shared_ptr<const ir::Graph> root_, graph_;
   Plan plan_;
-  std::vector<std::array<Ref<Executable>, 2>> subs_;  // per step: cond/while subgraphs of fallbacks
+  std::vector<std::array<Ref<Executable>, 2>> subs_;  // per fallback: its cond/while subgraphs
   Ref<cpu::NativeCode> code_;
   BackendStats stats_;
 };

@@ -4,6 +4,7 @@
 #include "compiler/backend/cpu/plan.h"
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
 #include <unordered_map>
 
@@ -297,7 +298,10 @@ class Lowering {
       }
       case ir::NodeKind::Cond:
       case ir::NodeKind::While:
-        return fallback(n);
+        // branches and bodies that touch variables run on the interpreter's path
+        for (const auto& sub : n.subgraphs)
+          if (!sub->variables.empty() || sub->io_in) return fallback(n);
+        return n.kind == ir::NodeKind::Cond ? lower_cond(n) : lower_while(n);
       case ir::NodeKind::Op:
         break;
     }
@@ -380,6 +384,97 @@ class Lowering {
     if (op == OpId::MatMul && native_dtype(out.dtype) && out.dtype != DType::Bool && lower_matmul(n)) return;
     if (native_reduce(op, in0) && (fuse_reduce(n) || lower_reduce(n))) return;
     fallback(n);
+  }
+
+  // Lowers `sub` with its parameters bound to `inputs` into a step list of its own; returns the
+  // steps and the materialized outputs' values.
+  std::pair<std::vector<Step>, std::vector<Val>> lower_subgraph(const ir::Graph& sub, const std::vector<Val>& inputs) {
+    std::vector<Step> outer = std::move(plan_.steps);
+    std::vector<int> outer_open = std::move(open_);
+    plan_.steps.clear();
+    open_.clear();
+    for (size_t i = 0; i < sub.inputs.size(); ++i) vals_[sub.inputs[i]] = inputs[i];
+    for (const auto& node : sub.nodes) lower(*node);
+    std::vector<Val> outs;
+    for (const ir::Value* o : sub.outputs) outs.push_back(materialize(o));
+    std::vector<Step> steps = std::move(plan_.steps);
+    plan_.steps = std::move(outer);
+    open_ = std::move(outer_open);
+    return {std::move(steps), std::move(outs)};
+  }
+
+  // A loop step copying `from` (seen as `t`) into buffer `to`.
+  Step copy_step(const Val& from, const TensorType& t, int to) {
+    Step s;
+    s.kind = Step::Kind::Loop;
+    for (int64_t d : t.shape.dims()) s.loop.dims.push_back(d);
+    Expr e;
+    e.kind = Expr::Kind::Load;
+    e.dtype = t.dtype;
+    e.buffer = from.buffer;
+    e.stride = broadcast_strides(from.shape, s.loop.dims);
+    s.loop.exprs.push_back(std::move(e));
+    s.loop.stores.emplace_back(0, to);
+    return s;
+  }
+
+  std::vector<Val> materialized_inputs(const ir::Node& n) {
+    std::vector<Val> ins;
+    for (const ir::Value* v : n.inputs) ins.push_back(materialize(v));
+    return ins;
+  }
+
+  void lower_cond(const ir::Node& n) {
+    std::vector<Val> ins = materialized_inputs(n);
+    Step s;
+    s.kind = Step::Kind::Cond;
+    s.control.pred = ins[0].buffer;
+    std::vector<Val> captures(ins.begin() + 1, ins.end());
+    std::vector<int> outs;
+    for (const auto& o : n.outputs) outs.push_back(add_buffer(Buffer::Kind::Temp, o->type, -1));
+    for (size_t b = 0; b < 2; ++b) {
+      auto [steps, results] = lower_subgraph(*n.subgraphs[b], captures);
+      for (size_t k = 0; k < outs.size(); ++k) steps.push_back(copy_step(results[k], n.output(k)->type, outs[k]));
+      (b == 0 ? s.control.first : s.control.second) = std::move(steps);
+    }
+    plan_.steps.push_back(std::move(s));
+    for (size_t k = 0; k < outs.size(); ++k) vals_[n.output(k)] = {outs[k], -1, -1, n.output(k)->type.shape};
+  }
+
+  void lower_while(const ir::Node& n) {
+    std::vector<Val> ins = materialized_inputs(n);
+    const size_t nvars = n.outputs.size();
+    // the loop values live in buffers of their own, which the body overwrites
+    std::vector<Val> state = ins;
+    for (size_t k = 0; k < nvars; ++k) {
+      int b = add_buffer(Buffer::Kind::Temp, n.output(k)->type, -1);
+      plan_.steps.push_back(copy_step(ins[k], n.output(k)->type, b));
+      state[k] = {b, -1, -1, n.output(k)->type.shape};
+    }
+    Step s;
+    s.kind = Step::Kind::While;
+    auto [cond_steps, pred] = lower_subgraph(*n.subgraphs[0], state);
+    s.control.first = std::move(cond_steps);
+    s.control.pred = pred[0].buffer;
+    auto [body, next] = lower_subgraph(*n.subgraphs[1], state);
+    // a body result that is itself a loop buffer (a swap) is staged, so no copy reads a buffer
+    // another copy of the same iteration has written
+    bool staged = false;
+    for (size_t k = 0; k < nvars; ++k)
+      for (size_t j = 0; j < nvars; ++j) staged |= next[k].buffer == state[j].buffer && j != k;
+    for (size_t k = 0; k < nvars; ++k) {
+      if (next[k].buffer == state[k].buffer) continue;
+      if (staged) {
+        int t = add_buffer(Buffer::Kind::Temp, n.output(k)->type, -1);
+        body.push_back(copy_step(next[k], n.output(k)->type, t));
+        next[k] = {t, -1, -1, n.output(k)->type.shape};
+      }
+    }
+    for (size_t k = 0; k < nvars; ++k)
+      if (next[k].buffer != state[k].buffer) body.push_back(copy_step(next[k], n.output(k)->type, state[k].buffer));
+    s.control.second = std::move(body);
+    plan_.steps.push_back(std::move(s));
+    for (size_t k = 0; k < nvars; ++k) vals_[n.output(k)] = state[k];
   }
 
   bool lower_matmul(const ir::Node& n) {
@@ -500,41 +595,48 @@ class Lowering {
   // Drops emptied loops, collapses loop dims, then assigns every computed buffer a Result slot
   // (it escapes) or an arena offset (planned from its live range over the steps).
   void finish() {
-    std::vector<Step> steps;
-    for (Step& s : plan_.steps)
-      if (s.kind != Step::Kind::Fallback || s.fallback.node) steps.push_back(std::move(s));
-    plan_.steps = std::move(steps);
-    for (Step& s : plan_.steps)
-      if (s.kind == Step::Kind::Loop) collapse(s.loop);
+    prepare(plan_.steps);
 
     size_t nb = plan_.buffers.size();
     constexpr size_t kNone = ~size_t(0);
     std::vector<size_t> begin(nb, kNone), end(nb, 0);
-    auto touch = [&](int b, size_t k) {
-      if (begin[size_t(b)] == kNone) begin[size_t(b)] = k;
-      end[size_t(b)] = std::max(end[size_t(b)], k);
-    };
-    for (size_t k = 0; k < plan_.steps.size(); ++k) {
-      const Step& s = plan_.steps[k];
-      switch (s.kind) {
-        case Step::Kind::Loop:
-          for (const Expr& e : s.loop.exprs)
-            if (e.kind == Expr::Kind::Load) touch(e.buffer, k);
-          for (auto [e, b] : s.loop.stores) touch(b, k);
-          for (const LoopReduce& r : s.loop.reduces) touch(r.buffer, k);
-          break;
-        case Step::Kind::MatMul:
-          for (int b : {s.matmul.a, s.matmul.b, s.matmul.out}) touch(b, k);
-          break;
-        case Step::Kind::Reduce:
-          for (int b : {s.reduce.in, s.reduce.out}) touch(b, k);
-          break;
-        case Step::Kind::Fallback:
-          for (int b : s.fallback.ins) touch(b, k);
-          for (int b : s.fallback.outs) touch(b, k);
-          break;
+    // every buffer a control step's branches or body touch is live for the whole step
+    std::function<void(const std::vector<Step>&, size_t)> touch_steps = [&](const std::vector<Step>& list,
+                                                                                 size_t k) {
+      for (size_t i = 0; i < list.size(); ++i) {
+        const Step& s = list[i];
+        size_t at = &list == &plan_.steps ? i : k;
+        auto here = [&](int b) {
+          if (begin[size_t(b)] == kNone) begin[size_t(b)] = at;
+          end[size_t(b)] = std::max(end[size_t(b)], at);
+        };
+        switch (s.kind) {
+          case Step::Kind::Loop:
+            for (const Expr& e : s.loop.exprs)
+              if (e.kind == Expr::Kind::Load) here(e.buffer);
+            for (auto [e, b] : s.loop.stores) here(b);
+            for (const LoopReduce& r : s.loop.reduces) here(r.buffer);
+            break;
+          case Step::Kind::MatMul:
+            for (int b : {s.matmul.a, s.matmul.b, s.matmul.out}) here(b);
+            break;
+          case Step::Kind::Reduce:
+            for (int b : {s.reduce.in, s.reduce.out}) here(b);
+            break;
+          case Step::Kind::Fallback:
+            for (int b : s.fallback.ins) here(b);
+            for (int b : s.fallback.outs) here(b);
+            break;
+          case Step::Kind::Cond:
+          case Step::Kind::While:
+            here(s.control.pred);
+            touch_steps(s.control.first, at);
+            touch_steps(s.control.second, at);
+            break;
+        }
       }
-    }
+    };
+    touch_steps(plan_.steps, 0);
     // results: the outputs in order, then assigned values in assignment order (the raw entry
     // ABI of ahead-of-time objects documents this order)
     auto to_result = [&](int b) {
@@ -559,14 +661,25 @@ class Lowering {
     }
     plan_.arena_bytes = plan_arena(blocks);
     for (size_t i = 0; i < blocks.size(); ++i) plan_.buffers[size_t(owner[i])].index = int64_t(blocks[i].offset);
-    // a fallback writes every output, so an unread one still needs room of its own
-    for (const Step& s : plan_.steps)
-      if (s.kind == Step::Kind::Fallback)
-        for (int b : s.fallback.outs)
-          if (begin[size_t(b)] == kNone && plan_.buffers[size_t(b)].kind == Buffer::Kind::Temp) {
-            plan_.buffers[size_t(b)].index = int64_t((plan_.arena_bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign);
-            plan_.arena_bytes = size_t(plan_.buffers[size_t(b)].index) + plan_.buffers[size_t(b)].bytes();
-          }
+  }
+
+  // Drops emptied loops and collapses loop dims (nested lists too), and numbers the fallbacks.
+  void prepare(std::vector<Step>& list) {
+    std::vector<Step> kept;
+    for (Step& s : list)
+      if (s.kind != Step::Kind::Fallback || s.fallback.node) kept.push_back(std::move(s));
+    list = std::move(kept);
+    for (Step& s : list) {
+      if (s.kind == Step::Kind::Loop) collapse(s.loop);
+      if (s.kind == Step::Kind::Fallback) {
+        s.fallback.id = int(plan_.fallback_steps.size());
+        plan_.fallback_steps.push_back(s.fallback);
+      }
+      if (s.kind == Step::Kind::Cond || s.kind == Step::Kind::While) {
+        prepare(s.control.first);
+        prepare(s.control.second);
+      }
+    }
   }
 
   // Merges loop dims d and d+1 when every access walks them as one (stride[d] equals
@@ -644,23 +757,24 @@ std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape>
 
 Plan lower(const ir::Graph& g, const LowerOptions& options) { return Lowering(g, options).run(); }
 
-std::string Plan::to_string() const {
-  std::ostringstream os;
+namespace {
+
+void print_steps(std::ostringstream& os, const std::vector<Step>& steps, const std::string& indent) {
   auto shape_of = [&](std::span<const int64_t> d) {
     std::string s = "[";
     for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
     return s + "]";
   };
   for (const Step& s : steps) {
+    os << indent;
     switch (s.kind) {
-      case Step::Kind::Loop: {
+      case Step::Kind::Loop:
         os << "loop " << shape_of(s.loop.dims) << " {";
         for (size_t i = 0; i < s.loop.nodes.size(); ++i) os << (i ? ", " : "") << s.loop.nodes[i]->name();
         os << "} stores " << s.loop.stores.size();
         if (!s.loop.reduces.empty()) os << " reduces " << s.loop.reduces.size();
         os << "\n";
         break;
-      }
       case Step::Kind::MatMul:
         os << "matmul " << s.matmul.batch << "x" << s.matmul.m << "x" << s.matmul.n << "x" << s.matmul.k
            << (s.matmul.library ? " library" : " inline") << "\n";
@@ -672,8 +786,22 @@ std::string Plan::to_string() const {
       case Step::Kind::Fallback:
         os << "fallback " << s.fallback.node->name() << "\n";
         break;
+      case Step::Kind::Cond:
+      case Step::Kind::While:
+        os << (s.kind == Step::Kind::Cond ? "cond then:\n" : "while cond:\n");
+        print_steps(os, s.control.first, indent + "  ");
+        os << indent << (s.kind == Step::Kind::Cond ? "else:\n" : "body:\n");
+        print_steps(os, s.control.second, indent + "  ");
+        break;
     }
   }
+}
+
+}  // namespace
+
+std::string Plan::to_string() const {
+  std::ostringstream os;
+  print_steps(os, steps, "");
   return os.str();
 }
 

@@ -75,19 +75,33 @@ struct ReduceStep {
   int64_t outer = 1, reduced = 1, inner = 1;
 };
 
-/// An unsupported node run by its eager kernel (or, for cond/while, by its subgraphs).
+/// An unsupported node run by its eager kernel (or, for cond/while, by its subgraphs). `id`
+/// indexes Plan::fallback_steps and is what the generated code passes to the callback.
 struct FallbackStep {
   const ir::Node* node = nullptr;
   std::vector<int> ins, outs;
+  int id = -1;
+};
+
+struct Step;
+
+/// cond: `pred` (a bool scalar buffer) picks `first` (then) or `second` (else); each branch
+/// ends by copying its results into the node's output buffers. while: `first` computes `pred`;
+/// while it is true, `second` (the body) runs and copies the new loop values into the loop
+/// buffers.
+struct ControlStep {
+  int pred = -1;
+  std::vector<Step> first, second;
 };
 
 struct Step {
-  enum class Kind : uint8_t { Loop, MatMul, Reduce, Fallback };
+  enum class Kind : uint8_t { Loop, MatMul, Reduce, Fallback, Cond, While };
   Kind kind = Kind::Loop;
   LoopStep loop;
   MatMulStep matmul;
   ReduceStep reduce;
   FallbackStep fallback;
+  ControlStep control;
 };
 
 /// Where a graph output comes from: a buffer (an Arg, Constant or Result) seen with `shape`.
@@ -107,6 +121,8 @@ struct Plan {
   size_t num_args = 0, num_results = 0, arena_bytes = 0;
   /// Nodes run by eager kernels, for the log ("matmul (complex64)", ...).
   std::vector<std::string> fallbacks;
+  /// Every fallback step (nested ones included), by id.
+  std::vector<FallbackStep> fallback_steps;
   /// A readable listing of the steps (fused regions with their ops), for logs and tests.
   std::string to_string() const;
 };
