@@ -220,12 +220,21 @@ Grads matmul_grad(const GradContext& k) {
 // operands when the op runs.
 std::vector<int64_t> spatial_attr(const GradContext& k, const char* name) { return k.attrs.get_ints(name); }
 
+// A shape for a size attribute: unknown and symbolic dims (traces number symbols below -1) as -1.
+Shape static_shape(const Tensor& t) {
+  Shape s = t.shape();
+  for (int64_t i = 0; i < s.rank(); ++i)
+    if (s.dim(size_t(i)) < 0) s.mut(size_t(i)) = kUnknownDim;
+  return s;
+}
+
 Grads conv2d_grad(const GradContext& k) {
   const Tensor &x = k.inputs[0], &f = k.inputs[1], &g = k.grads[0];
   if (!differentiable(x)) return {Tensor(), Tensor()};
   const auto s = spatial_attr(k, "strides"), d = spatial_attr(k, "dilations");
   const std::string& p = k.attrs.get_string("padding");
-  return {conv2d_backprop_input(x.shape(), f, g, s, p, d), conv2d_backprop_filter(x, f.shape(), g, s, p, d)};
+  return {conv2d_backprop_input(static_shape(x), f, g, s, p, d),
+          conv2d_backprop_filter(x, static_shape(f), g, s, p, d)};
 }
 
 // inputs (filter, out_backprop): d/d filter pairs the incoming gradient (an input gradient) with
@@ -235,7 +244,7 @@ Grads conv2d_backprop_input_grad(const GradContext& k) {
   if (!differentiable(f)) return {Tensor(), Tensor()};
   const auto s = spatial_attr(k, "strides"), d = spatial_attr(k, "dilations");
   const std::string& p = k.attrs.get_string("padding");
-  return {conv2d_backprop_filter(g, f.shape(), dy, s, p, d), conv2d(g, f, s, p, d)};
+  return {conv2d_backprop_filter(g, static_shape(f), dy, s, p, d), conv2d(g, f, s, p, d)};
 }
 
 // inputs (input, out_backprop), the incoming gradient has the filter's shape
@@ -244,7 +253,7 @@ Grads conv2d_backprop_filter_grad(const GradContext& k) {
   if (!differentiable(x)) return {Tensor(), Tensor()};
   const auto s = spatial_attr(k, "strides"), d = spatial_attr(k, "dilations");
   const std::string& p = k.attrs.get_string("padding");
-  return {conv2d_backprop_input(x.shape(), g, dy, s, p, d), conv2d(x, g, s, p, d)};
+  return {conv2d_backprop_input(static_shape(x), g, dy, s, p, d), conv2d(x, g, s, p, d)};
 }
 
 Grads max_pool2d_grad_rule(const GradContext& k) {
@@ -266,7 +275,7 @@ Grads max_pool2d_grad_grad_rule(const GradContext& k) {
 Grads avg_pool2d_grad_rule(const GradContext& k) {
   const Tensor &x = k.inputs[0], &g = k.grads[0];
   if (!differentiable(x)) return {Tensor()};
-  return {avg_pool2d_grad(x.shape(), g, spatial_attr(k, "ksize"), spatial_attr(k, "strides"),
+  return {avg_pool2d_grad(static_shape(x), g, spatial_attr(k, "ksize"), spatial_attr(k, "strides"),
                           k.attrs.get_string("padding"))};
 }
 

@@ -30,9 +30,8 @@ Attrs conv_attrs(std::string_view op, const std::vector<int64_t>& strides, const
 
 Attrs pool_attrs(std::string_view op, const std::vector<int64_t>& ksize, const std::vector<int64_t>& strides,
                  const std::string& padding) {
-  return Attrs{{"ksize", spatial(op, "ksize", ksize)},
-               {"strides", spatial(op, "strides", strides)},
-               {"padding", padding}};
+  return Attrs{
+      {"ksize", spatial(op, "ksize", ksize)}, {"strides", spatial(op, "strides", strides)}, {"padding", padding}};
 }
 
 Tensor apply2(OpId id, const Attrs& attrs, const Tensor& a, const Tensor& b) {

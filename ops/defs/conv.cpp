@@ -48,8 +48,7 @@ std::string list_string(const std::vector<int64_t>& v) { return Shape(v).to_list
 
 std::array<int64_t, 2> pair_attr(const OpDef& def, const Attrs& attrs, std::string_view name) {
   const std::vector<int64_t>& v = attrs.get_ints(name);
-  if (v.size() != 2)
-    fail<InvalidArgument>(def.name, name, " must have 2 values (height, width), got ", list_string(v));
+  if (v.size() != 2) fail<InvalidArgument>(def.name, name, " must have 2 values (height, width), got ", list_string(v));
   if (v[0] < 1 || v[1] < 1) fail<InvalidArgument>(def.name, name, " must be positive, got ", list_string(v));
   return {v[0], v[1]};
 }
@@ -92,8 +91,8 @@ Axis make_axis(std::string_view op, const char* what, int64_t in, int64_t taps, 
     a.pad_after = total - a.pad;
   } else {
     if (in < a.window)
-      fail<InvalidArgument>(op, "padding VALID needs the input ", what, " (", in, ") to be at least the window ",
-                            what, " (", a.window, taps != a.window ? ", dilated" : "",
+      fail<InvalidArgument>(op, "padding VALID needs the input ", what, " (", in, ") to be at least the window ", what,
+                            " (", a.window, taps != a.window ? ", dilated" : "",
                             "); use padding SAME or a smaller window");
     a.out = (in - a.window) / stride + 1;
   }
@@ -188,8 +187,8 @@ TypeList infer_conv2d_backprop_input(const OpDef& def, const Attrs& attrs, std::
               "input_sizes " + list_string(sz) + " has channels that differ from the filter's in_channels, shape " +
                   fs.to_list_string());
   check_match(def, fs.dim(3), ds.dim(3),
-              "the filter's out_channels, shape " + fs.to_list_string() + ", differ from out_backprop's channels, shape " +
-                  ds.to_list_string());
+              "the filter's out_channels, shape " + fs.to_list_string() +
+                  ", differ from out_backprop's channels, shape " + ds.to_list_string());
   Geometry g = conv_geometry(def, a, n, sz[1], sz[2], c, fs.dim(0), fs.dim(1), fs.dim(3));
   check_out_backprop(def, g, dy, "input_sizes " + list_string(sz) + " with filter " + fs.to_list_string());
   return {TensorType{f.dtype(), Shape{n, sz[1], sz[2], c}}};
@@ -307,7 +306,9 @@ std::vector<acc_t<T>> widen(const T* p, int64_t n) {
   return v;
 }
 
-int64_t grain_for(int64_t work_per_row) { return std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(1, work_per_row)); }
+int64_t grain_for(int64_t work_per_row) {
+  return std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(1, work_per_row));
+}
 
 // y[n, oy, ox, :] = sum over taps (ky, kx) inside the input of x[n, iy, ix, :] . f[ky, kx, :, :],
 // iy = oy * stride - pad + ky * dilation.
@@ -439,8 +440,22 @@ void onednn_conv(std::string_view op, ConvPass pass, const Geometry& g, const fl
   thread_local dn::engine eng(dn::engine::kind::cpu, 0);
   thread_local dn::stream strm(eng);
   thread_local std::map<Key, Cached> cache;
-  const Key key{static_cast<int64_t>(pass), g.n, g.c, g.o, g.h.in, g.w.in, g.h.taps, g.w.taps, g.h.stride, g.w.stride,
-                g.h.dilation, g.w.dilation, g.h.pad, g.w.pad, g.h.pad_after, g.w.pad_after};
+  const Key key{static_cast<int64_t>(pass),
+                g.n,
+                g.c,
+                g.o,
+                g.h.in,
+                g.w.in,
+                g.h.taps,
+                g.w.taps,
+                g.h.stride,
+                g.w.stride,
+                g.h.dilation,
+                g.w.dilation,
+                g.h.pad,
+                g.w.pad,
+                g.h.pad_after,
+                g.w.pad_after};
   try {
     auto it = cache.find(key);
     if (it == cache.end()) {
@@ -452,8 +467,8 @@ void onednn_conv(std::string_view op, ConvPass pass, const Geometry& g, const fl
       const mem::dims pad_l{g.h.pad, g.w.pad}, pad_r{g.h.pad_after, g.w.pad_after};
       const auto algo = dn::algorithm::convolution_direct;
       dn::convolution_forward::primitive_desc fwd(
-          dn::convolution_forward::desc(dn::prop_kind::forward_training, algo, src_md, wei_md, dst_md, strides,
-                                        dilates, pad_l, pad_r),
+          dn::convolution_forward::desc(dn::prop_kind::forward_training, algo, src_md, wei_md, dst_md, strides, dilates,
+                                        pad_l, pad_r),
           eng);
       dn::primitive prim;
       if (pass == ConvPass::Forward) {
@@ -739,8 +754,7 @@ void kernel_avg_pool2d_grad(KernelContext& ctx) {
 }
 
 std::vector<AttrSpec> conv_attrs(const char* sizes) {
-  std::vector<AttrSpec> a = {
-      {"strides", AttrKind::Ints}, {"padding", AttrKind::String}, {"dilations", AttrKind::Ints}};
+  std::vector<AttrSpec> a = {{"strides", AttrKind::Ints}, {"padding", AttrKind::String}, {"dilations", AttrKind::Ints}};
   if (sizes) a.push_back({sizes, AttrKind::Ints});
   return a;
 }

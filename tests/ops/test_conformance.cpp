@@ -1061,19 +1061,22 @@ OpSpec conv_spec(ConvOut which) {
               Attrs attrs = conv_case_attrs(c);
               if (which == ConvOut::Y) {
                 Host x = random_host(dt, c.x, seed++, gen), f = random_host(dt, c.f, seed++, gen);
-                cases.push_back(op_case(conv_what(c), op, attrs, {from_host(x), from_host(f)},
-                                        [=] { return Refs{conv_sum(g, which, x, f, dt, ys)}; }, Tier::Approx));
+                cases.push_back(op_case(
+                    conv_what(c), op, attrs, {from_host(x), from_host(f)},
+                    [=] { return Refs{conv_sum(g, which, x, f, dt, ys)}; }, Tier::Approx));
               } else if (which == ConvOut::DX) {
                 Host f = random_host(dt, c.f, seed++, gen), dy = random_host(dt, ys, seed++, gen);
                 // batch and channels may be left to the operands
                 attrs.set("input_sizes", seed % 2 ? c.x.as_list() : I64s{-1, c.x.dim(1), c.x.dim(2), -1});
-                cases.push_back(op_case(conv_what(c), op, attrs, {from_host(f), from_host(dy)},
-                                        [=] { return Refs{conv_sum(g, which, f, dy, dt, c.x)}; }, Tier::Approx));
+                cases.push_back(op_case(
+                    conv_what(c), op, attrs, {from_host(f), from_host(dy)},
+                    [=] { return Refs{conv_sum(g, which, f, dy, dt, c.x)}; }, Tier::Approx));
               } else {
                 Host x = random_host(dt, c.x, seed++, gen), dy = random_host(dt, ys, seed++, gen);
                 attrs.set("filter_sizes", seed % 2 ? c.f.as_list() : I64s{c.f.dim(0), c.f.dim(1), -1, -1});
-                cases.push_back(op_case(conv_what(c), op, attrs, {from_host(x), from_host(dy)},
-                                        [=] { return Refs{conv_sum(g, which, x, dy, dt, c.f)}; }, Tier::Approx));
+                cases.push_back(op_case(
+                    conv_what(c), op, attrs, {from_host(x), from_host(dy)},
+                    [=] { return Refs{conv_sum(g, which, x, dy, dt, c.f)}; }, Tier::Approx));
               }
             }
             return cases;
@@ -1134,8 +1137,8 @@ int64_t max_position(const Host& x, const I64s& in) {
   int64_t best = in[0];
   for (int64_t k : in) {
     const Num &v = x.v[size_t(k)], &b = x.v[size_t(best)];
-    const bool better = fl ? (v.z.real() > b.z.real() || (std::isnan(v.z.real()) && !std::isnan(b.z.real())))
-                           : v.i > b.i;
+    const bool better =
+        fl ? (v.z.real() > b.z.real() || (std::isnan(v.z.real()) && !std::isnan(b.z.real()))) : v.i > b.i;
     if (better) best = k;
   }
   return best;
@@ -1198,7 +1201,8 @@ OpSpec pool_spec(Pool kind) {
                 Host gg = random_host(dt, p.x, seed++);
                 cases.push_back(op_case(what, op, attrs, {from_host(x), from_host(gg)}, [=] {
                   Host y = make_host(dt, ys);
-                  pool_windows(g, [&](int64_t o, const I64s& in) { y.v[size_t(o)] = gg.v[size_t(max_position(x, in))]; });
+                  pool_windows(g,
+                               [&](int64_t o, const I64s& in) { y.v[size_t(o)] = gg.v[size_t(max_position(x, in))]; });
                   return Refs{y};
                 }));
               } else {
