@@ -424,17 +424,32 @@ void conv_backprop_filter_ref(const Geometry& g, const T* x, const T* dy, T* df)
 enum class ConvPass : int64_t { Forward, BackwardData, BackwardWeights };
 
 #ifdef KILN_WITH_ONEDNN
+// Whether oneDNN should take this geometry: every size nonzero (empty convolutions are trivial
+// loops) and every stride, dilation, window and padding well inside int32, which some of
+// oneDNN's kernels compute in; larger values (a stride of 2^62 is legal and gives one output)
+// go to the loops.
+bool onednn_fits(const Geometry& g) {
+  constexpr int64_t kLimit = int64_t{1} << 24;
+  auto fits = [](const Axis& a) {
+    return a.in > 0 && a.out > 0 && a.stride <= kLimit && a.dilation <= kLimit && a.window <= kLimit &&
+           a.pad <= kLimit && a.pad_after <= kLimit;
+  };
+  return g.n > 0 && g.c > 0 && g.o > 0 && fits(g.h) && fits(g.w);
+}
+
 // One pass of a float32 convolution on oneDNN over NHWC activations and HWIO filters. The
 // forward pass reads src and wei and writes out (dst); the backward-data pass reads dst (the
 // output gradient) and wei and writes out (diff_src); the backward-weights pass reads src and
 // dst and writes out (diff_weights). Primitives are cached per thread by geometry and pass.
-void onednn_conv(std::string_view op, ConvPass pass, const Geometry& g, const float* src, const float* wei,
+// Returns false, having written nothing, when oneDNN has no primitive for the geometry.
+bool onednn_conv(std::string_view op, ConvPass pass, const Geometry& g, const float* src, const float* wei,
                  const float* dst, float* out) {
+  if (!onednn_fits(g)) return false;
   namespace dn = dnnl;
   using mem = dn::memory;
   using Key = std::array<int64_t, 16>;
   struct Cached {
-    dn::primitive prim;
+    dn::primitive prim;  // empty: oneDNN refused the geometry
     mem::desc src, wei, dst;
   };
   thread_local dn::engine eng(dn::engine::kind::cpu, 0);
@@ -456,21 +471,21 @@ void onednn_conv(std::string_view op, ConvPass pass, const Geometry& g, const fl
                 g.w.pad,
                 g.h.pad_after,
                 g.w.pad_after};
-  try {
-    auto it = cache.find(key);
-    if (it == cache.end()) {
-      mem::desc src_md({g.n, g.c, g.h.in, g.w.in}, mem::data_type::f32, mem::format_tag::nhwc);
-      mem::desc wei_md({g.o, g.c, g.h.taps, g.w.taps}, mem::data_type::f32, mem::format_tag::hwio);
-      mem::desc dst_md({g.n, g.o, g.h.out, g.w.out}, mem::data_type::f32, mem::format_tag::nhwc);
-      // oneDNN counts dilation from 0 (no gaps); TensorFlow from 1
-      const mem::dims strides{g.h.stride, g.w.stride}, dilates{g.h.dilation - 1, g.w.dilation - 1};
-      const mem::dims pad_l{g.h.pad, g.w.pad}, pad_r{g.h.pad_after, g.w.pad_after};
-      const auto algo = dn::algorithm::convolution_direct;
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    mem::desc src_md({g.n, g.c, g.h.in, g.w.in}, mem::data_type::f32, mem::format_tag::nhwc);
+    mem::desc wei_md({g.o, g.c, g.h.taps, g.w.taps}, mem::data_type::f32, mem::format_tag::hwio);
+    mem::desc dst_md({g.n, g.o, g.h.out, g.w.out}, mem::data_type::f32, mem::format_tag::nhwc);
+    // oneDNN counts dilation from 0 (no gaps); TensorFlow from 1
+    const mem::dims strides{g.h.stride, g.w.stride}, dilates{g.h.dilation - 1, g.w.dilation - 1};
+    const mem::dims pad_l{g.h.pad, g.w.pad}, pad_r{g.h.pad_after, g.w.pad_after};
+    const auto algo = dn::algorithm::convolution_direct;
+    dn::primitive prim;
+    try {
       dn::convolution_forward::primitive_desc fwd(
           dn::convolution_forward::desc(dn::prop_kind::forward_training, algo, src_md, wei_md, dst_md, strides, dilates,
                                         pad_l, pad_r),
           eng);
-      dn::primitive prim;
       if (pass == ConvPass::Forward) {
         prim = dn::convolution_forward(fwd);
       } else if (pass == ConvPass::BackwardData) {
@@ -482,10 +497,15 @@ void onednn_conv(std::string_view op, ConvPass pass, const Geometry& g, const fl
             dn::convolution_backward_weights::desc(algo, src_md, wei_md, dst_md, strides, dilates, pad_l, pad_r), eng,
             fwd));
       }
-      if (cache.size() > 256) cache.clear();
-      it = cache.emplace(key, Cached{prim, src_md, wei_md, dst_md}).first;
+    } catch (const dn::error&) {
+      prim = dn::primitive();  // a geometry oneDNN does not implement: the loops compute it
     }
-    const Cached& c = it->second;
+    if (cache.size() > 256) cache.clear();
+    it = cache.emplace(key, Cached{prim, src_md, wei_md, dst_md}).first;
+  }
+  const Cached& c = it->second;
+  if (!c.prim) return false;
+  try {
     if (pass == ConvPass::Forward) {
       mem s(c.src, eng, const_cast<float*>(src)), w(c.wei, eng, const_cast<float*>(wei)), d(c.dst, eng, out);
       c.prim.execute(strm, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, d}});
@@ -500,20 +520,9 @@ void onednn_conv(std::string_view op, ConvPass pass, const Geometry& g, const fl
   } catch (const dn::error& e) {
     fail<Internal>(op, "oneDNN convolution failed: ", e.what());
   }
+  return true;
 }
 #endif
-
-// oneDNN takes float32 convolutions whose every size is nonzero (empty ones are trivial).
-template <class T>
-bool use_onednn(const Geometry& g) {
-#ifdef KILN_WITH_ONEDNN
-  return std::is_same_v<T, float> && g.n > 0 && g.c > 0 && g.o > 0 && g.h.in > 0 && g.w.in > 0 && g.h.out > 0 &&
-         g.w.out > 0;
-#else
-  (void)g;
-  return false;
-#endif
-}
 
 template <class T>
 constexpr bool is_float_type() {
@@ -534,11 +543,10 @@ void run_conv(KernelContext& ctx, ConvPass pass, const Geometry& g) {
       T* op = static_cast<T*>(out.mutable_raw_data());
 #ifdef KILN_WITH_ONEDNN
       if constexpr (std::is_same_v<T, float>) {
-        if (use_onednn<T>(g)) {
-          if (pass == ConvPass::Forward) return onednn_conv(ctx.def.name, pass, g, ap, bp, nullptr, op);
-          if (pass == ConvPass::BackwardData) return onednn_conv(ctx.def.name, pass, g, nullptr, ap, bp, op);
-          return onednn_conv(ctx.def.name, pass, g, ap, nullptr, bp, op);
-        }
+        const float* src = pass == ConvPass::BackwardData ? nullptr : ap;
+        const float* wei = pass == ConvPass::Forward ? bp : pass == ConvPass::BackwardData ? ap : nullptr;
+        const float* dst = pass == ConvPass::Forward ? nullptr : bp;
+        if (onednn_conv(ctx.def.name, pass, g, src, wei, dst, op)) return;
       }
 #endif
       if (pass == ConvPass::Forward) return conv_forward_ref(g, ap, bp, op);

@@ -7,6 +7,8 @@
 #include <kiln/kiln.h>
 
 #include <cmath>
+#include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -128,6 +130,55 @@ TEST_CASE("float32 convolutions (oneDNN when built with it) agree with the float
     Tensor df32 = conv2d_backprop_filter(cast(x, float32), g.f, cast(dy, float32), g.s, g.p, g.d);
     CHECK(max_rel_diff(df32, df64) < 1e-5);
   }
+}
+
+// Seeded random geometries, extreme attribute values included: each call either throws
+// InvalidArgument or runs, and where it runs float32 agrees with the float64 reference loops
+// (under the sanitizers this also checks that no window reads or writes out of bounds).
+TEST_CASE("random geometries run or fail cleanly, and float32 agrees with float64", "[nn][conv]") {
+  std::mt19937_64 rng(2024);
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  const std::vector<int64_t> attr_values = {1, 1, 1, 2, 2, 3, 5, 0, -1, big, big / 2, int64_t{1} << 62};
+  auto pick = [&](const std::vector<int64_t>& from) { return from[rng() % from.size()]; };
+  auto dim = [&](int64_t hi) { return int64_t(rng() % uint64_t(hi + 1)); };
+  auto pair = [&] { return std::vector<int64_t>{pick(attr_values), pick(attr_values)}; };
+  int ran = 0, rejected = 0;
+  uint64_t seed = 500;
+  for (int iter = 0; iter < 400; ++iter) {
+    const Shape xs{dim(2), dim(7), dim(7), dim(3)};
+    const Shape fs{1 + dim(3), 1 + dim(3), xs.dim(3), dim(3)};
+    const std::string padding = rng() % 2 ? "SAME" : "VALID";
+    const std::vector<int64_t> s = pair(), d = pair(), k = pair();
+    INFO("input " << xs << ", filter " << fs << ", strides " << Shape(s) << ", dilations " << Shape(d) << ", ksize "
+                  << Shape(k) << ", " << padding);
+    Tensor x = random::uniform(xs, seed++, -1, 1, float64), f = random::uniform(fs, seed++, -1, 1, float64);
+    try {
+      Tensor y = conv2d(x, f, s, padding, d);
+      CHECK(max_rel_diff(conv2d(cast(x, float32), cast(f, float32), s, padding, d), y) < 1e-5);
+      Tensor dy = random::uniform(y.shape(), seed++, -1, 1, float64);
+      Tensor dx = conv2d_backprop_input(xs, f, dy, s, padding, d);
+      CHECK(max_rel_diff(conv2d_backprop_input(xs, cast(f, float32), cast(dy, float32), s, padding, d), dx) < 1e-5);
+      Tensor df = conv2d_backprop_filter(x, fs, dy, s, padding, d);
+      CHECK(max_rel_diff(conv2d_backprop_filter(cast(x, float32), fs, cast(dy, float32), s, padding, d), df) < 1e-5);
+      ++ran;
+    } catch (const InvalidArgument&) {
+      ++rejected;
+    }
+    try {
+      Tensor m = max_pool2d(x, k, s, padding), a = avg_pool2d(x, k, s, padding);
+      CHECK(max_rel_diff(max_pool2d(cast(x, float32), k, s, padding), m) < 1e-6);
+      CHECK(max_rel_diff(avg_pool2d(cast(x, float32), k, s, padding), a) < 1e-6);
+      Tensor g = random::uniform(m.shape(), seed++, -1, 1, float64);
+      CHECK(max_pool2d_grad(x, g, k, s, padding).shape() == xs);
+      CHECK(max_pool2d_grad_grad(x, x, k, s, padding).shape() == m.shape());
+      CHECK(avg_pool2d_grad(xs, g, k, s, padding).shape() == xs);
+      ++ran;
+    } catch (const InvalidArgument&) {
+      ++rejected;
+    }
+  }
+  CHECK(ran > 100);
+  CHECK(rejected > 100);
 }
 
 TEST_CASE("traced convolution, pooling and their gradients equal the eager results", "[nn][conv][function]") {
