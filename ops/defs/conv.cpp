@@ -4,6 +4,7 @@
 // float type, and builds without oneDNN, use the reference loops here.
 #include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -306,8 +307,13 @@ std::vector<acc_t<T>> widen(const T* p, int64_t n) {
   return v;
 }
 
-int64_t grain_for(int64_t work_per_row) {
-  return std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(1, work_per_row));
+// Rows per parallel chunk for rows of `factors` multiply-adds each (checked: an absurd geometry
+// whose product overflows int64 gets one-row chunks).
+int64_t grain_for(std::initializer_list<int64_t> factors) {
+  int64_t work = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(work, std::max<int64_t>(f, 1), &work)) return 1;
+  return std::max<int64_t>(1, cpu::kParallelGrain / work);
 }
 
 // y[n, oy, ox, :] = sum over taps (ky, kx) inside the input of x[n, iy, ix, :] . f[ky, kx, :, :],
@@ -317,7 +323,7 @@ void conv_forward_ref(const Geometry& g, const T* x, const T* f, T* y) {
   using Acc = acc_t<T>;
   const std::vector<Acc> fw = widen(f, g.h.taps * g.w.taps * g.c * g.o);
   const int64_t H = g.h.in, W = g.w.in, C = g.c, O = g.o, OH = g.h.out, OW = g.w.out;
-  parallel_for(g.n * OH, grain_for(OW * g.h.taps * g.w.taps * C * O), [&](int64_t r0, int64_t r1) {
+  parallel_for(g.n * OH, grain_for({OW, g.h.taps, g.w.taps, C, O}), [&](int64_t r0, int64_t r1) {
     std::vector<Acc> acc(static_cast<size_t>(O));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / OH, oy = r % OH;
@@ -356,7 +362,7 @@ void conv_backprop_input_ref(const Geometry& g, const T* f, const T* dy, T* dx) 
   for (int64_t t = 0; t < KH * KW; ++t)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t o = 0; o < O; ++o) ft[size_t((t * O + o) * C + c)] = static_cast<Acc>(f[(t * C + c) * O + o]);
-  parallel_for(g.n * H, grain_for(W * KH * KW * C * O), [&](int64_t r0, int64_t r1) {
+  parallel_for(g.n * H, grain_for({W, KH, KW, C, O}), [&](int64_t r0, int64_t r1) {
     std::vector<Acc> acc(static_cast<size_t>(C));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / H, iy = r % H;
@@ -395,7 +401,7 @@ void conv_backprop_filter_ref(const Geometry& g, const T* x, const T* dy, T* df)
   using Acc = acc_t<T>;
   const int64_t KW = g.w.taps, C = g.c, O = g.o, H = g.h.in, W = g.w.in, OH = g.h.out, OW = g.w.out;
   const std::vector<Acc> dw = widen(dy, g.n * OH * OW * O);
-  parallel_for(g.h.taps * KW * C, grain_for(g.n * OH * OW * O), [&](int64_t r0, int64_t r1) {
+  parallel_for(g.h.taps * KW * C, grain_for({g.n, OH, OW, O}), [&](int64_t r0, int64_t r1) {
     std::vector<Acc> acc(static_cast<size_t>(O));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t c = r % C, kx = (r / C) % KW, ky = r / C / KW;
@@ -631,7 +637,7 @@ void kernel_max_pool2d(KernelContext& ctx) {
       const T* xp = static_cast<const T*>(x.raw_data());
       T* yp = static_cast<T*>(out.mutable_raw_data());
       const int64_t kh = std::min(g.h.taps, g.h.in), kw = std::min(g.w.taps, g.w.in);
-      parallel_for(g.n * g.h.out, grain_for(g.w.out * kh * kw * g.c), [&](int64_t r0, int64_t r1) {
+      parallel_for(g.n * g.h.out, grain_for({g.w.out, kh, kw, g.c}), [&](int64_t r0, int64_t r1) {
         max_positions(g, xp, r0, r1, [&](int64_t o, int64_t i) { yp[o] = xp[i]; });
       });
     }
@@ -653,7 +659,7 @@ void kernel_max_pool2d_grad(KernelContext& ctx) {
       const T* dp = static_cast<const T*>(dy.raw_data());
       T* gp = static_cast<T*>(out.mutable_raw_data());
       const int64_t image = g.h.in * g.w.in * g.c;
-      parallel_for(g.n, grain_for(g.h.out * g.w.out * g.c + image), [&](int64_t n0, int64_t n1) {
+      parallel_for(g.n, grain_for({g.h.out, g.w.out, g.c, 2}), [&](int64_t n0, int64_t n1) {
         std::vector<Acc> acc(static_cast<size_t>(image));
         for (int64_t n = n0; n < n1; ++n) {
           std::fill(acc.begin(), acc.end(), Acc(0));
@@ -681,7 +687,7 @@ void kernel_max_pool2d_grad_grad(KernelContext& ctx) {
       const T* gp = static_cast<const T*>(gg.raw_data());
       T* yp = static_cast<T*>(out.mutable_raw_data());
       const int64_t kh = std::min(g.h.taps, g.h.in), kw = std::min(g.w.taps, g.w.in);
-      parallel_for(g.n * g.h.out, grain_for(g.w.out * kh * kw * g.c), [&](int64_t r0, int64_t r1) {
+      parallel_for(g.n * g.h.out, grain_for({g.w.out, kh, kw, g.c}), [&](int64_t r0, int64_t r1) {
         max_positions(g, xp, r0, r1, [&](int64_t o, int64_t i) { yp[o] = gp[i]; });
       });
     }
@@ -703,7 +709,7 @@ void kernel_avg_pool2d(KernelContext& ctx) {
       T* yp = static_cast<T*>(out.mutable_raw_data());
       const int64_t C = g.c, H = g.h.in, W = g.w.in, OH = g.h.out, OW = g.w.out;
       const int64_t kh = std::min(g.h.taps, H), kw = std::min(g.w.taps, W);
-      parallel_for(g.n * OH, grain_for(OW * kh * kw * C), [&](int64_t r0, int64_t r1) {
+      parallel_for(g.n * OH, grain_for({OW, kh, kw, C}), [&](int64_t r0, int64_t r1) {
         std::vector<Acc> acc(static_cast<size_t>(C));
         for (int64_t r = r0; r < r1; ++r) {
           const int64_t n = r / OH, oy = r % OH;
@@ -739,7 +745,7 @@ void kernel_avg_pool2d_grad(KernelContext& ctx) {
       T* gp = static_cast<T*>(out.mutable_raw_data());
       const int64_t C = g.c, H = g.h.in, W = g.w.in, OH = g.h.out, OW = g.w.out, image = H * W * C;
       const int64_t kh = std::min(g.h.taps, H), kw = std::min(g.w.taps, W);
-      parallel_for(g.n, grain_for(OH * OW * kh * kw * C + image), [&](int64_t n0, int64_t n1) {
+      parallel_for(g.n, grain_for({OH, OW, kh, kw, C}), [&](int64_t n0, int64_t n1) {
         std::vector<Acc> acc(static_cast<size_t>(image));
         for (int64_t n = n0; n < n1; ++n) {
           std::fill(acc.begin(), acc.end(), Acc(0));
