@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "compiler/ir/parser.h"
+
 using namespace kiln;
 using Catch::Matchers::Contains;
 
@@ -201,6 +203,10 @@ TEST_CASE("traced convolution, pooling and their gradients equal the eager resul
     CHECK(graph[i].shape() == eager[i].shape());
     CHECK(graph[i].to_vector<float>() == eager[i].to_vector<float>());
   }
+  // the graph holds the forward and gradient ops, and its text form parses back
+  const std::string text = traced.concrete_functions().at(0).graph().to_string();
+  CHECK_THAT(text, Contains("conv2d_backprop_filter(") && Contains("max_pool2d_grad(") && Contains("\"SAME\""));
+  CHECK(ir::parse_graph(text)->to_string() == text);
   // an unknown batch dim: the gradient ops take it from their operands when the graph runs
   auto poly = function(step, {.input_signature = std::vector<TensorSpec>{TensorSpec({-1, 6, 6, 3}, float32, "x"),
                                                                          TensorSpec({3, 3, 3, 4}, float32, "f")}});
