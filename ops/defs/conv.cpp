@@ -28,7 +28,7 @@ using cpu::compute_t;
 
 // One spatial axis of a window op. `window` is the dilated window, (taps - 1) * dilation + 1;
 // `pad` is the padding before the first window, `pad_after` the padding after the last.
-// Unknown sizes are -1.
+// Sizes that follow from an unknown one (-1, or a trace's symbol) are -1.
 struct Axis {
   int64_t in = -1, taps = -1, window = -1, stride = 1, dilation = 1, out = -1, pad = 0, pad_after = 0;
 };
@@ -113,16 +113,18 @@ void check_same_dtypes(const OpDef& def, const char* a, const Tensor& x, const c
 
 bool known(int64_t d) { return d >= 0; }
 
-// Two sizes that must agree when both are known.
-void check_match(const OpDef& def, int64_t a, int64_t b, const std::string& what) {
-  if (known(a) && known(b) && a != b) fail<InvalidArgument>(def.name, what, " (", a, " vs ", b, ")");
+// Two sizes that must agree when both are known. The message (`what()`) is built only on
+// failure: infer runs on every call.
+template <class Msg>
+void check_match(const OpDef& def, int64_t a, int64_t b, Msg&& what) {
+  if (known(a) && known(b) && a != b) fail<InvalidArgument>(def.name, what(), " (", a, " vs ", b, ")");
 }
 
 constexpr const char* kImage = "[batch, height, width, channels]";
 constexpr const char* kFilter = "[filter_height, filter_width, in_channels, out_channels]";
 
 // A size attribute of 4 dims, each a size or -1 (to be taken from the other operands).
-std::vector<int64_t> sizes_attr(const OpDef& def, const Attrs& attrs, const char* name, const char* layout) {
+const std::vector<int64_t>& sizes_attr(const OpDef& def, const Attrs& attrs, const char* name, const char* layout) {
   const std::vector<int64_t>& v = attrs.get_ints(name);
   if (v.size() != 4 || std::any_of(v.begin(), v.end(), [](int64_t d) { return d < -1; }))
     fail<InvalidArgument>(def.name, name, " must be 4 sizes ", layout, ", each >= 0 (or -1 for unknown), got ",
@@ -136,7 +138,7 @@ int64_t either(int64_t attr, int64_t operand) { return attr >= 0 ? attr : operan
 // The geometry of a convolution of an input [n, h, w, c] with a filter [kh, kw, c, o].
 Geometry conv_geometry(const OpDef& def, const WindowAttrs& a, int64_t n, int64_t h, int64_t w, int64_t c, int64_t kh,
                        int64_t kw, int64_t o) {
-  if ((kh == 0 || kw == 0))
+  if (kh == 0 || kw == 0)
     fail<InvalidArgument>(def.name, "the filter height and width must be positive, got ", kh, " x ", kw);
   Geometry g;
   g.n = n, g.c = c, g.o = o;
@@ -146,12 +148,13 @@ Geometry conv_geometry(const OpDef& def, const WindowAttrs& a, int64_t n, int64_
 }
 
 // out_backprop must have the forward output's shape.
-void check_out_backprop(const OpDef& def, const Geometry& g, const Tensor& dy, const std::string& context) {
+template <class Msg>
+void check_out_backprop(const OpDef& def, const Geometry& g, const Tensor& dy, Msg&& context) {
   const Shape& s = dy.shape();
   const int64_t want[4] = {g.n, g.h.out, g.w.out, g.o};
   for (size_t i = 0; i < 4; ++i)
     if (known(want[i]) && known(s.dim(i)) && want[i] != s.dim(i))
-      fail<InvalidArgument>(def.name, "out_backprop has shape ", s.to_list_string(), " but ", context,
+      fail<InvalidArgument>(def.name, "out_backprop has shape ", s.to_list_string(), " but ", context(),
                             " gives outputs of shape ", Shape{want[0], want[1], want[2], want[3]}.to_list_string());
 }
 
@@ -163,9 +166,10 @@ TypeList infer_conv2d(const OpDef& def, const Attrs& attrs, std::span<const Tens
   check_rank4(def, "filter", f, kFilter);
   const WindowAttrs a = window_attrs(def, attrs, true);
   const Shape &xs = x.shape(), &fs = f.shape();
-  check_match(def, xs.dim(3), fs.dim(2),
-              "the input's channels, shape " + xs.to_list_string() + ", differ from the filter's in_channels, shape " +
-                  fs.to_list_string());
+  check_match(def, xs.dim(3), fs.dim(2), [&] {
+    return "the input's channels, shape " + xs.to_list_string() + ", differ from the filter's in_channels, shape " +
+           fs.to_list_string();
+  });
   Geometry g = conv_geometry(def, a, xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3), fs.dim(0), fs.dim(1), fs.dim(3));
   return {TensorType{x.dtype(), Shape{g.n, g.h.out, g.w.out, g.o}}};
 }
@@ -179,19 +183,22 @@ TypeList infer_conv2d_backprop_input(const OpDef& def, const Attrs& attrs, std::
   check_rank4(def, "filter", f, kFilter);
   check_rank4(def, "out_backprop", dy, kImage);
   const WindowAttrs a = window_attrs(def, attrs, true);
-  const std::vector<int64_t> sz = sizes_attr(def, attrs, "input_sizes", kImage);
+  const std::vector<int64_t>& sz = sizes_attr(def, attrs, "input_sizes", kImage);
   if (sz[1] < 0 || sz[2] < 0)
     fail<InvalidArgument>(def.name, "input_sizes needs a known height and width, got ", list_string(sz));
   const Shape &fs = f.shape(), &ds = dy.shape();
   const int64_t n = either(sz[0], ds.dim(0)), c = either(sz[3], fs.dim(2));
-  check_match(def, c, fs.dim(2),
-              "input_sizes " + list_string(sz) + " has channels that differ from the filter's in_channels, shape " +
-                  fs.to_list_string());
-  check_match(def, fs.dim(3), ds.dim(3),
-              "the filter's out_channels, shape " + fs.to_list_string() +
-                  ", differ from out_backprop's channels, shape " + ds.to_list_string());
+  check_match(def, c, fs.dim(2), [&] {
+    return "input_sizes " + list_string(sz) + " has channels that differ from the filter's in_channels, shape " +
+           fs.to_list_string();
+  });
+  check_match(def, fs.dim(3), ds.dim(3), [&] {
+    return "the filter's out_channels, shape " + fs.to_list_string() + ", differ from out_backprop's channels, shape " +
+           ds.to_list_string();
+  });
   Geometry g = conv_geometry(def, a, n, sz[1], sz[2], c, fs.dim(0), fs.dim(1), fs.dim(3));
-  check_out_backprop(def, g, dy, "input_sizes " + list_string(sz) + " with filter " + fs.to_list_string());
+  check_out_backprop(def, g, dy,
+                     [&] { return "input_sizes " + list_string(sz) + " with filter " + fs.to_list_string(); });
   return {TensorType{f.dtype(), Shape{n, sz[1], sz[2], c}}};
 }
 
@@ -204,16 +211,18 @@ TypeList infer_conv2d_backprop_filter(const OpDef& def, const Attrs& attrs, std:
   check_rank4(def, "input", x, kImage);
   check_rank4(def, "out_backprop", dy, kImage);
   const WindowAttrs a = window_attrs(def, attrs, true);
-  const std::vector<int64_t> sz = sizes_attr(def, attrs, "filter_sizes", kFilter);
+  const std::vector<int64_t>& sz = sizes_attr(def, attrs, "filter_sizes", kFilter);
   if (sz[0] < 1 || sz[1] < 1)
     fail<InvalidArgument>(def.name, "filter_sizes needs a positive height and width, got ", list_string(sz));
   const Shape &xs = x.shape(), &ds = dy.shape();
   const int64_t c = either(sz[2], xs.dim(3)), o = either(sz[3], ds.dim(3));
-  check_match(def, xs.dim(3), c,
-              "the input's channels, shape " + xs.to_list_string() + ", differ from filter_sizes' in_channels, " +
-                  list_string(sz));
+  check_match(def, xs.dim(3), c, [&] {
+    return "the input's channels, shape " + xs.to_list_string() + ", differ from filter_sizes' in_channels, " +
+           list_string(sz);
+  });
   Geometry g = conv_geometry(def, a, xs.dim(0), xs.dim(1), xs.dim(2), c, sz[0], sz[1], o);
-  check_out_backprop(def, g, dy, "input " + xs.to_list_string() + " with filter_sizes " + list_string(sz));
+  check_out_backprop(def, g, dy,
+                     [&] { return "input " + xs.to_list_string() + " with filter_sizes " + list_string(sz); });
   return {TensorType{x.dtype(), Shape{sz[0], sz[1], c, o}}};
 }
 
@@ -237,10 +246,11 @@ Geometry pool_geometry(const OpDef& def, const Attrs& attrs, const Shape& x) {
 Shape pooled_shape(const Geometry& g) { return Shape{g.n, g.h.out, g.w.out, g.c}; }
 
 // Two shapes that must agree wherever both are known.
-void check_shapes_match(const OpDef& def, const Shape& got, const Shape& want, const std::string& what) {
+template <class Msg>
+void check_shapes_match(const OpDef& def, const Shape& got, const Shape& want, Msg&& what) {
   for (int64_t i = 0; i < 4; ++i)
     if (known(got.dim(size_t(i))) && known(want.dim(size_t(i))) && got.dim(size_t(i)) != want.dim(size_t(i)))
-      fail<InvalidArgument>(def.name, what, " has shape ", got.to_list_string(), " but must have shape ",
+      fail<InvalidArgument>(def.name, what(), " has shape ", got.to_list_string(), " but must have shape ",
                             want.to_list_string());
 }
 
@@ -260,7 +270,7 @@ TypeList infer_max_pool2d_grad(const OpDef& def, const Attrs& attrs, std::span<c
   check_rank4(def, "input", x, kImage);
   check_rank4(def, "grad", dy, kImage);
   check_shapes_match(def, dy.shape(), pooled_shape(pool_geometry(def, attrs, x.shape())),
-                     "grad (of the pooled input " + x.shape().to_list_string() + ")");
+                     [&] { return "grad (of the pooled input " + x.shape().to_list_string() + ")"; });
   return {TensorType{x.dtype(), x.shape()}};
 }
 
@@ -271,7 +281,7 @@ TypeList infer_max_pool2d_grad_grad(const OpDef& def, const Attrs& attrs, std::s
   check_dtype_class(def.name, "input", x.dtype(), F);
   check_rank4(def, "input", x, kImage);
   check_rank4(def, "grad", gg, kImage);
-  check_shapes_match(def, gg.shape(), x.shape(), "grad (the gradient of the input)");
+  check_shapes_match(def, gg.shape(), x.shape(), [] { return std::string("grad (the gradient of the input)"); });
   return {TensorType{x.dtype(), pooled_shape(pool_geometry(def, attrs, x.shape()))}};
 }
 
@@ -280,13 +290,13 @@ TypeList infer_avg_pool2d_grad(const OpDef& def, const Attrs& attrs, std::span<c
   const Tensor& dy = in[0];
   check_dtype_class(def.name, "grad", dy.dtype(), F);
   check_rank4(def, "grad", dy, kImage);
-  const std::vector<int64_t> sz = sizes_attr(def, attrs, "input_sizes", kImage);
+  const std::vector<int64_t>& sz = sizes_attr(def, attrs, "input_sizes", kImage);
   if (sz[1] < 0 || sz[2] < 0)
     fail<InvalidArgument>(def.name, "input_sizes needs a known height and width, got ", list_string(sz));
   const Shape& ds = dy.shape();
   const Shape x{either(sz[0], ds.dim(0)), sz[1], sz[2], either(sz[3], ds.dim(3))};
   check_shapes_match(def, ds, pooled_shape(pool_geometry(def, attrs, x)),
-                     "grad (of the pooled input " + list_string(sz) + ")");
+                     [&] { return "grad (of the pooled input " + list_string(sz) + ")"; });
   return {TensorType{dy.dtype(), x}};
 }
 
