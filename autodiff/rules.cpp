@@ -213,6 +213,76 @@ Grads matmul_grad(const GradContext& k) {
   return {unbroadcast(ga, a), unbroadcast(gb, b)};
 }
 
+// Convolution and pooling, as TensorFlow's _Conv2DGrad, _MaxPoolGrad and _AvgPoolGrad. The
+// backprop ops are linear in each operand, so their own rules are the other two ops of the trio,
+// which closes the set under differentiation (any order). Input shapes go to the backprop ops
+// as attributes; a batch or channel dim unknown at trace time stays -1 and is read from the
+// operands when the op runs.
+std::vector<int64_t> spatial_attr(const GradContext& k, const char* name) { return k.attrs.get_ints(name); }
+
+// A shape for a size attribute: unknown and symbolic dims (traces number symbols below -1) as -1.
+Shape static_shape(const Tensor& t) {
+  Shape s = t.shape();
+  for (int64_t i = 0; i < s.rank(); ++i)
+    if (s.dim(size_t(i)) < 0) s.mut(size_t(i)) = kUnknownDim;
+  return s;
+}
+
+Grads conv2d_grad(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &f = k.inputs[1], &g = k.grads[0];
+  if (!differentiable(x)) return {Tensor(), Tensor()};
+  const auto s = spatial_attr(k, "strides"), d = spatial_attr(k, "dilations");
+  const std::string& p = k.attrs.get_string("padding");
+  return {conv2d_backprop_input(static_shape(x), f, g, s, p, d),
+          conv2d_backprop_filter(x, static_shape(f), g, s, p, d)};
+}
+
+// inputs (filter, out_backprop): d/d filter pairs the incoming gradient (an input gradient) with
+// out_backprop; d/d out_backprop is the forward convolution of it.
+Grads conv2d_backprop_input_grad(const GradContext& k) {
+  const Tensor &f = k.inputs[0], &dy = k.inputs[1], &g = k.grads[0];
+  if (!differentiable(f)) return {Tensor(), Tensor()};
+  const auto s = spatial_attr(k, "strides"), d = spatial_attr(k, "dilations");
+  const std::string& p = k.attrs.get_string("padding");
+  return {conv2d_backprop_filter(g, static_shape(f), dy, s, p, d), conv2d(g, f, s, p, d)};
+}
+
+// inputs (input, out_backprop), the incoming gradient has the filter's shape
+Grads conv2d_backprop_filter_grad(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &dy = k.inputs[1], &g = k.grads[0];
+  if (!differentiable(x)) return {Tensor(), Tensor()};
+  const auto s = spatial_attr(k, "strides"), d = spatial_attr(k, "dilations");
+  const std::string& p = k.attrs.get_string("padding");
+  return {conv2d_backprop_input(static_shape(x), g, dy, s, p, d), conv2d(x, g, s, p, d)};
+}
+
+Grads max_pool2d_grad_rule(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &g = k.grads[0];
+  if (!differentiable(x)) return {Tensor()};
+  return {max_pool2d_grad(x, g, spatial_attr(k, "ksize"), spatial_attr(k, "strides"), k.attrs.get_string("padding"))};
+}
+
+// max_pool2d_grad(input, grad) and max_pool2d_grad_grad(input, grad) are linear in grad and
+// piecewise constant in input (the positions of the maxima), whose gradient is zero.
+Grads max_pool2d_grad_grad_rule(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &g = k.grads[0];
+  const auto ks = spatial_attr(k, "ksize"), s = spatial_attr(k, "strides");
+  const std::string& p = k.attrs.get_string("padding");
+  if (k.def.id == OpId::MaxPool2DGrad) return {zeros_like(x), max_pool2d_grad_grad(x, g, ks, s, p)};
+  return {zeros_like(x), max_pool2d_grad(x, g, ks, s, p)};
+}
+
+Grads avg_pool2d_grad_rule(const GradContext& k) {
+  const Tensor &x = k.inputs[0], &g = k.grads[0];
+  if (!differentiable(x)) return {Tensor()};
+  return {avg_pool2d_grad(static_shape(x), g, spatial_attr(k, "ksize"), spatial_attr(k, "strides"),
+                          k.attrs.get_string("padding"))};
+}
+
+Grads avg_pool2d_grad_grad_rule(const GradContext& k) {
+  return {avg_pool2d(k.grads[0], spatial_attr(k, "ksize"), spatial_attr(k, "strides"), k.attrs.get_string("padding"))};
+}
+
 Grads reshape_like_input(const GradContext& k) {
   if (!differentiable(k.inputs[0])) return {Tensor()};
   const Tensor& x = k.inputs[0];
@@ -354,6 +424,13 @@ void build_table(RuleTable& t) {
   for (OpId id : {OpId::ReduceSum, OpId::ReduceMean, OpId::ReduceMax, OpId::ReduceMin, OpId::ReduceProd})
     set(id, reduce_grad);
   set(OpId::MatMul, matmul_grad);
+  set(OpId::Conv2D, conv2d_grad);
+  set(OpId::Conv2DBackpropInput, conv2d_backprop_input_grad);
+  set(OpId::Conv2DBackpropFilter, conv2d_backprop_filter_grad);
+  set(OpId::MaxPool2D, max_pool2d_grad_rule);
+  for (OpId id : {OpId::MaxPool2DGrad, OpId::MaxPool2DGradGrad}) set(id, max_pool2d_grad_grad_rule);
+  set(OpId::AvgPool2D, avg_pool2d_grad_rule);
+  set(OpId::AvgPool2DGrad, avg_pool2d_grad_grad_rule);
   for (OpId id : {OpId::Reshape, OpId::ExpandDims, OpId::Squeeze}) set(id, reshape_like_input);
   set(OpId::Transpose, transpose_grad);
   set(OpId::BroadcastTo, broadcast_grad);

@@ -11,6 +11,7 @@
 #include "compiler/trace/function.h"
 #include "nn/callbacks.h"
 #include "nn/checkpoint.h"
+#include "nn/conv.h"
 #include "nn/data.h"
 #include "nn/initializers.h"
 #include "nn/layer.h"

@@ -223,6 +223,56 @@ Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
 // ---------------------------------------------------------------------------------------------
+// Convolution and pooling (TensorFlow's tf.nn ops on NHWC images: [batch, height, width, channels])
+//
+// Window sizes, strides and dilations are given for the two spatial axes: one value for both,
+// {height, width}, or TensorFlow's four-value form {1, height, width, 1}; each must be positive.
+// `padding` is "SAME" (out = ceil(in / stride), the input padded so that every window fits, any
+// odd element of padding after) or "VALID" (out = (in - window) / stride + 1, windows inside the
+// input; a window larger than the input throws). Every function throws InvalidArgument naming
+// the op and the offending values for another rank, mismatched channels or dtypes, a dtype it
+// does not accept, a bad window, stride or padding, or sizes that overflow int64.
+
+/// 2-D convolution (cross-correlation, as tf.nn.conv2d) of `input` [batch, height, width,
+/// in_channels] with `filter` [filter_height, filter_width, in_channels, out_channels], giving
+/// [batch, out_height, out_width, out_channels]. A dilation d spreads the filter's taps d apart.
+/// Float dtypes only, the same for both operands; float32 runs on oneDNN when Kiln has it, the
+/// other float types on Kiln's own loops (16-bit floats sum in float32).
+Tensor conv2d(const Tensor& input, const Tensor& filter, const std::vector<int64_t>& strides = {1},
+              const std::string& padding = "VALID", const std::vector<int64_t>& dilations = {1});
+/// The gradient of conv2d with respect to its input, for an input of `input_shape` (its batch and
+/// channels may be -1: taken from out_backprop and filter; height and width must be known):
+/// `out_backprop` has conv2d's output shape. tf.nn.conv2d_backprop_input.
+Tensor conv2d_backprop_input(const Shape& input_shape, const Tensor& filter, const Tensor& out_backprop,
+                             const std::vector<int64_t>& strides = {1}, const std::string& padding = "VALID",
+                             const std::vector<int64_t>& dilations = {1});
+/// The gradient of conv2d with respect to its filter, of `filter_shape` (its channels may be -1:
+/// taken from input and out_backprop). tf.nn.conv2d_backprop_filter.
+Tensor conv2d_backprop_filter(const Tensor& input, const Shape& filter_shape, const Tensor& out_backprop,
+                              const std::vector<int64_t>& strides = {1}, const std::string& padding = "VALID",
+                              const std::vector<int64_t>& dilations = {1});
+/// The maximum over each `ksize` window (tf.nn.max_pool2d); padding never wins (SAME windows
+/// only look at the input) and NaN propagates. Integer and float dtypes.
+Tensor max_pool2d(const Tensor& input, const std::vector<int64_t>& ksize, const std::vector<int64_t>& strides,
+                  const std::string& padding = "VALID");
+/// The mean over each `ksize` window's elements inside the input (SAME padding is not counted,
+/// as tf.nn.avg_pool2d). Float dtypes.
+Tensor avg_pool2d(const Tensor& input, const std::vector<int64_t>& ksize, const std::vector<int64_t>& strides,
+                  const std::string& padding = "VALID");
+/// The gradient of max_pool2d: `grad` (max_pool2d's output shape) added at each window's
+/// maximum (the first one on ties) of `input`, zero elsewhere. Float dtypes.
+Tensor max_pool2d_grad(const Tensor& input, const Tensor& grad, const std::vector<int64_t>& ksize,
+                       const std::vector<int64_t>& strides, const std::string& padding = "VALID");
+/// The gradient of max_pool2d_grad with respect to its grad: for each window, `grad` (of
+/// input's shape) at the window's maximum of `input`. Float dtypes.
+Tensor max_pool2d_grad_grad(const Tensor& input, const Tensor& grad, const std::vector<int64_t>& ksize,
+                            const std::vector<int64_t>& strides, const std::string& padding = "VALID");
+/// The gradient of avg_pool2d for an input of `input_shape` (batch and channels may be -1:
+/// taken from grad): each window's gradient spread evenly over its elements. Float dtypes.
+Tensor avg_pool2d_grad(const Shape& input_shape, const Tensor& grad, const std::vector<int64_t>& ksize,
+                       const std::vector<int64_t>& strides, const std::string& padding = "VALID");
+
+// ---------------------------------------------------------------------------------------------
 // Shapes and data movement
 
 /// Same elements, new shape; one dim may be -1 (inferred). Shares storage (no copy).

@@ -1,6 +1,6 @@
 // Gradient rules driven by the registry: every differentiable op has a rule and a gradient check
-// in float64 against finite differences (second order too for elementwise ops and matmul), the
-// tape's LookupError for an op without a rule, and custom_gradient.
+// in float64 against finite differences (second order too for elementwise ops, matmul, conv2d and
+// pooling), the tape's LookupError for an op without a rule, and custom_gradient.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -223,6 +223,57 @@ void add_matmul(Table& t) {
                            {},
                            true});
     seed += 2;
+  }
+}
+
+// Convolution and pooling: every op of the family, over strides, SAME/VALID padding and
+// dilations. Pooling inputs are random, so no two values of a window lie within the finite
+// difference step of each other (the maximum does not move).
+void add_conv(Table& t) {
+  struct Cv {
+    Shape x, f;
+    std::vector<int64_t> s, d;
+    std::string p;
+  };
+  uint64_t seed = 6500;
+  for (const Cv& c : std::vector<Cv>{{{1, 4, 4, 1}, {3, 3, 1, 1}, {1}, {1}, "VALID"},
+                                     {{2, 5, 4, 2}, {3, 2, 2, 3}, {2}, {1}, "SAME"},
+                                     {{1, 6, 5, 2}, {2, 2, 2, 2}, {1, 2}, {2, 1}, "SAME"},
+                                     {{1, 5, 6, 1}, {2, 3, 1, 2}, {2, 1}, {1, 2}, "VALID"}}) {
+    const std::string what = c.x.to_string() + " * " + c.f.to_string() + " " + c.p;
+    const auto s = c.s, d = c.d;
+    const std::string p = c.p;
+    const Tensor x = uni(c.x, seed), f = uni(c.f, seed + 1);
+    const Tensor dy = uni(conv2d(x, f, s, p, d).shape(), seed + 2);
+    t["conv2d"].push_back({what, [=](const V& v) { return conv2d(v[0], v[1], s, p, d); }, {x, f}, {}, true});
+    const Shape xs = c.x, fs = c.f;
+    t["conv2d_backprop_input"].push_back(
+        {what, [=](const V& v) { return conv2d_backprop_input(xs, v[0], v[1], s, p, d); }, {f, dy}});
+    t["conv2d_backprop_filter"].push_back(
+        {what, [=](const V& v) { return conv2d_backprop_filter(v[0], fs, v[1], s, p, d); }, {x, dy}});
+    seed += 3;
+  }
+  struct Pl {
+    Shape x;
+    std::vector<int64_t> k, s;
+    std::string p;
+  };
+  for (const Pl& c : std::vector<Pl>{{{1, 4, 4, 1}, {2}, {2}, "VALID"},
+                                     {{2, 5, 5, 2}, {3}, {2}, "SAME"},
+                                     {{1, 4, 5, 2}, {2, 3}, {1, 2}, "SAME"}}) {
+    const std::string what = c.x.to_string() + " ksize " + Shape(c.k).to_list_string() + " " + c.p;
+    const auto k = c.k, s = c.s;
+    const std::string p = c.p;
+    const Tensor x = uni(c.x, seed), gx = uni(c.x, seed + 1);
+    const Tensor dy = uni(max_pool2d(x, k, s, p).shape(), seed + 2);
+    const Shape xs = c.x;
+    t["max_pool2d"].push_back({what, [=](const V& v) { return max_pool2d(v[0], k, s, p); }, {x}, {}, true});
+    t["avg_pool2d"].push_back({what, [=](const V& v) { return avg_pool2d(v[0], k, s, p); }, {x}, {}, true});
+    t["max_pool2d_grad"].push_back({what, [=](const V& v) { return max_pool2d_grad(v[0], v[1], k, s, p); }, {x, dy}});
+    t["max_pool2d_grad_grad"].push_back(
+        {what, [=](const V& v) { return max_pool2d_grad_grad(v[0], v[1], k, s, p); }, {x, gx}});
+    t["avg_pool2d_grad"].push_back({what, [=](const V& v) { return avg_pool2d_grad(xs, v[0], k, s, p); }, {dy}});
+    seed += 3;
   }
 }
 
@@ -495,6 +546,7 @@ Table table() {
   add_elementwise(t);
   add_reductions(t);
   add_matmul(t);
+  add_conv(t);
   add_movement(t);
   add_control(t);
   return t;
@@ -596,12 +648,13 @@ TEST_CASE("every differentiable op passes a float64 gradient check", "[autodiff]
     if (!seen.count(name)) FAIL_CHECK("gradient cases for '" << name << "', which is not a differentiable op");
 }
 
-TEST_CASE("elementwise ops and matmul pass a second-order gradient check", "[autodiff][rules]") {
+TEST_CASE("elementwise ops, matmul, conv2d and pooling pass a second-order gradient check", "[autodiff][rules]") {
   int checked = 0;
   const Table t = table();
   for (const auto& [op, cases] : t) {
     const ops::OpDef& def = ops::op_def(op);
-    const bool wants = def.has(ops::kElementwise) || def.id == OpId::MatMul;
+    const bool wants = def.has(ops::kElementwise) || def.id == OpId::MatMul || def.id == OpId::Conv2D ||
+                       def.id == OpId::MaxPool2D || def.id == OpId::AvgPool2D;
     for (const GradCase& c : cases) {
       if (!wants || c.expect != Expect::Numeric) continue;
       INFO("op " << op << ", case " << c.what << " (inputs " << shapes_string(c.inputs) << ")");

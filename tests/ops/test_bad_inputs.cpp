@@ -797,6 +797,215 @@ void add_like(Catalog& c) {
                traced_like("sum_to_like", {-1, -1}, {2, 3}, z({3, 2}), z({2, 3})), "[3, 2]"});
 }
 
+// ---------------------------------------------------------------------------------------------
+// Convolution and pooling
+
+// conv2d traced with unknown dims, run on inputs whose channels differ from the filter's.
+std::function<void()> traced_conv(const Shape& x_spec, const Tensor& x, const Tensor& f) {
+  return [=] {
+    const ConcreteFunction fn(trace::trace_concrete(
+        "conv", {TensorSpec(x_spec, float32, "x"), TensorSpec(f.shape(), float32, "f")},
+        [](std::span<const Tensor> in) { return std::vector<Tensor>{conv2d(in[0], in[1], {1}, "SAME")}; }));
+    fn({x, f});
+  };
+}
+
+void add_conv(Catalog& c) {
+  const Tensor x5 = z({1, 5, 5, 1}), f3 = z({3, 3, 1, 1});
+  auto& v = c["conv2d"];
+  v.push_back({"a rank-3 input", [] { conv2d(z({5, 5, 1}), z({3, 3, 1, 1})); }, "[5, 5, 1]"});
+  v.push_back({"a rank-2 filter", [=] { conv2d(x5, z({3, 3})); }, "filter must have rank 4"});
+  v.push_back({"input channels that differ from the filter's",
+               [] {
+                 conv2d(z({1, 5, 5, 3}), z({3, 3, 2, 4}));
+               },
+               "[3, 3, 2, 4]"});
+  v.push_back({"stride 0", [=] { conv2d(x5, f3, {0}); }, "strides must be positive, got [0, 0]"});
+  v.push_back({"a negative dilation", [=] { conv2d(x5, f3, {1}, "SAME", {1, -2}); }, "[1, -2]"});
+  v.push_back({"three strides",
+               [=] {
+                 call_op("conv2d",
+                         {{"strides", std::vector<int64_t>{1, 1, 1}},
+                          {"padding", std::string("SAME")},
+                          {"dilations", std::vector<int64_t>{1, 1}}},
+                         {x5, f3});
+               },
+               "must have 2 values"});
+  v.push_back({"lower-case padding", [=] { conv2d(x5, f3, {1}, "same"); }, "\"same\""});
+  v.push_back({"a batch stride in the four-value form", [=] { conv2d(x5, f3, {2, 1, 1, 1}); }, "[2, 1, 1, 1]"});
+  v.push_back({"a VALID window larger than the input",
+               [] {
+                 conv2d(z({1, 2, 2, 1}), z({3, 3, 1, 1}));
+               },
+               "input height (2) to be at least the window height (3)"});
+  v.push_back({"a VALID dilated window larger than the input",
+               [] {
+                 conv2d(z({1, 4, 4, 1}), z({3, 3, 1, 1}), {1}, "VALID", {2});
+               },
+               "(5, dilated)"});
+  v.push_back(
+      {"a dilation whose window overflows int64", [=] { conv2d(x5, f3, {1}, "SAME", {k2p62}); }, "overflows int64"});
+  v.push_back({"a filter of height 0", [=] { conv2d(x5, z({0, 3, 1, 1}), {1}, "SAME"); }, "0 x 3"});
+  v.push_back({"int32 operands", [] { conv2d(z({1, 5, 5, 1}, int32), z({3, 3, 1, 1}, int32)); }, "int32"});
+  v.push_back({"a float64 filter for a float32 input", [=] { conv2d(x5, z({3, 3, 1, 1}, float64)); }, "float64"});
+  v.push_back({"an output of 2^48 elements from empty operands",
+               [] {
+                 conv2d(z({k2p24, 1, 1, 0}), z({1, 1, 0, k2p24}));
+               },
+               "16777216"});
+  v.push_back({"channels (?) that are 3 when the function runs, for a filter of 2",
+               traced_conv({-1, -1, -1, -1}, z({1, 5, 5, 3}), z({3, 3, 2, 1})), "in_channels"});
+
+  auto& bi = c["conv2d_backprop_input"];
+  bi.push_back({"input sizes of 3 values",
+                [=] {
+                  conv2d_backprop_input({5, 5, 1}, f3, z({1, 3, 3, 1}));
+                },
+                "input_sizes must be 4 sizes"});
+  bi.push_back({"an unknown input height",
+                [=] {
+                  conv2d_backprop_input({1, -1, 5, 1}, f3, z({1, 3, 3, 1}));
+                },
+                "known height and width"});
+  bi.push_back({"an input size of -2", [=] { conv2d_backprop_input({1, 5, -2, 1}, f3, z({1, 3, 3, 1})); }, "-2"});
+  bi.push_back({"out_backprop of the wrong shape",
+                [=] {
+                  conv2d_backprop_input({1, 5, 5, 1}, f3, z({1, 4, 4, 1}));
+                },
+                "[1, 3, 3, 1]"});
+  bi.push_back({"filter out_channels that differ from out_backprop's",
+                [] {
+                  conv2d_backprop_input({1, 5, 5, 1}, z({3, 3, 1, 2}), z({1, 3, 3, 1}));
+                },
+                "out_channels"});
+  bi.push_back({"input channels that differ from the filter's",
+                [=] {
+                  conv2d_backprop_input({1, 5, 5, 2}, f3, z({1, 3, 3, 1}));
+                },
+                "in_channels"});
+  bi.push_back({"int32 operands",
+                [] {
+                  conv2d_backprop_input({1, 5, 5, 1}, z({3, 3, 1, 1}, int32), z({1, 3, 3, 1}, int32));
+                },
+                "int32"});
+  bi.push_back({"a VALID window larger than input_sizes",
+                [=] {
+                  conv2d_backprop_input({1, 2, 2, 1}, f3, z({1, 1, 1, 1}));
+                },
+                "window height"});
+
+  auto& bf = c["conv2d_backprop_filter"];
+  bf.push_back({"filter sizes of height 0",
+                [=] {
+                  conv2d_backprop_filter(x5, {0, 3, 1, 1}, z({1, 3, 3, 1}));
+                },
+                "positive height and width"});
+  bf.push_back({"out_backprop of the wrong shape",
+                [=] {
+                  conv2d_backprop_filter(x5, {3, 3, 1, 1}, z({1, 5, 5, 1}));
+                },
+                "[1, 3, 3, 1]"});
+  bf.push_back({"a rank-3 input",
+                [] {
+                  conv2d_backprop_filter(z({5, 5, 1}), {3, 3, 1, 1}, z({1, 3, 3, 1}));
+                },
+                "[5, 5, 1]"});
+  bf.push_back({"input channels that differ from filter_sizes'",
+                [=] {
+                  conv2d_backprop_filter(x5, {3, 3, 2, 1}, z({1, 3, 3, 1}));
+                },
+                "[3, 3, 2, 1]"});
+  bf.push_back({"mismatched dtypes",
+                [=] {
+                  conv2d_backprop_filter(x5, {3, 3, 1, 1}, z({1, 3, 3, 1}, float16));
+                },
+                "float16"});
+  bf.push_back({"padding \"FULL\"",
+                [=] {
+                  conv2d_backprop_filter(x5, {3, 3, 1, 1}, z({1, 3, 3, 1}), {1}, "FULL");
+                },
+                "\"FULL\""});
+
+  const Tensor p4 = z({1, 4, 4, 2});
+  for (const char* name : {"max_pool2d", "avg_pool2d"}) {
+    const std::string op(name);
+    auto pool = [op](const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s, std::string p = "VALID") {
+      return [=] { op == "max_pool2d" ? max_pool2d(x, k, s, p) : avg_pool2d(x, k, s, p); };
+    };
+    auto& p = c[op];
+    p.push_back({"ksize 0", pool(p4, {0}, {1}), "ksize must be positive"});
+    p.push_back({"stride -1", pool(p4, {2}, {1, -1}), "[1, -1]"});
+    p.push_back({"a rank-2 input", pool(z({4, 4}), {2}, {2}), "[4, 4]"});
+    p.push_back({"bool input", pool(z({1, 4, 4, 1}, bool_), {2}, {2}), "bool"});
+    p.push_back({"complex input", pool(z({1, 4, 4, 1}, complex64), {2}, {2}), "complex64"});
+    p.push_back({"a VALID window larger than the input", pool(p4, {5, 1}, {1}), "window height (5)"});
+    p.push_back({"padding \"FULL\"", pool(p4, {2}, {2}, "FULL"), "\"FULL\""});
+    p.push_back({"a channel window in the four-value form", pool(p4, {1, 2, 2, 2}, {1}), "[1, 2, 2, 2]"});
+    p.push_back({"one input too many",
+                 [=] {
+                   call_op(op,
+                           {{"ksize", std::vector<int64_t>{2, 2}},
+                            {"strides", std::vector<int64_t>{2, 2}},
+                            {"padding", std::string("VALID")}},
+                           {p4, p4});
+                 },
+                 "expects 1 inputs, got 2"});
+  }
+  c["avg_pool2d"].push_back({"int32 input", [] { avg_pool2d(z({1, 4, 4, 1}, int32), {2}, {2}); }, "int32"});
+
+  auto& mg = c["max_pool2d_grad"];
+  mg.push_back({"grad of the wrong shape", [=] { max_pool2d_grad(p4, z({1, 3, 3, 2}), {2}, {2}); }, "[1, 2, 2, 2]"});
+  mg.push_back({"mismatched dtypes", [=] { max_pool2d_grad(p4, z({1, 2, 2, 2}, float64), {2}, {2}); }, "float64"});
+  mg.push_back({"int32 operands",
+                [] {
+                  max_pool2d_grad(z({1, 4, 4, 2}, int32), z({1, 2, 2, 2}, int32), {2}, {2});
+                },
+                "int32"});
+  mg.push_back({"a rank-3 grad", [=] { max_pool2d_grad(p4, z({2, 2, 2}), {2}, {2}); }, "[2, 2, 2]"});
+  mg.push_back({"stride 0", [=] { max_pool2d_grad(p4, z({1, 2, 2, 2}), {2}, {0, 2}); }, "[0, 2]"});
+
+  auto& mgg = c["max_pool2d_grad_grad"];
+  mgg.push_back({"grad that is not the input's shape",
+                 [=] {
+                   max_pool2d_grad_grad(p4, z({1, 2, 2, 2}), {2}, {2});
+                 },
+                 "[1, 4, 4, 2]"});
+  mgg.push_back({"mismatched dtypes",
+                 [=] {
+                   max_pool2d_grad_grad(p4, z({1, 4, 4, 2}, bfloat16), {2}, {2});
+                 },
+                 "bfloat16"});
+  mgg.push_back({"a rank-5 input",
+                 [] {
+                   max_pool2d_grad_grad(z({1, 1, 4, 4, 2}), z({1, 1, 4, 4, 2}), {2}, {2});
+                 },
+                 "[1, 1, 4, 4, 2]"});
+  mgg.push_back({"padding \"valid\"", [=] { max_pool2d_grad_grad(p4, p4, {2}, {2}, "valid"); }, "\"valid\""});
+
+  auto& ag = c["avg_pool2d_grad"];
+  ag.push_back({"an unknown input width",
+                [] {
+                  avg_pool2d_grad({1, 4, -1, 2}, z({1, 2, 2, 2}), {2}, {2});
+                },
+                "known height and width"});
+  ag.push_back({"grad of the wrong shape",
+                [] {
+                  avg_pool2d_grad({1, 4, 4, 2}, z({1, 3, 2, 2}), {2}, {2});
+                },
+                "[1, 2, 2, 2]"});
+  ag.push_back({"input sizes of 2 values",
+                [] {
+                  avg_pool2d_grad({4, 4}, z({1, 2, 2, 2}), {2}, {2});
+                },
+                "input_sizes must be 4 sizes"});
+  ag.push_back({"int32 grad", [] { avg_pool2d_grad({1, 4, 4, 2}, z({1, 2, 2, 2}, int32), {2}, {2}); }, "int32"});
+  ag.push_back({"input channels that differ from grad's",
+                [] {
+                  avg_pool2d_grad({1, 4, 4, 3}, z({1, 2, 2, 2}), {2}, {2});
+                },
+                "[1, 2, 2, 3]"});
+}
+
 Catalog catalog() {
   Catalog cat;
   add_elementwise(cat);
@@ -806,6 +1015,7 @@ Catalog catalog() {
   add_control(cat);
   add_strings(cat);
   add_like(cat);
+  add_conv(cat);
   return cat;
 }
 

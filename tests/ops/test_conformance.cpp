@@ -957,6 +957,280 @@ OpSpec matmul_spec() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Convolution and pooling (NHWC), restated from TensorFlow's definitions
+
+// One spatial axis: output size and padding before the first window (SAME: ceil(in / stride)
+// outputs, half the padding before; VALID: windows inside the input).
+struct Win {
+  int64_t out, pad;
+};
+Win win(int64_t in, int64_t taps, int64_t stride, int64_t dilation, bool same) {
+  const int64_t window = (taps - 1) * dilation + 1;
+  if (!same) return {(in - window) / stride + 1, 0};
+  const int64_t out = (in + stride - 1) / stride;
+  return {out, std::max<int64_t>((out - 1) * stride + window - in, 0) / 2};
+}
+
+struct ConvGeo {
+  int64_t n, h, w, c, kh, kw, o, sh, sw, dh, dw;
+  Win y, x;
+};
+
+ConvGeo conv_geo(const Shape& x, const Shape& f, const I64s& s, const I64s& d, bool same) {
+  ConvGeo g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), f.dim(0), f.dim(1), f.dim(3), s[0], s[1], d[0], d[1], {}, {}};
+  g.y = win(g.h, g.kh, g.sh, g.dh, same);
+  g.x = win(g.w, g.kw, g.sw, g.dw, same);
+  return g;
+}
+
+// Calls term(x_flat, f_flat, y_flat) for every product x * f that conv2d sums into y.
+template <class F>
+void conv_terms(const ConvGeo& g, F&& term) {
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t oy = 0; oy < g.y.out; ++oy)
+      for (int64_t ox = 0; ox < g.x.out; ++ox)
+        for (int64_t ky = 0; ky < g.kh; ++ky)
+          for (int64_t kx = 0; kx < g.kw; ++kx) {
+            const int64_t iy = oy * g.sh - g.y.pad + ky * g.dh, ix = ox * g.sw - g.x.pad + kx * g.dw;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+            for (int64_t c = 0; c < g.c; ++c)
+              for (int64_t o = 0; o < g.o; ++o)
+                term(((n * g.h + iy) * g.w + ix) * g.c + c, ((ky * g.kw + kx) * g.c + c) * g.o + o,
+                     ((n * g.y.out + oy) * g.x.out + ox) * g.o + o);
+          }
+}
+
+// Sums a * b into out[k] over the terms that `pick` selects, with the sum of |a * b| as scale.
+enum class ConvOut { Y, DX, DF };
+Host conv_sum(const ConvGeo& g, ConvOut which, const Host& a, const Host& b, DType dt, const Shape& out_shape) {
+  Host y = make_host(dt, out_shape);
+  std::vector<C> acc(size_t(y.size()));
+  y.scale.assign(size_t(y.size()), 0.0);
+  conv_terms(g, [&](int64_t xi, int64_t fi, int64_t yi) {
+    // forward: a = x, b = f; backprop input: a = f, b = dy; backprop filter: a = x, b = dy
+    const C p = which == ConvOut::Y    ? a.v[size_t(xi)].z * b.v[size_t(fi)].z
+                : which == ConvOut::DX ? a.v[size_t(fi)].z * b.v[size_t(yi)].z
+                                       : a.v[size_t(xi)].z * b.v[size_t(yi)].z;
+    const int64_t k = which == ConvOut::Y ? yi : which == ConvOut::DX ? xi : fi;
+    acc[size_t(k)] += p;
+    y.scale[size_t(k)] += std::abs(p);
+  });
+  for (int64_t k = 0; k < y.size(); ++k) y.v[size_t(k)] = round_to(R(acc[size_t(k)]), dt);
+  return y;
+}
+
+Shape conv_out_shape(const ConvGeo& g) { return {g.n, g.y.out, g.x.out, g.o}; }
+
+struct ConvCase {
+  Shape x, f;
+  I64s strides, dilations;
+  std::string padding;
+};
+
+const std::vector<ConvCase>& conv_cases() {
+  static const std::vector<ConvCase> cs = {
+      {{1, 5, 5, 1}, {3, 3, 1, 1}, {1, 1}, {1, 1}, "VALID"},  {{2, 5, 6, 3}, {3, 2, 3, 4}, {1, 1}, {1, 1}, "SAME"},
+      {{2, 7, 6, 2}, {3, 3, 2, 3}, {2, 2}, {1, 1}, "SAME"},   {{1, 7, 7, 2}, {2, 3, 2, 2}, {2, 3}, {1, 1}, "VALID"},
+      {{1, 8, 7, 2}, {3, 3, 2, 2}, {1, 1}, {2, 2}, "SAME"},   {{2, 9, 8, 1}, {2, 2, 1, 3}, {1, 2}, {2, 3}, "VALID"},
+      {{1, 2, 2, 1}, {5, 5, 1, 2}, {1, 1}, {1, 1}, "SAME"},   {{0, 4, 4, 2}, {3, 3, 2, 2}, {1, 1}, {1, 1}, "SAME"},
+      {{1, 4, 4, 0}, {3, 3, 0, 2}, {1, 1}, {1, 1}, "SAME"},   {{1, 4, 4, 2}, {3, 3, 2, 0}, {1, 1}, {1, 1}, "SAME"},
+      {{1, 0, 3, 1}, {1, 1, 1, 1}, {1, 1}, {1, 1}, "SAME"},   {{2, 16, 16, 8}, {3, 3, 8, 8}, {1, 1}, {1, 1}, "SAME"},
+      {{1, 20, 20, 4}, {5, 5, 4, 6}, {2, 2}, {1, 1}, "VALID"}};
+  return cs;
+}
+
+std::string conv_what(const ConvCase& c) {
+  return c.x.to_string() + " * " + c.f.to_string() + " strides " + list_string(c.strides) + " dilations " +
+         list_string(c.dilations) + " " + c.padding;
+}
+
+Attrs conv_case_attrs(const ConvCase& c) {
+  return Attrs{{"strides", c.strides}, {"padding", c.padding}, {"dilations", c.dilations}};
+}
+
+// conv2d and its two backprops over the same geometries; `which` picks the op.
+OpSpec conv_spec(ConvOut which) {
+  const Gen gen{.lo = -1, .hi = 1};
+  return {kF, [=](const std::string& op, DType dt, bool big) {
+            std::vector<Case> cases;
+            uint64_t seed = 9100 + 100 * uint64_t(which);
+            for (const ConvCase& c : conv_cases()) {
+              const ConvGeo g = conv_geo(c.x, c.f, c.strides, c.dilations, c.padding == "SAME");
+              const Shape ys = conv_out_shape(g);
+              if (!big && std::max({c.x.num_elements(), ys.num_elements(), c.f.num_elements()}) > kSmall) continue;
+              Attrs attrs = conv_case_attrs(c);
+              if (which == ConvOut::Y) {
+                Host x = random_host(dt, c.x, seed++, gen), f = random_host(dt, c.f, seed++, gen);
+                cases.push_back(op_case(
+                    conv_what(c), op, attrs, {from_host(x), from_host(f)},
+                    [=] { return Refs{conv_sum(g, which, x, f, dt, ys)}; }, Tier::Approx));
+              } else if (which == ConvOut::DX) {
+                Host f = random_host(dt, c.f, seed++, gen), dy = random_host(dt, ys, seed++, gen);
+                // batch and channels may be left to the operands
+                attrs.set("input_sizes", seed % 2 ? c.x.as_list() : I64s{-1, c.x.dim(1), c.x.dim(2), -1});
+                cases.push_back(op_case(
+                    conv_what(c), op, attrs, {from_host(f), from_host(dy)},
+                    [=] { return Refs{conv_sum(g, which, f, dy, dt, c.x)}; }, Tier::Approx));
+              } else {
+                Host x = random_host(dt, c.x, seed++, gen), dy = random_host(dt, ys, seed++, gen);
+                attrs.set("filter_sizes", seed % 2 ? c.f.as_list() : I64s{c.f.dim(0), c.f.dim(1), -1, -1});
+                cases.push_back(op_case(
+                    conv_what(c), op, attrs, {from_host(x), from_host(dy)},
+                    [=] { return Refs{conv_sum(g, which, x, dy, dt, c.f)}; }, Tier::Approx));
+              }
+            }
+            return cases;
+          }};
+}
+
+struct PoolCase {
+  Shape x;
+  I64s ksize, strides;
+  std::string padding;
+};
+
+const std::vector<PoolCase>& pool_cases() {
+  static const std::vector<PoolCase> cs = {
+      {{1, 4, 4, 1}, {2, 2}, {2, 2}, "VALID"},  {{2, 5, 5, 3}, {3, 3}, {2, 2}, "SAME"},
+      {{1, 5, 7, 2}, {2, 3}, {1, 2}, "VALID"},  {{2, 6, 5, 2}, {3, 3}, {1, 1}, "SAME"},
+      {{1, 3, 3, 1}, {5, 5}, {1, 1}, "SAME"},   {{1, 3, 4, 1}, {100, 1}, {1, 1}, "SAME"},
+      {{0, 4, 4, 2}, {2, 2}, {2, 2}, "VALID"},  {{1, 4, 4, 0}, {2, 2}, {2, 2}, "SAME"},
+      {{1, 0, 4, 2}, {2, 2}, {1, 1}, "SAME"},   {{2, 32, 32, 4}, {3, 3}, {2, 2}, "SAME"},
+      {{1, 40, 30, 3}, {2, 2}, {2, 2}, "VALID"}};
+  return cs;
+}
+
+struct PoolGeo {
+  int64_t n, h, w, c, kh, kw, sh, sw;
+  Win y, x;
+};
+PoolGeo pool_geo(const PoolCase& p) {
+  const bool same = p.padding == "SAME";
+  PoolGeo g{p.x.dim(0), p.x.dim(1), p.x.dim(2), p.x.dim(3), p.ksize[0], p.ksize[1], p.strides[0], p.strides[1], {}, {}};
+  g.y = win(g.h, g.kh, g.sh, 1, same);
+  g.x = win(g.w, g.kw, g.sw, 1, same);
+  return g;
+}
+Shape pool_out_shape(const PoolGeo& g) { return {g.n, g.y.out, g.x.out, g.c}; }
+
+// Calls f(out_flat, inputs) with the flat input positions of each output's window (inside the
+// input, row-major).
+template <class F>
+void pool_windows(const PoolGeo& g, F&& f) {
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t oy = 0; oy < g.y.out; ++oy)
+      for (int64_t ox = 0; ox < g.x.out; ++ox)
+        for (int64_t c = 0; c < g.c; ++c) {
+          I64s in;
+          for (int64_t ky = 0; ky < g.kh; ++ky)
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              const int64_t iy = oy * g.sh - g.y.pad + ky, ix = ox * g.sw - g.x.pad + kx;
+              if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) in.push_back(((n * g.h + iy) * g.w + ix) * g.c + c);
+            }
+          f(((n * g.y.out + oy) * g.x.out + ox) * g.c + c, in);
+        }
+}
+
+// The position of a window's maximum: the first one, or the first NaN.
+int64_t max_position(const Host& x, const I64s& in) {
+  const bool fl = is_floating(x.dtype);
+  int64_t best = in[0];
+  for (int64_t k : in) {
+    const Num &v = x.v[size_t(k)], &b = x.v[size_t(best)];
+    const bool better =
+        fl ? (v.z.real() > b.z.real() || (std::isnan(v.z.real()) && !std::isnan(b.z.real()))) : v.i > b.i;
+    if (better) best = k;
+  }
+  return best;
+}
+
+enum class Pool { Max, Avg, MaxGrad, MaxGradGrad, AvgGrad };
+
+OpSpec pool_spec(Pool kind) {
+  const unsigned accepts = kind == Pool::Max ? kReal : kF;
+  return {accepts, [=](const std::string& op, DType dt, bool big) {
+            std::vector<Case> cases;
+            uint64_t seed = 9600 + 100 * uint64_t(kind);
+            for (const PoolCase& p : pool_cases()) {
+              const PoolGeo g = pool_geo(p);
+              const Shape ys = pool_out_shape(g);
+              if (!big && p.x.num_elements() > kSmall) continue;
+              Attrs attrs{{"ksize", p.ksize}, {"strides", p.strides}, {"padding", p.padding}};
+              const std::string what = p.x.to_string() + " ksize " + list_string(p.ksize) + " strides " +
+                                       list_string(p.strides) + " " + p.padding;
+              // NaN and infinities first where the result is a pick (max pooling)
+              const Gen gx = kind == Pool::Max ? Gen{.specials = true} : Gen{};
+              Host x = random_host(dt, p.x, seed++, gx);
+              if (kind == Pool::Max || kind == Pool::Avg) {
+                cases.push_back(op_case(
+                    what, op, attrs, {from_host(x)},
+                    [=] {
+                      Host y = make_host(dt, ys);
+                      y.scale.assign(size_t(y.size()), 0.0);
+                      pool_windows(g, [&](int64_t o, const I64s& in) {
+                        if (kind == Pool::Max) {
+                          y.v[size_t(o)] = x.v[size_t(max_position(x, in))];
+                          return;
+                        }
+                        C s = 0;
+                        for (int64_t k : in) s += x.v[size_t(k)].z, y.scale[size_t(o)] += std::abs(x.v[size_t(k)].z);
+                        y.v[size_t(o)] = round_to(R(s / double(in.size())), dt);
+                        y.scale[size_t(o)] /= double(in.size());
+                      });
+                      return Refs{y};
+                    },
+                    kind == Pool::Max ? Tier::Exact : Tier::Approx));
+              } else if (kind == Pool::MaxGrad) {
+                Host dy = random_host(dt, ys, seed++);
+                cases.push_back(op_case(
+                    what, op, attrs, {from_host(x), from_host(dy)},
+                    [=] {
+                      Host dx = make_host(dt, p.x);
+                      std::vector<double> acc(size_t(dx.size()), 0.0);
+                      dx.scale.assign(size_t(dx.size()), 0.0);
+                      pool_windows(g, [&](int64_t o, const I64s& in) {
+                        const size_t k = size_t(max_position(x, in));
+                        acc[k] += dy.v[size_t(o)].z.real();
+                        dx.scale[k] += std::abs(dy.v[size_t(o)].z.real());
+                      });
+                      for (size_t k = 0; k < acc.size(); ++k) dx.v[k] = round_to(R(acc[k]), dt);
+                      return Refs{dx};
+                    },
+                    Tier::Approx));
+              } else if (kind == Pool::MaxGradGrad) {
+                Host gg = random_host(dt, p.x, seed++);
+                cases.push_back(op_case(what, op, attrs, {from_host(x), from_host(gg)}, [=] {
+                  Host y = make_host(dt, ys);
+                  pool_windows(g,
+                               [&](int64_t o, const I64s& in) { y.v[size_t(o)] = gg.v[size_t(max_position(x, in))]; });
+                  return Refs{y};
+                }));
+              } else {
+                Host dy = random_host(dt, ys, seed++);
+                attrs.set("input_sizes", seed % 2 ? p.x.as_list() : I64s{-1, p.x.dim(1), p.x.dim(2), -1});
+                cases.push_back(op_case(
+                    what, op, attrs, {from_host(dy)},
+                    [=] {
+                      Host dx = make_host(dt, p.x);
+                      std::vector<double> acc(size_t(dx.size()), 0.0);
+                      dx.scale.assign(size_t(dx.size()), 0.0);
+                      pool_windows(g, [&](int64_t o, const I64s& in) {
+                        for (int64_t k : in) {
+                          acc[size_t(k)] += dy.v[size_t(o)].z.real() / double(in.size());
+                          dx.scale[size_t(k)] += std::abs(dy.v[size_t(o)].z.real()) / double(in.size());
+                        }
+                      });
+                      for (size_t k = 0; k < acc.size(); ++k) dx.v[k] = round_to(R(acc[k]), dt);
+                      return Refs{dx};
+                    },
+                    Tier::Approx));
+              }
+            }
+            return cases;
+          }};
+}
+
+// ---------------------------------------------------------------------------------------------
 // Shapes and data movement: every dtype, exact copies
 
 // A case whose single output holds x's values in a new shape.
@@ -2160,6 +2434,14 @@ const std::map<std::string, OpSpec>& spec_table() {
     t["argmax"] = arg_spec(true);
     t["argmin"] = arg_spec(false);
     t["matmul"] = matmul_spec();
+    t["conv2d"] = conv_spec(ConvOut::Y);
+    t["conv2d_backprop_input"] = conv_spec(ConvOut::DX);
+    t["conv2d_backprop_filter"] = conv_spec(ConvOut::DF);
+    t["max_pool2d"] = pool_spec(Pool::Max);
+    t["avg_pool2d"] = pool_spec(Pool::Avg);
+    t["max_pool2d_grad"] = pool_spec(Pool::MaxGrad);
+    t["max_pool2d_grad_grad"] = pool_spec(Pool::MaxGradGrad);
+    t["avg_pool2d_grad"] = pool_spec(Pool::AvgGrad);
     add_movement(t);
     t["call"] = call_spec();
     t["print"] = print_spec();
