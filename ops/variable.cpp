@@ -44,6 +44,11 @@ void VariableImpl::write(const Tensor& v) {
   }
 }
 
+void VariableImpl::replace(Tensor v) {
+  std::lock_guard lock(mu_);
+  value_ = std::move(v);
+}
+
 Variable::Variable(const Tensor& initial, std::string name, bool trainable) {
   if (!initial.defined()) fail<InvalidArgument>("Variable", "the initial value is undefined (None)");
   if (initial.is_symbolic())

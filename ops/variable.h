@@ -21,6 +21,10 @@ class VariableImpl : public std::enable_shared_from_this<VariableImpl> {
   /// Replaces the value in place when no tensor shares the buffer, else swaps in a new one
   /// (copy on write). The caller has checked dtype and shape.
   void write(const Tensor& v);
+  /// Makes `v` the value without copying it: for a tensor nobody will write in place (compiled
+  /// code's fresh results). Later writes still copy on write if `v` is shared. The caller has
+  /// checked dtype, shape and device.
+  void replace(Tensor v);
   const std::string& name() const { return name_; }
   bool trainable() const { return trainable_; }
   DType dtype() const { return dtype_; }

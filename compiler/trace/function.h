@@ -26,6 +26,10 @@ namespace config {
 /// When true, every `function` runs its C++ code eagerly on each call instead of a graph
 /// (TensorFlow's tf.config.run_functions_eagerly), for debugging. Process-wide.
 void run_functions_eagerly(bool eager);
+/// Times every call of every concrete function (ConcreteFunction::total_run_us); off by default,
+/// since reading the clock twice costs about a fifth of a cache-hit call. KILN_TIME_FUNCTIONS=1
+/// turns it on at start-up. Process-wide.
+void time_functions(bool on);
 bool functions_run_eagerly();
 }  // namespace config
 
@@ -172,8 +176,8 @@ class ConcreteFunction {
   /// "my_relu(x)\n  Args:\n    x: float32 Tensor, shape=()\n  Returns:\n    float32 Tensor, shape=()"
   std::string pretty_printed_signature() const;
   const trace::CompileStats& stats() const { return s_->stats; }
-  /// Calls that ran the executable (not inlined into a trace) and their total time in
-  /// microseconds, counted from every thread.
+  /// Calls that ran the executable (not inlined into a trace), counted from every thread, and
+  /// their total time in microseconds while config::time_functions is on.
   uint64_t num_calls() const { return s_->calls.load(std::memory_order_relaxed); }
   double total_run_us() const { return double(s_->run_ns.load(std::memory_order_relaxed)) / 1000.0; }
   /// Runs on the tensor leaves of the arguments (checked against input_specs; InvalidArgument if

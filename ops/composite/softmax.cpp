@@ -1,5 +1,7 @@
 // softmax and log_softmax: composites of reduce_max, reduce_sum, exp and log (no kernel, no
-// gradient rule of their own). Subtracting the maximum first keeps exp from overflowing.
+// gradient rule of their own). Subtracting the maximum first keeps exp from overflowing; the
+// results do not depend on the shift, so its gradient is stopped (the tape and traced
+// backward graphs then skip a path whose contributions sum to zero).
 #include "ops/ops.h"
 
 namespace kiln {
@@ -20,13 +22,13 @@ bool check_softmax_args(std::string_view op, const Tensor& x, int64_t& axis) {
 
 Tensor softmax(const Tensor& x, int64_t axis) {
   if (!check_softmax_args("softmax", x, axis)) return x;
-  Tensor e = exp(x - reduce_max(x, axis, /*keepdims=*/true));
+  Tensor e = exp(x - stop_gradient(reduce_max(x, axis, /*keepdims=*/true)));
   return e / reduce_sum(e, axis, /*keepdims=*/true);
 }
 
 Tensor log_softmax(const Tensor& x, int64_t axis) {
   if (!check_softmax_args("log_softmax", x, axis)) return x;
-  Tensor shifted = x - reduce_max(x, axis, /*keepdims=*/true);
+  Tensor shifted = x - stop_gradient(reduce_max(x, axis, /*keepdims=*/true));
   return shifted - log(reduce_sum(exp(shifted), axis, /*keepdims=*/true));
 }
 

@@ -163,7 +163,8 @@ class Program {
     };
     for (auto [slot, id] : plan_.assigns) {
       std::shared_ptr<VariableImpl> v = g.variables[size_t(slot)].var.lock();
-      if (v) v->write(view_as(tensor_of(id), v->shape()));
+      // results are fresh buffers of this call: the variable takes them without a copy
+      if (v) v->replace(view_as(tensor_of(id), v->shape()));
     }
     ops::TensorList out;
     for (const cpu::OutputRef& o : plan_.outputs) out.push_back(view_as(tensor_of(o.buffer), o.shape));
