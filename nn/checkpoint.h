@@ -26,16 +26,20 @@ class CheckpointObject {
   template <class O>
   requires std::is_base_of_v<optim::Optimizer, O> CheckpointObject(std::shared_ptr<O> o)  // NOLINT
       : optimizer_(std::move(o)) {}
-  CheckpointObject(const Variable& v) : variable_(Variable::from_handle(v.handle())) {}  // NOLINT
+  CheckpointObject(const Variable& v) : variable_(v.handle()) {}  // NOLINT
 
   const std::shared_ptr<Module>& module() const { return module_; }
   const std::shared_ptr<optim::Optimizer>& optimizer() const { return optimizer_; }
-  const Variable& variable() const { return variable_; }
+  /// The tracked variable itself (its shared state, not a copy); undefined for a module or an
+  /// optimizer.
+  Variable variable() const { return Variable::from_handle(variable_); }
 
  private:
   std::shared_ptr<Module> module_;
   std::shared_ptr<optim::Optimizer> optimizer_;
-  Variable variable_;
+  // the handle, not a Variable: copying a Variable copies its value into a new variable, and
+  // objects are copied into the Checkpoint, which must track the caller's variable
+  std::shared_ptr<VariableImpl> variable_;
 };
 
 /// What `Checkpoint::read` did.

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -86,8 +87,8 @@ struct BatchSource final : Unary {
         for (auto& it : items) {
           if (it[c].shape() != items[0][c].shape() || it[c].dtype() != items[0][c].dtype())
             fail<InvalidArgument>("Dataset.batch", "cannot batch component ", c, ": elements have shapes ",
-                                  items[0][c].shape().to_string(), " and ", it[c].shape().to_string(),
-                                  " (dtypes ", dtype_name(items[0][c].dtype()), " and ", dtype_name(it[c].dtype()), ")");
+                                  items[0][c].shape().to_string(), " and ", it[c].shape().to_string(), " (dtypes ",
+                                  dtype_name(items[0][c].dtype()), " and ", dtype_name(it[c].dtype()), ")");
           parts.push_back(it[c]);
         }
         out.push_back(stack(parts, 0));
@@ -105,7 +106,8 @@ struct BatchSource final : Unary {
   int64_t cardinality() const override {
     int64_t n = input->cardinality();
     if (n < 0) return n;
-    return drop ? n / size : (n + size - 1) / size;
+    // not (n + size - 1) / size: that overflows for a batch_size near INT64_MAX
+    return drop ? n / size : n / size + (n % size != 0);
   }
 };
 
@@ -185,7 +187,10 @@ struct RepeatSource final : Unary {
   int64_t cardinality() const override {
     int64_t n = input->cardinality();
     if (count < 0) return n == 0 ? 0 : -2;
-    return n < 0 ? n : n * count;
+    if (n < 0) return n;
+    // more elements than int64 counts (repeat(INT64_MAX) of a non-empty dataset) never end
+    if (n > 0 && count > std::numeric_limits<int64_t>::max() / n) return -2;
+    return n * count;
   }
 };
 
@@ -335,7 +340,8 @@ Dataset Dataset::from_tensor_slices(const std::vector<Tensor>& tensors) {
     const Tensor& t = tensors[i];
     if (!t.defined() || t.is_symbolic())
       fail<InvalidArgument>("Dataset.from_tensor_slices", "tensor ", i, " must be a defined, concrete tensor");
-    if (t.ndim() == 0) fail<InvalidArgument>("Dataset.from_tensor_slices", "tensor ", i, " is a scalar (nothing to slice)");
+    if (t.ndim() == 0)
+      fail<InvalidArgument>("Dataset.from_tensor_slices", "tensor ", i, " is a scalar (nothing to slice)");
     if (i > 0 && t.shape().dim(0) != tensors[0].shape().dim(0))
       fail<InvalidArgument>("Dataset.from_tensor_slices", "tensors must have the same first dim: shapes ",
                             tensors[0].shape().to_string(), " and ", t.shape().to_string());

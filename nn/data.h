@@ -52,7 +52,8 @@ class Dataset {
   /// iteration draws a new order unless reshuffle_each_iteration is false.
   Dataset shuffle(int64_t buffer_size, std::optional<uint64_t> seed = std::nullopt,
                   bool reshuffle_each_iteration = true) const;
-  /// Repeats the dataset `count` times (-1: forever).
+  /// Repeats the dataset `count` times (-1: forever). A count whose total exceeds int64 has
+  /// cardinality -2 (infinite).
   Dataset repeat(int64_t count = -1) const;
   /// At most the first `count` elements (-1: all).
   Dataset take(int64_t count) const;

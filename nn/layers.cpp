@@ -69,6 +69,10 @@ DropoutImpl::DropoutImpl(double rate, std::optional<uint64_t> seed, std::string 
 
 Tensor DropoutImpl::call(const Tensor& inputs, bool training) {
   if (!training || rate_ == 0) return inputs;
+  // scaling by 1 / (1 - rate) needs a floating-point dtype (as TensorFlow's dropout)
+  if (!is_floating(inputs.dtype()))
+    fail<InvalidArgument>(name(), "Dropout needs floating-point inputs while training, got dtype ",
+                          dtype_name(inputs.dtype()));
   Tensor count = counter_.read_value();
   counter_.assign_add(scalar<uint64_t>(1));
   Tensor u = counter_uniform(inputs.shape(), seed_, count);
@@ -94,7 +98,8 @@ Tensor counter_uniform(const Shape& shape, uint64_t seed, const Tensor& counter)
   auto u64 = [](uint64_t v) { return scalar<uint64_t>(v); };
   // splitmix64 with xor-shifts replaced by add-shifts (there are no bitwise ops): distinct
   // (seed, counter, index) triples give well-mixed 64-bit words
-  Tensor z = cast(range(0, n, 1, int64), uint64) + counter * u64(0x9E3779B97F4A7C15ull) + u64(seed * 0xD1B54A32D192ED03ull);
+  Tensor z =
+      cast(range(0, n, 1, int64), uint64) + counter * u64(0x9E3779B97F4A7C15ull) + u64(seed * 0xD1B54A32D192ED03ull);
   z = (z + floordiv(z, u64(1ull << 30))) * u64(0xBF58476D1CE4E5B9ull);
   z = (z + floordiv(z, u64(1ull << 27))) * u64(0x94D049BB133111EBull);
   z = z + floordiv(z, u64(1ull << 31));

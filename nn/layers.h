@@ -49,6 +49,7 @@ KILN_MODULE(Dense);
 /// 1 / (1 - rate) (Keras' Dropout); at inference it passes inputs through. With a seed the masks
 /// are reproducible. In traced training steps each call draws a new mask: the mask comes from a
 /// counter variable the layer advances on every call, not from values fixed at trace time.
+/// While training with rate > 0 the inputs must be floating-point (InvalidArgument otherwise).
 class DropoutImpl : public Layer {
  public:
   /// Throws InvalidArgument unless 0 <= rate < 1.

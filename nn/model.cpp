@@ -49,8 +49,7 @@ ModelImpl::ModelImpl(const SymbolicTensor& inputs, const SymbolicTensor& outputs
     g->order.push_back(n);
   };
   visit(visit, g->output);
-  if (g->order.front() != g->input)
-    fail<InvalidArgument>("Model", "the outputs do not depend on the given input");
+  if (g->order.front() != g->input) fail<InvalidArgument>("Model", "the outputs do not depend on the given input");
   std::set<const Layer*> registered;
   for (auto& n : g->order) {
     if (!registered.insert(n->layer.get()).second) continue;
@@ -77,8 +76,7 @@ std::string ModelImpl::type_name() const {
 }
 
 Tensor ModelImpl::call(const Tensor& inputs, bool training) {
-  if (!graph_)
-    fail<Unimplemented>(name(), "a model subclass must override call(inputs, training)");
+  if (!graph_) fail<Unimplemented>(name(), "a model subclass must override call(inputs, training)");
   std::map<const SymbolicNode*, Tensor> values;
   values[graph_->input.get()] = inputs;
   for (auto& n : graph_->order) {
@@ -216,8 +214,9 @@ std::string with_commas(int64_t n) {
 
 void ModelImpl::summary(std::ostream& os) const {
   if (!built())
-    fail<FailedPrecondition>(name(), "this model has not yet been built: call it on data, or give it an input shape "
-                                     "(an InputLayer, or the functional API), before summary()");
+    fail<FailedPrecondition>(name(),
+                             "this model has not yet been built: call it on data, or give it an input shape "
+                             "(an InputLayer, or the functional API), before summary()");
   os << "Model: \"" << name() << "\"\n";
   os << std::string(kLineLength, '_') << "\n";
   print_row(os, {"Layer (type)", "Output Shape", "Param #"});
@@ -285,6 +284,7 @@ void ModelImpl::compile(CompileOptions options) {
       c->metrics.push_back(metrics::get(m.name, c->loss.accuracy_kind()));
   }
   compiled_ = std::move(c);
+  std::lock_guard lock(steps_mu_);
   steps_.reset();
 }
 
@@ -299,7 +299,12 @@ std::vector<std::shared_ptr<metrics::Metric>> ModelImpl::metrics() const {
 }
 
 size_t ModelImpl::train_function_tracing_count() const {
-  return steps_ && steps_->train_traces ? steps_->train_traces() : 0;
+  std::shared_ptr<Steps> s;
+  {
+    std::lock_guard lock(steps_mu_);
+    s = steps_;
+  }
+  return s && s->train_traces ? s->train_traces() : 0;
 }
 
 void ModelImpl::reset_metrics() {
@@ -341,11 +346,15 @@ Tensor ModelImpl::test_step(const Tensor& x, const Tensor& y, const Tensor& samp
   return loss;
 }
 
-void ModelImpl::ensure_steps() {
-  if (steps_) return;
+std::shared_ptr<ModelImpl::Steps> ModelImpl::steps() {
+  std::lock_guard lock(steps_mu_);
+  if (steps_) return steps_;
   auto s = std::make_shared<Steps>();
-  const bool eager = compiled_ && compiled_->run_eagerly;
-  if (eager) {
+  if (!compiled_) {
+    // predict works without compile: only the prediction function is needed
+    auto predict = function([this](Tensor t) { return (*this)(t, false); }, {.name = "predict_function"});
+    s->predict = [predict](const Tensor& t) { return predict(t); };
+  } else if (compiled_->run_eagerly) {
     s->train = [this](const Tensor& x, const Tensor& y, const Tensor& w) { return train_step(x, y, w); };
     s->test = [this](const Tensor& x, const Tensor& y, const Tensor& w) { return test_step(x, y, w); };
     s->predict = [this](const Tensor& x) { return (*this)(x, false); };
@@ -354,14 +363,15 @@ void ModelImpl::ensure_steps() {
                           {.name = "train_function", .arg_names = {"x", "y", "sample_weight"}});
     auto test = function([this](Tensor x, Tensor y, Tensor w) { return test_step(x, y, w); },
                          {.name = "test_function", .arg_names = {"x", "y", "sample_weight"}});
-    auto predict = function([this](Tensor x) { return (*this)(x, false); },
-                            {.name = "predict_function", .arg_names = {"x"}});
+    auto predict =
+        function([this](Tensor x) { return (*this)(x, false); }, {.name = "predict_function", .arg_names = {"x"}});
     s->train = [train](const Tensor& x, const Tensor& y, const Tensor& w) { return train(x, y, w); };
     s->test = [test](const Tensor& x, const Tensor& y, const Tensor& w) { return test(x, y, w); };
     s->predict = [predict](const Tensor& x) { return predict(x); };
     s->train_traces = [train] { return train.tracing_count(); };
   }
   steps_ = s;
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,9 +490,9 @@ std::string bar(int64_t current, int64_t target) {
 // fit / evaluate / predict
 
 Logs ModelImpl::run_evaluation(const std::vector<data::Element>& batches, int64_t step_batch) {
-  ensure_steps();
+  std::shared_ptr<Steps> s = steps();
   reset_metrics();
-  for (auto& b : batches) steps_->test(b[0], b[1], b[2]);
+  for (auto& b : batches) s->test(b[0], b[1], b[2]);
   return read_metrics();
 }
 
@@ -494,7 +504,7 @@ History ModelImpl::fit_batches(const std::function<std::vector<data::Element>(in
                           o.initial_epoch);
   std::ostream& os = o.out ? *o.out : std::cout;
   const bool tty = o.verbose == 1 && is_terminal(o.out);
-  ensure_steps();
+  std::shared_ptr<Steps> s = steps();
   optimizer()->build(trainable_variables());
   History history;
   std::vector<std::shared_ptr<Callback>> callbacks = o.callbacks;
@@ -516,11 +526,12 @@ History ModelImpl::fit_batches(const std::function<std::vector<data::Element>(in
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t b = 0; b < steps; ++b) {
       for (auto& cb : callbacks) cb->on_train_batch_begin(b, {});
-      steps_->train(batches[size_t(b)][0], batches[size_t(b)][1], batches[size_t(b)][2]);
+      s->train(batches[size_t(b)][0], batches[size_t(b)][1], batches[size_t(b)][2]);
       if (!callbacks.empty() || tty) {
         Logs batch_logs = read_metrics();
         for (auto& cb : callbacks) cb->on_train_batch_end(b, batch_logs);
-        if (tty && b + 1 < steps) os << "\r" << bar(b + 1, steps) << " - ETA: ..." << format_logs(batch_logs, names) << std::flush;
+        if (tty && b + 1 < steps)
+          os << "\r" << bar(b + 1, steps) << " - ETA: ..." << format_logs(batch_logs, names) << std::flush;
       }
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -572,8 +583,9 @@ History ModelImpl::fit(const Tensor& x, const Tensor& y, FitOptions options) {
   // Keras holds out the last examples, before shuffling
   const int64_t n_val = int64_t(std::floor(double(n) * options.validation_split));
   const int64_t n_train = n - n_val;
-  if (n_train <= 0) fail<InvalidArgument>("fit", "no training examples (", n, " examples, validation_split ",
-                                          options.validation_split, ")");
+  if (n_train <= 0)
+    fail<InvalidArgument>("fit", "no training examples (", n, " examples, validation_split ", options.validation_split,
+                          ")");
   Tensor xt = x, yt = y;
   std::vector<data::Element> validation;
   const int64_t step_batch = std::min(options.batch_size, n_train);
@@ -685,21 +697,12 @@ Logs ModelImpl::evaluate(const data::Dataset& dataset, EvaluateOptions options) 
 
 Tensor ModelImpl::predict(const Tensor& x, PredictOptions options) {
   if (!x.defined() || x.ndim() == 0) fail<InvalidArgument>("predict", "x needs a first (example) axis");
-  if (options.batch_size <= 0) fail<InvalidArgument>("predict", "batch_size must be positive, got ", options.batch_size);
+  if (options.batch_size <= 0)
+    fail<InvalidArgument>("predict", "batch_size must be positive, got ", options.batch_size);
   const int64_t n = x.shape().dim(0);
   if (n == 0) fail<InvalidArgument>("predict", "x has no examples");
   if (!built()) (*this)(rows(x, {0}));
-  if (!steps_) {
-    // predict works without compile: only the prediction function is needed
-    if (!compiled_) {
-      auto predict = function([this](Tensor t) { return (*this)(t, false); }, {.name = "predict_function"});
-      auto s = std::make_shared<Steps>();
-      s->predict = [predict](const Tensor& t) { return predict(t); };
-      steps_ = s;
-    } else {
-      ensure_steps();
-    }
-  }
+  std::shared_ptr<Steps> s = steps();
   const int64_t b = std::min(options.batch_size, n);
   std::vector<Tensor> outs;
   for (int64_t start = 0; start < n; start += b) {
@@ -707,7 +710,7 @@ Tensor ModelImpl::predict(const Tensor& x, PredictOptions options) {
     std::vector<int64_t> idx(static_cast<size_t>(b));
     for (int64_t i = 0; i < b; ++i) idx[size_t(i)] = start + i < end ? start + i : start;
     Tensor batch = (start == 0 && end == n) ? x : rows(x, idx);
-    Tensor out = steps_->predict(batch);
+    Tensor out = s->predict(batch);
     outs.push_back(end - start == b ? out : out.index({Slice(0, end - start)}));
   }
   return outs.size() == 1 ? outs[0] : concat(outs, 0);

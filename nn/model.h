@@ -4,6 +4,7 @@
 
 #include <iosfwd>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,8 +25,8 @@ struct OptimizerArg {
   std::shared_ptr<optim::Optimizer> ptr;
   template <class O>
   requires std::is_base_of_v<optim::Optimizer, O> OptimizerArg(std::shared_ptr<O> o) : ptr(std::move(o)) {}  // NOLINT
-  OptimizerArg(const std::string& name);                                                                  // NOLINT
-  OptimizerArg(const char* name) : OptimizerArg(std::string(name)) {}                                     // NOLINT
+  OptimizerArg(const std::string& name);                                                                     // NOLINT
+  OptimizerArg(const char* name) : OptimizerArg(std::string(name)) {}                                        // NOLINT
 };
 
 /// A metric for compile: a metric object or a name (see metrics::get).
@@ -96,6 +97,11 @@ struct PredictOptions {
 /// metric updates) runs as one traced function. Every step has the same batch shape: the last
 /// partial batch is padded and its padding rows get weight 0 (the loss and metrics average over
 /// the real rows only), so it reuses the traced graph.
+///
+/// Threads: once the model is built and compiled, `predict` may run on other threads while
+/// `fit` trains. Each weight a prediction reads is whole, but one prediction may combine
+/// weights of consecutive steps. Building, `compile`, and two `fit` or `evaluate` calls at once
+/// (they share the metrics) must not overlap.
 class ModelImpl : public Layer {
  public:
   /// A model subclass (override call).
@@ -157,12 +163,15 @@ class ModelImpl : public Layer {
   struct Steps;
   void reset_metrics();
   Logs read_metrics(const std::string& prefix = "") const;
-  void ensure_steps();
+  // The step functions, made on first use; fit, evaluate and predict may run on different
+  // threads, so steps_ is read and replaced only under steps_mu_.
+  std::shared_ptr<Steps> steps();
   Logs run_evaluation(const std::vector<data::Element>& batches, int64_t step_batch);
-  History fit_batches(const std::function<std::vector<data::Element>(int64_t epoch)>& epoch_batches,
-                      int64_t steps_hint, const std::vector<data::Element>& validation, FitOptions& options);
+  History fit_batches(const std::function<std::vector<data::Element>(int64_t epoch)>& epoch_batches, int64_t steps_hint,
+                      const std::vector<data::Element>& validation, FitOptions& options);
   std::shared_ptr<Compiled> compiled_;
   std::shared_ptr<Steps> steps_;
+  mutable std::mutex steps_mu_;
 };
 KILN_MODULE(Model);
 

@@ -248,7 +248,7 @@ Tensor RaggedTensor::row_lengths() const {
 
 Tensor RaggedTensor::value_rowids() const {
   check_defined("ragged.value_rowids", *this);
-  return ops::apply1(ops::OpId::RaggedValueRowIds, {row_splits_});
+  return ops::apply1(ops::OpId::RaggedValueRowIds, {row_splits_, values_});
 }
 
 Tensor RaggedTensor::row(int64_t i) const {

@@ -33,6 +33,7 @@ Tensor VariableImpl::value() const {
 }
 
 void VariableImpl::write(const Tensor& v) {
+  std::lock_guard updates(update_mu_);
   std::lock_guard lock(mu_);
   TensorImpl* cur = value_.impl();
   // In place only when nobody else can observe the old contents: this variable holds the only
@@ -45,6 +46,7 @@ void VariableImpl::write(const Tensor& v) {
 }
 
 void VariableImpl::replace(Tensor v) {
+  std::lock_guard updates(update_mu_);
   std::lock_guard lock(mu_);
   value_ = std::move(v);
 }
@@ -99,14 +101,17 @@ const Variable& Variable::assign(const Tensor& value) const {
 
 const Variable& Variable::assign(const NestedList& value) const { return assign(constant(value, dtype())); }
 
-// The sum is computed before assigning so the read's reference is gone and the write can reuse
-// the variable's buffer.
+// The read, the sum and the write happen under the variable's update lock, so that concurrent
+// updates are never lost. The sum is computed before assigning so the read's reference is gone
+// and the write can reuse the variable's buffer.
 const Variable& Variable::assign_add(const Tensor& delta) const {
+  auto lock = impl()->lock_updates();
   Tensor sum = add(read_value(), delta);
   return assign(sum);
 }
 const Variable& Variable::assign_add(const NestedList& delta) const { return assign_add(constant(delta, dtype())); }
 const Variable& Variable::assign_sub(const Tensor& delta) const {
+  auto lock = impl()->lock_updates();
   Tensor diff = subtract(read_value(), delta);
   return assign(diff);
 }

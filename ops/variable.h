@@ -19,12 +19,17 @@ class VariableImpl : public std::enable_shared_from_this<VariableImpl> {
   /// The current value (a snapshot: later assignments do not change the returned tensor).
   Tensor value() const;
   /// Replaces the value in place when no tensor shares the buffer, else swaps in a new one
-  /// (copy on write). The caller has checked dtype and shape.
+  /// (copy on write). The caller has checked dtype and shape. Waits while another thread holds
+  /// `lock_updates()`.
   void write(const Tensor& v);
   /// Makes `v` the value without copying it: for a tensor nobody will write in place (compiled
   /// code's fresh results). Later writes still copy on write if `v` is shared. The caller has
-  /// checked dtype, shape and device.
+  /// checked dtype, shape and device. Waits like write().
   void replace(Tensor v);
+  /// Holds off every other thread's write of this variable (assign, assign_add, a compiled
+  /// function's assign) until released: a read-modify-write under it is atomic. Recursive, so
+  /// the holder's own writes go through.
+  std::unique_lock<std::recursive_mutex> lock_updates() { return std::unique_lock(update_mu_); }
   const std::string& name() const { return name_; }
   bool trainable() const { return trainable_; }
   DType dtype() const { return dtype_; }
@@ -34,6 +39,7 @@ class VariableImpl : public std::enable_shared_from_this<VariableImpl> {
   uint64_t id() const { return id_; }
 
  private:
+  std::recursive_mutex update_mu_;  // taken before mu_, never after
   mutable std::mutex mu_;
   Tensor value_;
   std::string name_;
@@ -69,11 +75,21 @@ class Variable {
 
   /// Sets the value. The dtype and shape must match the variable's: a mismatch throws
   /// InvalidArgument naming both and leaves the variable unchanged. Returns *this.
+  ///
+  /// Threads: assign, assign_add and assign_sub are atomic per call when run eagerly. Updates of
+  /// one variable from many threads are serialized, so n threads each adding d leave it at
+  /// initial + n * d, and a read sees the value before or after each update, never a mix. In a
+  /// traced function the read and the write of an assign_add are separate graph steps: a
+  /// compiled function's read-modify-write is not atomic against other threads (as TensorFlow's
+  /// without use_locking), though each of its writes is.
   const Variable& assign(const Tensor& value) const;
   /// Assigns from C++ values converted to the variable's dtype.
   const Variable& assign(const NestedList& value) const;
+  /// Adds `delta` (the variable's dtype; it may broadcast, but the sum must keep the variable's
+  /// shape). Atomic per call when run eagerly (see assign).
   const Variable& assign_add(const Tensor& delta) const;
   const Variable& assign_add(const NestedList& delta) const;
+  /// Subtracts `delta`, as assign_add.
   const Variable& assign_sub(const Tensor& delta) const;
   const Variable& assign_sub(const NestedList& delta) const;
 

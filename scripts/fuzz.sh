@@ -2,8 +2,9 @@
 # Builds the libFuzzer targets (fuzz/) in build/fuzz with clang-19, without OpenMP and oneDNN
 # (DESIGN.md §8), and runs each for SECONDS (default 60): `scripts/fuzz.sh [SECONDS] [TARGET...]`.
 # Each target's corpus grows in build/fuzz/corpus/<target>, starting from the checked-in seeds
-# in fuzz/corpus/<target>; crashes land in build/fuzz/artifacts/<target>/ and make the script
-# fail. Installing clang-19 and libfuzzer-19-dev is `scripts/kiln.sh fuzz`'s job.
+# in fuzz/corpus/<target> and the inputs that once found bugs in fuzz/regressions/<target>;
+# crashes land in build/fuzz/artifacts/<target>/ and make the script fail. Installing clang-19
+# and libfuzzer-19-dev is `scripts/kiln.sh fuzz`'s (and `scripts/kiln.sh test`'s) job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -30,9 +31,11 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   dict=()
   [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
+  seeds=("fuzz/corpus/$t")
+  [ -d "fuzz/regressions/$t" ] && seeds+=("fuzz/regressions/$t")
   log=build/fuzz/logs/$t.log
   rc=0
-  "build/fuzz/fuzz/fuzz_$t" "$corpus" "fuzz/corpus/$t" "${dict[@]}" -max_total_time="$seconds" -timeout=25 \
+  "build/fuzz/fuzz/fuzz_$t" "$corpus" "${seeds[@]}" "${dict[@]}" -max_total_time="$seconds" -timeout=25 \
     -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   time=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's quick start in one script. `scripts/kiln.sh tour` installs what is missing, builds
 # and runs the walkthrough tour; `scripts/kiln.sh test` does the same set-up and runs the test
-# suite twice: a release build, and an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# suite twice, a release build and an AddressSanitizer + UndefinedBehaviorSanitizer build, then
+# runs each fuzz target for KILN_FUZZ_SECONDS (default 20) seconds.
 # `scripts/kiln.sh fuzz [SECONDS]` also installs clang-19 and libFuzzer and runs scripts/fuzz.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +83,11 @@ case "$cmd" in
     echo "== AddressSanitizer + UndefinedBehaviorSanitizer tests"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build/asan --output-on-failure -j "$jobs"
+    # a short run of every fuzz target (clang-19 + libFuzzer, build/fuzz: the fuzz binaries and
+    # the libraries they link, nothing else); a crash, leak or sanitizer report fails the command
+    echo "== fuzz targets: ${KILN_FUZZ_SECONDS:-20} s each"
+    install_missing clang-19 libfuzzer-19-dev
+    scripts/fuzz.sh "${KILN_FUZZ_SECONDS:-20}"
     ;;
   fuzz)
     install_missing clang-19 libfuzzer-19-dev

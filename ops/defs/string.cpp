@@ -608,25 +608,28 @@ void kernel_unicode_encode(KernelContext& ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ragged_value_rowids: row_splits to the row id of each value
+// ragged_value_rowids: row_splits to the row id of each value. The output is sized by the
+// values (input 1), never by the last split: hostile splits then fail the check against a count
+// that already exists instead of asking for an arbitrary allocation.
 
 TypeList infer_rowids(const OpDef& def, const Attrs&, std::span<const Tensor> in) {
-  const Tensor& splits = in[0];
+  const Tensor &splits = in[0], &values = in[1];
   if (splits.dtype() != DType::Int64)
     fail<InvalidArgument>(def.name, "row_splits must be int64, got ", dtype_name(splits.dtype()));
   if (splits.ndim() != 1 || splits.shape().dim(0) == 0)
     fail<InvalidArgument>(def.name, "row_splits must be a non-empty vector, got shape ", splits.shape().to_string());
-  return {TensorType{DType::Int64, Shape{kUnknownDim}}};
+  if (values.ndim() == 0)
+    fail<InvalidArgument>(def.name, "values must have at least one axis (one entry per value), got a scalar");
+  return {TensorType{DType::Int64, Shape{values.shape().dim(0)}}};
 }
 
 void kernel_rowids(KernelContext& ctx) {
   const Tensor& splits = ctx.inputs[0];
   const auto* sp = static_cast<const int64_t*>(splits.raw_data());
   const int64_t n = splits.num_elements();
-  check_row_splits(ctx.def, sp, n, sp[n - 1]);
-  if (sp[n - 1] > (int64_t{1} << 46) / 8)
-    fail<InvalidArgument>(ctx.def.name, "row_splits end at ", sp[n - 1], ", more values than can be allocated");
-  Tensor out = Tensor::empty(Shape{sp[n - 1]}, DType::Int64);
+  const int64_t nvals = ctx.inputs[1].shape().dim(0);
+  check_row_splits(ctx.def, sp, n, nvals);
+  Tensor out = Tensor::empty(Shape{nvals}, DType::Int64);
   auto* o = static_cast<int64_t*>(out.mutable_raw_data());
   for (int64_t r = 0; r + 1 < n; ++r)
     for (int64_t k = sp[r]; k < sp[r + 1]; ++k) o[k] = r;
@@ -696,7 +699,7 @@ OpDef define_UnicodeEncode() {
 }
 OpDef define_RaggedValueRowIds() {
   OpDef d;
-  d.num_inputs = 1;
+  d.num_inputs = 2;
   d.infer = infer_rowids;
   d.cpu_kernel = kernel_rowids;
   return d;

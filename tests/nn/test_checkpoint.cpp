@@ -5,10 +5,10 @@
 
 #include "tests/support/temp_dir.h"
 
+#include <kiln/kiln.h>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <kiln/kiln.h>
 
 #include "runtime/file_io.h"
 
@@ -207,8 +207,7 @@ TEST_CASE("a wrong shape on restore is InvalidArgument and changes nothing", "[n
   other(ones({1, 4}));
   std::vector<float> before = flat(other->find_variable("dense_1/bias").read_value());
   CHECK_THROWS_WITH(nn::Checkpoint({{"model", other}}).read(path),
-                    Contains("[checkpoint]") && Contains("model/dense/bias") && Contains("(5,)") &&
-                        Contains("(3,)"));
+                    Contains("[checkpoint]") && Contains("model/dense/bias") && Contains("(5,)") && Contains("(3,)"));
   CHECK_THROWS_AS(nn::Checkpoint({{"model", other}}).read(path), InvalidArgument);
   CHECK(flat(other->find_variable("dense_1/bias").read_value()) == before);  // nothing assigned
 
@@ -237,6 +236,22 @@ TEST_CASE("checkpoint read errors: missing file, version, unused keys", "[nn][ch
   CHECK_THROWS_AS(nn::Checkpoint({{"a", model}, {"a", model}}), InvalidArgument);
 }
 
+TEST_CASE("a plain variable is tracked, not copied: later assignments are written and reads restore it",
+          "[nn][checkpoint]") {
+  // CheckpointObject once held a Variable, and copying a Variable copies its value into a new
+  // variable: the checkpoint wrote the value at construction and restored into its own copy
+  TempDir dir;
+  std::string path = dir.file("ckpt");
+  auto step = Variable(scalar<int64_t>(7), "step");
+  nn::Checkpoint ckpt({{"step", step}});
+  step.assign(scalar<int64_t>(8));
+  ckpt.write(path);
+  CHECK(nn::load_variable(path, "step/.ATTRIBUTES/VARIABLE_VALUE").item<int64_t>() == 8);
+  step.assign(scalar<int64_t>(0));
+  ckpt.read(path).assert_consumed();
+  CHECK(step.item<int64_t>() == 8);
+}
+
 TEST_CASE("a truncated checkpoint raises DataLoss at every length", "[nn][checkpoint][errors]") {
   TempDir dir;
   std::string path = dir.file("ckpt"), cut = dir.file("cut");
@@ -253,7 +268,8 @@ TEST_CASE("a truncated checkpoint raises DataLoss at every length", "[nn][checkp
   }
 }
 
-TEST_CASE("flipped bytes in a checkpoint raise typed errors or restore cleanly, never crash", "[nn][checkpoint][errors]") {
+TEST_CASE("flipped bytes in a checkpoint raise typed errors or restore cleanly, never crash",
+          "[nn][checkpoint][errors]") {
   TempDir dir;
   std::string path = dir.file("ckpt"), bad = dir.file("bad");
   auto model = make_model();

@@ -614,25 +614,43 @@ void add_strings(Catalog& c) {
                    call_op("unicode_encode", {{"errors", std::string("strict")}}, {constant({65, -5}), splits({0, 2})});
                  },
                  "code point -5"});
-  // ragged_value_rowids
+  // ragged_value_rowids: the output has one row id per value, so the splits must end at the
+  // values' count (a hostile last split once sized the output)
   auto& ids = c["ragged_value_rowids"];
-  ids.push_back({"int32 splits", [] { call_op("ragged_value_rowids", {}, {z({2}, int32)}); }, "int32"});
-  ids.push_back({"a scalar", [] { call_op("ragged_value_rowids", {}, {z({}, int64)}); }, "shape ()"});
+  const Tensor v3 = z({3});
+  ids.push_back({"int32 splits", [=] { call_op("ragged_value_rowids", {}, {z({2}, int32), v3}); }, "int32"});
+  ids.push_back({"a scalar", [=] { call_op("ragged_value_rowids", {}, {z({}, int64), v3}); }, "shape ()"});
+  ids.push_back({"no values", [=] { call_op("ragged_value_rowids", {}, {splits({0, 3})}); }, "expects 2 inputs"});
+  ids.push_back({"scalar values",
+                 [=] {
+                   call_op("ragged_value_rowids", {}, {splits({0, 1}), z({})});
+                 },
+                 "values must have at least one axis"});
   ids.push_back({"splits not starting at 0",
                  [=] {
-                   call_op("ragged_value_rowids", {}, {splits({3, 4})});
+                   call_op("ragged_value_rowids", {}, {splits({3, 4}), v3});
                  },
                  "row_splits[0] = 3"});
   ids.push_back({"decreasing splits",
                  [=] {
-                   call_op("ragged_value_rowids", {}, {splits({0, 5, 2})});
+                   call_op("ragged_value_rowids", {}, {splits({0, 5, 2}), v3});
                  },
                  "row_splits[1] = 5 and row_splits[2] = 2"});
+  ids.push_back({"splits ending past the values",
+                 [=] {
+                   call_op("ragged_value_rowids", {}, {splits({0, 2, 4}), v3});
+                 },
+                 "row_splits end at 4 but there are 3 values"});
+  ids.push_back({"splits ending before the values",
+                 [=] {
+                   call_op("ragged_value_rowids", {}, {splits({0, 1}), v3});
+                 },
+                 "row_splits end at 1 but there are 3 values"});
   ids.push_back({"2^62 values",
                  [=] {
-                   call_op("ragged_value_rowids", {}, {splits({0, k2p62})});
+                   call_op("ragged_value_rowids", {}, {splits({0, k2p62}), v3});
                  },
-                 "more values than can be allocated"});
+                 "row_splits end at 4611686018427387904 but there are 3 values"});
 }
 
 // Built afresh for each test case rather than kept in a static: some cases hold tensors, and a

@@ -2399,7 +2399,7 @@ void add_strings(std::map<std::string, OpSpec>& t) {
                            return std::vector<Case>{c};
                          },
                          {int32}};
-  // ragged_value_rowids: int64 row splits
+  // ragged_value_rowids: int64 row splits, and the values they split (only their count is read)
   t["ragged_value_rowids"] = {
       kS | kU,
       [](const std::string& op, DType dt, bool) {
@@ -2407,9 +2407,11 @@ void add_strings(std::map<std::string, OpSpec>& t) {
         const std::vector<std::pair<I64s, I64s>> ss = {
             {{0, 2, 2, 5}, {0, 0, 2, 2, 2}}, {{0}, {}}, {{0, 0, 0}, {}}, {{0, 1}, {0}}};
         for (const auto& [sp, ids] : ss) {
+          const auto nvals = static_cast<int64_t>(ids.size());
           Host in = index_host(dt, {static_cast<int64_t>(sp.size())}, sp);
-          Host want = index_host(int64, {static_cast<int64_t>(ids.size())}, ids);
-          cases.push_back(op_case(list_string(sp), op, {}, {from_host(in)}, [want] { return Refs{want}; }));
+          Host want = index_host(int64, {nvals}, ids);
+          cases.push_back(op_case(list_string(sp), op, {}, {from_host(in), zeros({nvals, 2}, float32)},
+                                  [want] { return Refs{want}; }));
         }
         return cases;
       },

@@ -7,6 +7,7 @@
 
 #include "autodiff/check.h"
 #include "autodiff/tape.h"
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "ops/ragged.h"
 #include "ops/strings.h"
@@ -78,6 +79,24 @@ TEST_CASE("rows, row lengths and value row ids", "[ragged]") {
   CHECK_THROWS_WITH(rt.row(-5), Catch::Contains("row -5"));
   CHECK(rt.row_lengths().to_vector<int64_t>() == I64{4, 2, 0, 1});
   CHECK(rt.value_rowids().to_vector<int64_t>() == I64{0, 0, 0, 0, 1, 1, 3});
+}
+
+TEST_CASE("ragged_value_rowids sizes its output by the values and checks the splits against them", "[ragged]") {
+  auto rowids = [](I64 s, int64_t nvals) {
+    return ops::apply1(ops::OpId::RaggedValueRowIds,
+                       {constant(s, Shape{static_cast<int64_t>(s.size())}), zeros({nvals, 2}, float32)});
+  };
+  CHECK(rowids({0, 2, 2, 3}, 3).to_vector<int64_t>() == I64{0, 0, 2});
+  CHECK(rowids({0}, 0).shape() == Shape{0});
+  // a hostile last split used to size the output (a 2^62-entry allocation); now it is an error
+  // naming the op and the values' count
+  CHECK_THROWS_MATCHES(rowids({0, int64_t{1} << 62}, 3), InvalidArgument,
+                       Catch::Matchers::Message("[ragged_value_rowids] row_splits end at 4611686018427387904 but "
+                                                "there are 3 values"));
+  CHECK_THROWS_WITH(rowids({0, 1}, 3), Catch::Contains("row_splits end at 1 but there are 3 values"));
+  CHECK_THROWS_WITH(rowids({0, 3, 2}, 3), Catch::Contains("row_splits[1] = 3 and row_splits[2] = 2"));
+  CHECK_THROWS_AS(ops::apply1(ops::OpId::RaggedValueRowIds, {constant(I64{0, 1}, Shape{2}), scalar(1.0f)}),
+                  InvalidArgument);
 }
 
 TEST_CASE("to_tensor pads and from_tensor trims", "[ragged]") {
