@@ -185,10 +185,10 @@ TEST_CASE("fit in one thread while another predicts with the same model", "[thre
       const auto& loss = h.history.at("loss");
       REQUIRE(loss.size() == 12);
       CHECK(loss.back() < 0.5 * loss.front());
-      // after both are done, predict gives what a direct call gives
+      // after both are done, predict (compiled) gives what a direct (eager) call gives
       Tensor p = model->predict(probe);
       Tensor direct = model(probe);
-      CHECK(p.to_vector<float>() == direct.to_vector<float>());
+      CHECK(reduce_max(abs(p - direct) / (abs(direct) + 1.0f)).item<float>() <= 1e-5f);
     }
   }
 }

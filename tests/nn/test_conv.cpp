@@ -195,13 +195,18 @@ TEST_CASE("traced convolution, pooling and their gradients equal the eager resul
   };
   Tensor x = random::uniform({2, 6, 6, 3}, 5, -1, 1), f = random::uniform({3, 3, 3, 4}, 6, -1, 1);
   std::vector<Tensor> eager = step(x, f);
+  // compiled code sums in its own order: equal to the Approx tier (float32 1e-6 relative, and
+  // a little more for the loss, a sum over 144 products)
+  auto near = [](const Tensor& a, const Tensor& b) {
+    return reduce_max(abs(a - b) / (abs(b) + 1.0f)).item<float>() <= 1e-5f;
+  };
   auto traced = function(step);
   std::vector<Tensor> graph = traced(x, f);
   REQUIRE(graph.size() == 3);
   for (size_t i = 0; i < 3; ++i) {
     INFO("output " << i);
     CHECK(graph[i].shape() == eager[i].shape());
-    CHECK(graph[i].to_vector<float>() == eager[i].to_vector<float>());
+    CHECK(near(graph[i], eager[i]));
   }
   // the graph holds the forward and gradient ops, and its text form parses back
   const std::string text = traced.concrete_functions().at(0).graph().to_string();
@@ -211,7 +216,7 @@ TEST_CASE("traced convolution, pooling and their gradients equal the eager resul
   auto poly = function(step, {.input_signature = std::vector<TensorSpec>{TensorSpec({-1, 6, 6, 3}, float32, "x"),
                                                                          TensorSpec({3, 3, 3, 4}, float32, "f")}});
   std::vector<Tensor> unknown = poly(x, f);
-  for (size_t i = 0; i < 3; ++i) CHECK(unknown[i].to_vector<float>() == eager[i].to_vector<float>());
+  for (size_t i = 0; i < 3; ++i) CHECK(near(unknown[i], eager[i]));
 }
 
 TEST_CASE("Conv2D builds its weights from the input and checks later inputs", "[nn][conv][layers]") {
