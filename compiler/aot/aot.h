@@ -25,12 +25,12 @@ struct Entry {
 
 struct Options {
   /// The C++ class and the prefix of the C symbols; must be a C identifier.
-  std::string name;
+  std::string name{};
   /// Large float32 matmuls call oneDNN's sgemm (the program then links libdnnl); otherwise all
   /// code is generated.
   bool onednn = false;
   /// Where the graphs came from, for the header's first comment.
-  std::string source;
+  std::string source{};
 };
 
 /// The generated files' contents.

@@ -11,6 +11,10 @@
 #include <kiln/kiln.h>
 
 #include "runtime/file_io.h"
+#ifdef KILN_WITH_LLVM
+#include "compiler/aot/aot.h"
+#include "compiler/backend/cpu/codegen.h"
+#endif
 
 using namespace kiln;
 using Catch::Matchers::Contains;
@@ -182,3 +186,59 @@ TEST_CASE("saved model errors are typed", "[nn][saved_model][errors]") {
     }
   }
 }
+
+#ifdef KILN_WITH_LLVM
+// What `kiln aot` does with a saved model, checked without a C++ compiler: the object's entry
+// points are linked into this process and called with the raw convention (inputs, then the
+// variables in slot order; results: the outputs).
+std::vector<float> run_aot(const ConcreteFunction& cf, const std::string& symbol, const std::string& object,
+                           const Tensor& x, int64_t out_elements) {
+  Ref<backend::cpu::NativeCode> code = backend::cpu::load_object(object, symbol);
+  auto entry = reinterpret_cast<int32_t (*)(void* const*, void* const*, void*)>(reinterpret_cast<void*>(code->entry));
+  std::vector<Tensor> keep{x};
+  std::vector<void*> args{x.mutable_raw_data()};
+  for (const auto& slot : cf.graph().variables) {
+    keep.push_back(slot.var.lock()->value());
+    args.push_back(keep.back().mutable_raw_data());
+  }
+  std::vector<float> out(static_cast<size_t>(out_elements));
+  void* results[] = {out.data()};
+  std::vector<float> work(1 << 16);
+  REQUIRE(entry(args.data(), results, work.data()) == 0);
+  return out;
+}
+
+TEST_CASE("saved models compile ahead of time to the JIT's results", "[nn][saved_model][aot]") {
+  TempDir dir;
+  // the walkthrough's module, one signature per traced shape
+  MySequentialModule my_model;
+  auto call = function([m = my_model](Tensor x) { return m(x); }, {.name = "__call__", .arg_names = {"x"}});
+  Tensor a = constant({{2.0f, -1.0f, 0.5f}});
+  call(a);
+  saved_model::save(my_model, dir.sub("module"), {{"call", call.concrete_functions().at(0)}});
+  // a Keras model with a symbolic batch dim, compiled for two batch sizes
+  nn::clear_session();
+  auto model = nn::Sequential({nn::Dense(8, "relu"), nn::Dense(3)});
+  auto serve = function([model](Tensor x) { return model(x); }, {.name = "serve", .arg_names = {"x"}});
+  Tensor x = random::normal({5, 4}, 9);
+  model(x);
+  saved_model::save(model, dir.sub("keras"), {{"serve", serve.get_concrete_function(TensorSpec({-1, 4}, float32))}});
+
+  saved_model::LoadedModel m1 = saved_model::load(dir.sub("module"));
+  ConcreteFunction c1 = m1.signature("call");
+  aot::Artifact a1 = aot::compile({{"call", c1.state()->optimized, {"x"}, {}, {Shape{1, 3}}}}, {.name = "module"});
+  CHECK(run_aot(c1, "module_call_0", a1.object, a, 2) == flat(m1({a})[0]));
+
+  saved_model::LoadedModel m2 = saved_model::load(dir.sub("keras"));
+  ConcreteFunction c2 = m2.signature("serve");
+  aot::Artifact a2 = aot::compile({{"serve", c2.state()->optimized, {"x"}, {}, {Shape{1, 4}}},
+                                   {"serve", c2.state()->optimized, {"x"}, {}, {Shape{5, 4}}}},
+                                  {.name = "keras"});
+  Tensor x1 = x.index({Slice(0, 1)});
+  std::vector<float> jit1 = flat(m2({x1})[0]), jit5 = flat(m2({x})[0]);
+  std::vector<float> aot1 = run_aot(c2, "keras_serve_0", a2.object, x1, 3),
+                     aot5 = run_aot(c2, "keras_serve_1", a2.object, x, 15);
+  for (size_t i = 0; i < jit1.size(); ++i) CHECK(aot1[i] == Approx(jit1[i]).epsilon(1e-6));
+  for (size_t i = 0; i < jit5.size(); ++i) CHECK(aot5[i] == Approx(jit5[i]).epsilon(1e-6));
+}
+#endif
