@@ -23,6 +23,11 @@
 #include <thread>
 #include <vector>
 
+#ifdef KILN_WITH_LLVM
+#include "compiler/aot/aot.h"
+#include "compiler/backend/cpu/codegen.h"
+#endif
+
 #ifdef KILN_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
 #endif
@@ -572,6 +577,52 @@ void bench_call_overhead(Table& tab, const Options& o, const CompileTime& ct) {
   tab.info("", t[0], "Kiln eager x + 1 (for context)", t[1]);
 }
 
+// ---------------------------------------------------------------------------------------------
+// 6. ahead-of-time entry points (issue 9): the digits classifier's inference (64-64-10, ReLU) as
+// an AOT object linked into this process, against the JIT-compiled function and LibTorch
+
+#ifdef KILN_WITH_LLVM
+void bench_aot(Table& tab, const Options& o, int64_t batch) {
+  kiln::Variable w1(kiln::random::normal({64, 64}, 30, 0.0, 0.2), "w1"), b1(kiln::random::normal({64}, 31), "b1");
+  kiln::Variable w2(kiln::random::normal({64, 10}, 32, 0.0, 0.2), "w2"), b2(kiln::random::normal({10}, 33), "b2");
+  auto forward = [&](kiln::Tensor x) {
+    return kiln::matmul(kiln::relu(kiln::matmul(x, w1) + b1), w2) + b2;
+  };
+  auto jit = kiln::function(forward, {.name = "digits", .arg_names = {"x"}});
+  const kiln::Tensor x = kiln::random::normal({batch, 64}, 34);
+  const kiln::Tensor want = jit(x);
+  kiln::ConcreteFunction cf = jit.get_concrete_function(x);
+  kiln::aot::Artifact art =
+      kiln::aot::compile({{"serve", cf.state()->optimized, {"x"}, {}, {x.shape()}}}, {.name = "digits"});
+  kiln::Ref<kiln::backend::cpu::NativeCode> code = kiln::backend::cpu::load_object(art.object, "digits_serve_0");
+  auto entry = reinterpret_cast<int32_t (*)(void* const*, void* const*, void*)>(reinterpret_cast<void*>(code->entry));
+  std::vector<kiln::Tensor> vals;
+  std::vector<void*> args{x.mutable_raw_data()};
+  for (const auto& slot : cf.graph().variables) {
+    vals.push_back(slot.var.lock()->value());
+    args.push_back(vals.back().mutable_raw_data());
+  }
+  std::vector<float> out(size_t(batch * 10)), work(1 << 16);
+  void* results[] = {out.data()};
+  bool ok = entry(args.data(), results, work.data()) == 0;
+  torch::NoGradGuard no_grad;
+  torch::Tensor tx = to_torch(x), tw1 = to_torch(w1.read_value()), tb1 = to_torch(b1.read_value()),
+                tw2 = to_torch(w2.read_value()), tb2 = to_torch(b2.read_value());
+  auto torch_forward = [&] { return torch::addmm(tb2, torch::relu(torch::addmm(tb1, tx, tw1)), tw2); };
+  torch::Tensor tr = torch_forward().contiguous();
+  const std::string w = "digits inference, batch " + std::to_string(batch);
+  double d_aot = rel_diff(out.data(), want.data<float>(), batch * 10);
+  double d_torch = rel_diff(tr.data_ptr<float>(), want.data<float>(), batch * 10);
+  tab.check(w + ": AOT vs JIT", "max rel diff " + fmt("%.2e", d_aot), ok && d_aot <= kFloatTol);
+  tab.check(w + ": LibTorch vs JIT", "max rel diff " + fmt("%.2e", d_torch), d_torch <= kFloatTol);
+  std::vector<Times> t =
+      measure({[&] { entry(args.data(), results, work.data()); }, [&] { keep(jit(x)); }, [&] { keep(torch_forward()); }},
+              o);
+  tab.info(w + " (AOT)", t[0], "Kiln JIT concrete function", t[1]);
+  tab.info("", t[0], "LibTorch eager (addmm, relu)", t[2]);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -631,6 +682,10 @@ int main(int argc, char** argv) {
     bench_matmul(tab, o, 512);
     bench_matmul(tab, o, 1024);
     bench_call_overhead(tab, o, ct);
+#ifdef KILN_WITH_LLVM
+    bench_aot(tab, o, 1);
+    bench_aot(tab, o, 32);
+#endif
     tab.print();
   }
   std::printf(

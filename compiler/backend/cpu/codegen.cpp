@@ -720,27 +720,69 @@ class Emitter {
     int64_t sbk = mm.tb ? 1 : mm.n, sbj = mm.tb ? mm.k : 1;
     kernel(("matmul" + std::to_string(k)).c_str(), {mm.a, mm.b, mm.out}, rows, rows * mm.n * std::max<int64_t>(mm.k, 1),
            [&](const std::vector<Value*>& p, Value* begin, Value* end) {
-             // row r = (batch, i); c[r, :] = sum_kk a[r, kk] * b[kk, :] as saxpy over contiguous rows of c
+             // row r = (batch, i) of C, in chunks of up to four vector registers of columns held
+             // across the whole k loop: acc[v] += a[r, kk] * B[kk, chunk]
+             Type* et = reg_type(t);
+             const unsigned lanes = unsigned(64 / dtype_size(t));
+             auto* vt = llvm::FixedVectorType::get(et, lanes);
+             llvm::Align align(dtype_size(t));
+             bool fl = is_float(t);
+             std::vector<Value*> accs;
+             for (int v = 0; v < 4; ++v) accs.push_back(function_alloca(vt));
              for_range(begin, end, [&](Value* r) {
                Value* bi = b_.CreateSDiv(r, b_.getInt64(mm.m));  // by a nonzero constant
                Value* i = b_.CreateSRem(r, b_.getInt64(mm.m));
                Value* a0 = b_.CreateAdd(b_.CreateMul(bi, b_.getInt64(mm.a_stride)), b_.CreateMul(i, b_.getInt64(sai)));
                Value* b0 = b_.CreateMul(bi, b_.getInt64(mm.b_stride));
                Value* c0 = b_.CreateMul(r, b_.getInt64(mm.n));
-               Type* et = reg_type(t);
-               Value* zero = is_float(t) ? llvm::ConstantFP::get(et, 0.0) : llvm::ConstantInt::get(et, 0);
-               for_n(mm.n, [&](Value* j) { store(t, zero, p[2], b_.CreateAdd(c0, j)); });
-               for_n(mm.k, [&](Value* kk) {
-                 Value* aik = load(t, p[0], b_.CreateAdd(a0, b_.CreateMul(kk, b_.getInt64(sak))));
-                 Value* brow = b_.CreateAdd(b0, b_.CreateMul(kk, b_.getInt64(sbk)));
-                 for_n(mm.n, [&](Value* j) {
-                   Value* ci = b_.CreateAdd(c0, j);
-                   Value* bv = load(t, p[1], b_.CreateAdd(brow, b_.CreateMul(j, b_.getInt64(sbj))));
-                   Value* prod = is_float(t) ? b_.CreateFMul(aik, bv) : b_.CreateMul(aik, bv);
-                   Value* cv = load(t, p[2], ci);
-                   store(t, is_float(t) ? b_.CreateFAdd(cv, prod) : b_.CreateAdd(cv, prod), p[2], ci);
+               for (int64_t j0 = 0; j0 < mm.n; j0 += 4 * int64_t(lanes)) {
+                 const int64_t width = std::min<int64_t>(mm.n - j0, 4 * int64_t(lanes));
+                 const int nvec = int((width + lanes - 1) / lanes);
+                 // the last vector of a chunk may be partial: masked, nothing past the row is touched
+                 auto mask_for = [&](int v) -> Value* {
+                   int64_t valid = std::min<int64_t>(lanes, width - int64_t(v) * lanes);
+                   if (valid == int64_t(lanes)) return nullptr;
+                   std::vector<llvm::Constant*> m;
+                   for (unsigned l = 0; l < lanes; ++l) m.push_back(b_.getInt1(int64_t(l) < valid));
+                   return llvm::ConstantVector::get(m);
+                 };
+                 for (int v = 0; v < nvec; ++v) b_.CreateStore(llvm::Constant::getNullValue(vt), accs[size_t(v)]);
+                 for_n(mm.k, [&](Value* kk) {
+                   Value* aik = b_.CreateVectorSplat(lanes, load(t, p[0], b_.CreateAdd(a0, b_.CreateMul(kk, b_.getInt64(sak)))));
+                   Value* row = b_.CreateAdd(b0, b_.CreateMul(kk, b_.getInt64(sbk)));
+                   for (int v = 0; v < nvec; ++v) {
+                     Value* first = b_.CreateAdd(row, b_.getInt64((j0 + v * int64_t(lanes)) * sbj));
+                     Value* m = mask_for(v);
+                     Value* bv;
+                     if (sbj == 1) {
+                       Value* at = b_.CreateInBoundsGEP(et, p[1], first);
+                       bv = m ? static_cast<Value*>(
+                                    b_.CreateMaskedLoad(vt, at, align, m, llvm::Constant::getNullValue(vt)))
+                              : b_.CreateAlignedLoad(vt, at, align);
+                     } else {
+                       // transpose_b: a column of B, gathered
+                       std::vector<llvm::Constant*> offs;
+                       for (unsigned l = 0; l < lanes; ++l) offs.push_back(b_.getInt64(int64_t(l) * sbj));
+                       Value* idx = b_.CreateAdd(b_.CreateVectorSplat(lanes, first), llvm::ConstantVector::get(offs));
+                       Value* ptrs = b_.CreateInBoundsGEP(et, p[1], idx);
+                       std::vector<llvm::Constant*> all(lanes, b_.getInt1(true));
+                       bv = b_.CreateMaskedGather(vt, ptrs, align, m ? m : llvm::ConstantVector::get(all),
+                                                  llvm::Constant::getNullValue(vt));
+                     }
+                     Value* acc = b_.CreateLoad(vt, accs[size_t(v)]);
+                     Value* prod = fl ? b_.CreateFMul(aik, bv) : b_.CreateMul(aik, bv);
+                     b_.CreateStore(fl ? b_.CreateFAdd(acc, prod) : b_.CreateAdd(acc, prod), accs[size_t(v)]);
+                   }
                  });
-               });
+                 for (int v = 0; v < nvec; ++v) {
+                   Value* at = b_.CreateInBoundsGEP(et, p[2], b_.CreateAdd(c0, b_.getInt64(j0 + v * int64_t(lanes))));
+                   Value* acc = b_.CreateLoad(vt, accs[size_t(v)]);
+                   if (Value* m = mask_for(v))
+                     b_.CreateMaskedStore(acc, at, align, m);
+                   else
+                     b_.CreateAlignedStore(acc, at, align);
+                 }
+               }
              });
            });
   }
