@@ -76,6 +76,18 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine() {
 }
 
 bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
+
+// A read-only, 64-byte-aligned global holding `init`. (Made through the module rather than
+// `new GlobalVariable`, whose class-specific operator new GCC's -Wmismatched-new-delete flags.)
+llvm::GlobalVariable* global(llvm::Module& m, const std::string& name, llvm::Constant* init,
+                             llvm::GlobalValue::LinkageTypes linkage) {
+  auto* gv = llvm::cast<llvm::GlobalVariable>(m.getOrInsertGlobal(name, init->getType()));
+  gv->setInitializer(init);
+  gv->setConstant(true);
+  gv->setLinkage(linkage);
+  gv->setAlignment(llvm::Align(64));
+  return gv;
+}
 bool is_signed(DType t) { return t == DType::Int8 || t == DType::Int16 || t == DType::Int32 || t == DType::Int64; }
 
 class Emitter {
@@ -212,9 +224,8 @@ class Emitter {
     // raw bytes: any dtype (fallback kernels read float16, complex... constants too)
     auto* init =
         llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data), t.nbytes()));
-    auto* gv = new llvm::GlobalVariable(m_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init, "const");
-    gv->setAlignment(llvm::Align(64));
-    return gv;
+    // named by the module's global count: unique across the emitters of one AOT module
+    return global(m_, "const" + std::to_string(m_.global_size()), init, llvm::GlobalValue::PrivateLinkage);
   }
 
   Value* load(DType t, Value* base, Value* index) {
@@ -1129,9 +1140,7 @@ std::string emit_aot_object(std::span<const AotEntry> entries, const AotObjectOp
   if (!options.data_symbol.empty()) {
     auto* init = llvm::ConstantDataArray::get(
         mb.ctx, llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(options.data.data()), options.data.size()));
-    auto* gv = new llvm::GlobalVariable(m, init->getType(), true, llvm::GlobalValue::ExternalLinkage, init,
-                                        options.data_symbol);
-    gv->setAlignment(llvm::Align(64));
+    global(m, options.data_symbol, init, llvm::GlobalValue::ExternalLinkage);
   }
   return mb.finish("kiln_aot", nullptr);
 }
