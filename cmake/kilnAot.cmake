@@ -21,7 +21,7 @@
 include_guard(GLOBAL)
 
 function(kiln_add_aot_library target)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "ONEDNN" "SAVED_MODEL;NAME" "SIGNATURES")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "ONEDNN;WEIGHTS_FILE" "SAVED_MODEL;NAME" "SIGNATURES")
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "kiln_add_aot_library(${target}): unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
   endif()
@@ -84,9 +84,17 @@ function(kiln_add_aot_library target)
   if(arg_ONEDNN)
     set(onednn_arg --onednn)
   endif()
+  # WEIGHTS_FILE: the weights go to <target>.safetensors next to the object; the class's
+  # constructor takes its path
+  set(weights_arg "")
+  set(weights_out "")
+  if(arg_WEIGHTS_FILE)
+    set(weights_arg --weights-file)
+    set(weights_out "${prefix}.safetensors")
+  endif()
   add_custom_command(
-    OUTPUT "${prefix}.o" "${prefix}.h"
-    COMMAND ${kiln_exe} aot "${model_dir}" -o "${prefix}" --name "${ident}" ${sig_args} ${onednn_arg}
+    OUTPUT "${prefix}.o" "${prefix}.h" ${weights_out}
+    COMMAND ${kiln_exe} aot "${model_dir}" -o "${prefix}" --name "${ident}" ${sig_args} ${onednn_arg} ${weights_arg}
     DEPENDS "${model_dir}/manifest.json" "$<TARGET_FILE:${kiln_exe}>"
     COMMENT "kiln aot: ${model_dir} -> ${target}.o, ${target}.h"
     VERBATIM)

@@ -59,7 +59,7 @@ int aot_command(const std::vector<std::string>& args) {
 #else
   std::string dir, out, name;
   std::vector<std::string> sigs;
-  bool onednn = false;
+  bool onednn = false, weights_file = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "-o" && i + 1 < args.size())
       out = args[++i];
@@ -69,6 +69,8 @@ int aot_command(const std::vector<std::string>& args) {
       sigs.push_back(args[++i]);
     else if (args[i] == "--onednn")
       onednn = true;
+    else if (args[i] == "--weights-file")
+      weights_file = true;
     else if (dir.empty() && args[i][0] != '-')
       dir = args[i];
     else
@@ -112,9 +114,11 @@ int aot_command(const std::vector<std::string>& args) {
   o.name = name;
   o.onednn = onednn;
   o.source = dir;
+  o.weights_file = weights_file;
   aot::Artifact a = aot::compile(entries, o);
   write(out + ".o", a.object);
   write(out + ".h", a.header);
+  if (weights_file) write(out + ".safetensors", a.weights);
   std::printf("kiln aot: wrote %s.o (%zu bytes) and %s.h (class %s, %zu entry points)\n", out.c_str(), a.object.size(),
               out.c_str(), name.c_str(), entries.size());
   return 0;

@@ -1,4 +1,4 @@
-// `kiln aot DIR -o OUT_PREFIX [--name IDENT] [--signature NAME[:SHAPES]]... [--onednn]`.
+// `kiln aot DIR -o OUT_PREFIX [--name IDENT] [--signature NAME[:SHAPES]]... [--onednn] [--weights-file]`.
 #pragma once
 
 #include <string>

@@ -26,7 +26,7 @@ int usage(int rc) {
                "       kiln graph [--dot] [--traced] NAME     (NAME: a bench workload)\n"
                "       kiln graph [--dot] FILE.kir            (check an IR text file and print it)\n"
                "       kiln inspect DIR                       (a saved model's signatures, variables and graphs)\n"
-               "       kiln aot DIR -o OUT [--name IDENT] [--signature NAME[:SHAPES]]... [--onednn]\n"
+               "       kiln aot DIR -o OUT [--name IDENT] [--signature NAME[:SHAPES]]... [--onednn] [--weights-file]\n"
                "                                              (signatures as OUT.o and OUT.h; SHAPES: 32x64;32)\n");
   return rc;
 }

@@ -2,13 +2,17 @@
 // refuse fallbacks, emit one object, and write the C++ header that wraps its entry points.
 #include "compiler/aot/aot.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <sstream>
 
 #include "compiler/backend/cpu/codegen.h"
 #include "compiler/backend/cpu/plan.h"
 #include "ops/variable.h"
+#include "runtime/safetensors.h"
 
 namespace kiln::aot {
 namespace {
@@ -67,6 +71,22 @@ std::string quoted(std::string_view s) {
   return out + "\"";
 }
 
+// A C string literal holding `s` byte for byte (octal escapes for everything but printable
+// ASCII, so embedded zeros and UTF-8 survive any source encoding).
+std::string c_bytes(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '?') {
+      out += char(c);
+    } else {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\%03o", c);
+      out += buf;
+    }
+  }
+  return out + "\"";
+}
+
 struct Compiled {
   const Entry* entry;
   std::string method, symbol;  // "serve_0", "NAME_serve_0"
@@ -83,6 +103,64 @@ struct Var {
   Shape shape;
   size_t offset, bytes;
 };
+
+// The class's constructor: copies the embedded weights, or reads them from a safetensors file
+// written with the object. The file is checked before anything is copied: its exact size, and
+// its header byte for byte against the one written (so names, dtypes, shapes and offsets are
+// the compiled ones); anything else throws std::runtime_error naming the file.
+std::string weights_constructor(const Options& options, const std::vector<Var>& vars, const std::string& weights,
+                                Artifact& out) {
+  const std::string& N = options.name;
+  std::ostringstream h;
+  const std::string alloc = "vars_(new unsigned char[kWeightBytes + 64]), work_(new unsigned char[kWorkBytes + 64])";
+  if (!options.weights_file) {
+    h << "  " << N << "() : " << alloc << " {\n    std::memcpy(vars(), " << N << "_weights, kWeightBytes);\n  }\n";
+    return h.str();
+  }
+  // the file: the variables under unique names, contiguous in name order (safetensors' layout)
+  std::vector<std::pair<std::string, Tensor>> named;
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < vars.size(); ++i) {
+    std::string key = vars[i].name;
+    for (size_t j = 0; j < i; ++j)
+      if (keys[j] == key) key = vars[i].name + "#" + std::to_string(i);
+    keys.push_back(key);
+    Tensor t = Tensor::empty(vars[i].shape, vars[i].dtype);
+    if (vars[i].bytes) std::memcpy(t.mutable_raw_data(), weights.data() + vars[i].offset, vars[i].bytes);
+    named.emplace_back(key, t);
+  }
+  out.weights = safetensors::encode(named);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, out.weights.data(), 8);
+  std::vector<size_t> order(vars.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+  std::vector<size_t> data_offset(vars.size());
+  size_t at = 8 + size_t(header_len);
+  for (size_t i : order) {
+    data_offset[i] = at;
+    at += vars[i].bytes;
+  }
+  const std::string prefix = out.weights.substr(0, 8 + size_t(header_len));  // length and JSON header
+  h << "  /// Reads the weights from the safetensors file `kiln aot --weights-file` wrote with the object;\n"
+    << "  /// throws std::runtime_error when it cannot be read or is not that file.\n"
+    << "  explicit " << N << "(const char* weights_path) : " << alloc << " {\n"
+    << "    static const char kPrefix[] = " << c_bytes(prefix) << ";\n"
+    << "    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(weights_path, \"rb\"), &std::fclose);\n"
+    << "    if (!f) throw std::runtime_error(std::string(\"" << N << ": cannot open \") + weights_path);\n"
+    << "    std::string bytes;\n    char buf[65536];\n"
+    << "    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f.get())) > 0 && bytes.size() <= " << out.weights.size()
+    << "u;) bytes.append(buf, n);\n"
+    << "    if (bytes.size() != " << out.weights.size() << "u || std::memcmp(bytes.data(), kPrefix, " << prefix.size()
+    << ") != 0)\n"
+    << "      throw std::runtime_error(std::string(\"" << N << ": \") + weights_path +\n"
+    << "                               \" is not the weights file compiled with this header\");\n";
+  for (size_t i = 0; i < vars.size(); ++i)
+    h << "    std::memcpy(vars() + " << vars[i].offset << ", bytes.data() + " << data_offset[i] << ", " << vars[i].bytes
+      << ");  // " << vars[i].name << "\n";
+  h << "  }\n";
+  return h.str();
+}
 
 }  // namespace
 
@@ -160,8 +238,10 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
   for (const Compiled& c : compiled) aot_entries.push_back({&c.plan, c.symbol});
   backend::cpu::AotObjectOptions oo;
   oo.onednn = options.onednn;
-  oo.data_symbol = options.name + "_weights";
-  oo.data = weights.empty() ? std::string(kAlign, '\0') : weights;
+  if (!options.weights_file) {
+    oo.data_symbol = options.name + "_weights";
+    oo.data = weights.empty() ? std::string(kAlign, '\0') : weights;
+  }
   Artifact out;
   out.object = backend::cpu::emit_aot_object(aot_entries, oo);
 
@@ -176,22 +256,22 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     << "// Compiled for " << backend::cpu::target_id().substr(0, backend::cpu::target_id().find(" +")) << ".\n"
     << "// Needs only the C and C++ standard libraries" << (options.onednn ? " and oneDNN (libdnnl)" : "")
     << ". One instance runs one call at a time; use one per thread.\n"
-    << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <memory>\n#include "
-       "<string>\n\n";
+    << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <cstdio>\n#include <cstring>\n#include "
+       "<memory>\n#include <stdexcept>\n#include <string>\n\n";
   h << "extern \"C\" {\n"
     << "// Raw entry points: args = inputs, then the variables' values (in variables() order); results =\n"
     << "// outputs, then scratch for assigned values; arena = " << N << "::kWorkBytes bytes, 64-byte aligned.\n"
     << "// Return 0, or nonzero when the compiled code failed.\n";
   for (const Compiled& c : compiled)
     h << "int32_t " << c.symbol << "(void* const* args, void* const* results, void* arena);\n";
-  h << "extern const unsigned char " << N << "_weights[];\n}\n\n";
+  if (!options.weights_file) h << "extern const unsigned char " << N << "_weights[];\n";
+  h << "}\n\n";
 
   h << "class " << N << " {\n public:\n"
     << "  static constexpr size_t kWeightBytes = " << std::max<size_t>(weights.size(), kAlign) << ";\n"
     << "  static constexpr size_t kWorkBytes = " << work_bytes << ";\n"
     << "  static constexpr size_t kNumVariables = " << vars.size() << ";\n\n"
-    << "  " << N << "() : vars_(new unsigned char[kWeightBytes + 64]), work_(new unsigned char[kWorkBytes + 64]) {\n"
-    << "    std::memcpy(vars(), " << N << "_weights, kWeightBytes);\n  }\n"
+    << weights_constructor(options, vars, weights, out)
     << "  " << N << "(const " << N << "&) = delete;\n"
     << "  " << N << "& operator=(const " << N << "&) = delete;\n\n";
 

@@ -31,12 +31,16 @@ struct Options {
   bool onednn = false;
   /// Where the graphs came from, for the header's first comment.
   std::string source{};
+  /// Keep the weights out of the object: Artifact::weights is a safetensors file of the
+  /// variables' values, which the class's constructor reads (and checks) at run time.
+  bool weights_file = false;
 };
 
 /// The generated files' contents.
 struct Artifact {
   std::string object;  // an ELF relocatable object for the host CPU
   std::string header;
+  std::string weights;  // with Options::weights_file: the safetensors file's bytes
 };
 
 /// Compiles `entries`. Variables the graphs capture must still exist: their current values

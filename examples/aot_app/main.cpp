@@ -8,11 +8,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "classifier.h"
+#include "classifier_ext.h"
 
 namespace {
 
@@ -40,7 +43,8 @@ std::vector<float> read_floats(const std::string& path, size_t count) {
 }
 
 // Runs one check batch through `serve`; true when the shape and every value match.
-bool check_batch(classifier& model, const std::string& dir, int64_t batch) {
+template <class Model>
+bool check_batch(Model& model, const std::string& dir, int64_t batch) {
   const std::string b = std::to_string(batch);
   std::vector<float> x = read_floats(dir + "/check/input_" + b + ".bin", size_t(batch * kFeatures));
   std::vector<float> expected = read_floats(dir + "/check/expected_" + b + ".bin", size_t(batch * kClasses));
@@ -97,6 +101,32 @@ bool check_unsupported_shape(classifier& model) {
 }
 
 // Median nanoseconds per `serve` call at `batch`, next to the JIT's (written by aot_export).
+// The same classifier compiled with WEIGHTS_FILE: the weights come from a safetensors file
+// read by the constructor, which refuses a damaged copy of it.
+bool check_weights_file(const std::string& dir) {
+  bool ok = false;
+  try {
+    classifier_ext model(CLASSIFIER_EXT_WEIGHTS);
+    ok = check_batch(model, dir, 1);
+  } catch (const std::exception& e) {
+    std::printf("weights file: %s\n", e.what());
+    return false;
+  }
+  std::ifstream in(CLASSIFIER_EXT_WEIGHTS, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string damaged = dir + "/check/damaged.safetensors";
+  std::ofstream(damaged, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() - 1));
+  try {
+    classifier_ext broken(damaged.c_str());
+    std::printf("weights file: a truncated copy was accepted\n");
+    ok = false;
+  } catch (const std::exception& e) {
+    std::printf("weights file: a truncated copy is refused: %s\n", e.what());
+  }
+  std::remove(damaged.c_str());
+  return ok;
+}
+
 void time_batch(classifier& model, const std::string& dir, int64_t batch) {
   std::vector<float> x(size_t(batch) * 64, 0.5f), y(size_t(batch) * 10);
   const int64_t x_shape[2] = {batch, 64};
@@ -127,6 +157,7 @@ int main(int argc, char** argv) {
   bool ok = true;
   for (int64_t batch : {1, 8}) ok = check_batch(model, dir, batch) && ok;
   ok = check_unsupported_shape(model) && ok;
+  ok = check_weights_file(dir) && ok;
   for (int64_t batch : {1, 8}) time_batch(model, dir, batch);
   std::printf("%s\n", ok ? "aot_app: all checks passed" : "aot_app: FAILED");
   return ok ? 0 : 1;

@@ -11,6 +11,7 @@
 #include "compiler/backend/cpu/codegen.h"
 #include "kiln/kiln.h"
 #include "ops/variable.h"
+#include "runtime/safetensors.h"
 
 using namespace kiln;
 
@@ -61,6 +62,17 @@ TEST_CASE("aot: inference entry points equal the JIT at each compiled shape", "[
   CHECK(a.header.find("int serve_1(const float* x, float* output0)") != std::string::npos);
   CHECK(a.header.find("int serve(const float* x, const int64_t* x_shape, size_t x_rank, float* output0, int64_t* "
                       "output0_shape)") != std::string::npos);
+
+  // with the weights in a file: the object embeds none, the file holds each variable
+  aot::Options ext = opts;
+  ext.weights_file = true;
+  aot::Artifact b = aot::compile({entry("serve", cf, {Shape{1, 64}})}, ext);
+  CHECK(b.header.find("explicit mlp(const char* weights_path)") != std::string::npos);
+  CHECK(b.header.find("mlp_weights[]") == std::string::npos);
+  safetensors::Contents file = safetensors::decode(b.weights);
+  REQUIRE(file.tensors.size() == 4);
+  REQUIRE(file.find("w1") != nullptr);
+  CHECK(file.find("w1")->to_vector<float>() == mlp.w1.read_value().to_vector<float>());
 
   Ref<backend::cpu::NativeCode> c0, c1;
   RawEntry e0 = link(a.object, "mlp_serve_0", c0), e1 = link(a.object, "mlp_serve_1", c1);
