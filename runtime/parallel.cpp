@@ -30,7 +30,8 @@ int get_num_threads() {
 
 bool in_parallel_region() { return omp_in_parallel() != 0; }
 
-void detail::parallel_run(int64_t n, int64_t grain, void (*body)(void*, int64_t, int64_t), void* ctx) {
+KILN_CALLS_GENERATED_CODE void detail::parallel_run(int64_t n, int64_t grain, void (*body)(void*, int64_t, int64_t),
+                                                    void* ctx) {
   int64_t max_chunks = (n + grain - 1) / grain;
   int threads = static_cast<int>(std::min<int64_t>(get_num_threads(), max_chunks));
 #pragma omp parallel num_threads(threads)
@@ -55,7 +56,8 @@ int get_num_threads() { return 1; }
 
 bool in_parallel_region() { return false; }
 
-void detail::parallel_run(int64_t n, int64_t grain, void (*body)(void*, int64_t, int64_t), void* ctx) {
+KILN_CALLS_GENERATED_CODE void detail::parallel_run(int64_t n, int64_t grain, void (*body)(void*, int64_t, int64_t),
+                                                    void* ctx) {
   body(ctx, 0, n);
 }
 

@@ -18,7 +18,16 @@ bool in_parallel_region();
 
 namespace detail {
 void parallel_run(int64_t n, int64_t grain, void (*body)(void*, int64_t, int64_t), void* ctx);
-}
+
+/// For functions that call code generated at run time through a pointer: clang's
+/// -fsanitize=function checks such a call by reading a type signature stored just before the
+/// callee, which generated code does not have (the read faults when the code starts a page).
+#if defined(__clang__)
+#define KILN_CALLS_GENERATED_CODE __attribute__((no_sanitize("function")))
+#else
+#define KILN_CALLS_GENERATED_CODE
+#endif
+}  // namespace detail
 
 /// Calls `f(begin, end)` on disjoint chunks covering [0, n). Chunks are at least `grain`
 /// elements; small ranges run inline on the calling thread. `f` must not throw.

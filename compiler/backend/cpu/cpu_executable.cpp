@@ -72,6 +72,11 @@ int32_t sgemm(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const flo
 #endif
 }
 
+KILN_CALLS_GENERATED_CODE int32_t call_entry(KilnCpuEntry entry, const KilnCpuContext* ctx, void* const* args,
+                                             void* const* results) {
+  return entry(ctx, args, results);
+}
+
 // Native code for one static graph.
 class Program {
  public:
@@ -143,7 +148,7 @@ class Program {
     CallState state{this, {}};
     KilnCpuContext ctx{arena ? static_cast<char*>(arena->data()) : nullptr, &state, &fallback, &detail::parallel_run,
                        &sgemm};
-    if (int32_t rc = code_->entry(&ctx, args.data(), results.data())) {
+    if (int32_t rc = call_entry(code_->entry, &ctx, args.data(), results.data())) {
       if (state.error) std::rethrow_exception(state.error);
       fail<Internal>(g.name, "generated code failed with code ", rc);
     }
