@@ -41,8 +41,9 @@ class CheckLevel : public Level {
     for (const TensorType& t : types) {
       if (!t.shape.is_fully_defined()) continue;  // a data-dependent size (string and ragged ops)
       int64_t n = t.shape.num_elements();
+      if (n > kMaxOutputBytes) throw TooLarge{};  // before the product, which could overflow
       bytes += n * std::max(8, dtype_size(t.dtype));
-      if (n > kMaxOutputBytes || bytes > kMaxOutputBytes) throw TooLarge{};
+      if (bytes > kMaxOutputBytes) throw TooLarge{};
     }
     TensorList out = process_below(def, attrs, inputs, types);
     KILN_FUZZ_CHECK(out.size() == types.size());
@@ -107,7 +108,14 @@ double draw_float(fuzz::Reader& r) {
 
 DType draw_dtype(fuzz::Reader& r) { return static_cast<DType>(r.u8() % (kNumNumericDTypes + 1)); }
 
-std::string draw_string(fuzz::Reader& r) { return std::string(r.bytes(r.u8() % 8)); }
+// Half the time a value some op accepts (padding, units, encodings, error modes), so kernels
+// behind string attributes (conv, pooling, unicode) are reached; otherwise random bytes.
+std::string draw_string(fuzz::Reader& r) {
+  static const char* const kKnown[] = {"SAME", "VALID", "BYTE", "UTF8_CHAR", "UTF-8", "strict", "replace", "ignore"};
+  uint8_t pick = r.u8();
+  if (pick & 1) return kKnown[(pick >> 1) % (sizeof kKnown / sizeof kKnown[0])];
+  return std::string(r.bytes((pick >> 1) % 8));
+}
 
 AttrValue draw_attr(fuzz::Reader& r, AttrKind kind) {
   switch (kind) {
