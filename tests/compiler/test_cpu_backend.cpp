@@ -5,11 +5,13 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compiler/backend/cpu/code_cache.h"
@@ -302,4 +304,30 @@ TEST_CASE("cond and while_loop compile to basic blocks, not fallbacks", "[cpu]")
   CHECK(native(constant(10), constant({1.0f, 1.0f})).to_vector<float>() == std::vector<float>{55, 55});
   const auto& st = native.get_concrete_function(constant(3), constant({1.0f, 2.0f})).stats().codegen;
   CHECK(st.fallbacks == 0);
+}
+
+TEST_CASE("threads: compiled functions and their per-shape specializations from many threads", "[cpu][threads]") {
+  // eight threads call one function with an unknown batch dim at six batch sizes: the first
+  // call of each size compiles a specialization while other threads run others
+  auto f = [](Tensor x) { return reduce_sum(tanh(x * 2.0f) + 1.0f, {1}); };
+  FunctionOptions o = on(backend::BackendKind::Cpu, "shared");
+  o.input_signature = std::vector<TensorSpec>{TensorSpec({-1, 5}, float32)};
+  auto shared = function(f, o);
+  std::vector<Tensor> inputs, expected;
+  for (int64_t b = 1; b <= 6; ++b) {
+    inputs.push_back(random::normal({b, 5}, uint64_t(40 + b)));
+    expected.push_back(f(inputs.back()));
+  }
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 30; ++i) {
+        size_t k = size_t(t + i) % inputs.size();
+        if (rel_diff(shared(inputs[k]), expected[k]) > 1e-6) ++wrong;
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
+  CHECK(shared.tracing_count() == 1);
 }
