@@ -33,12 +33,15 @@
 #endif
 
 #include "bench/timing.h"
+#include "bench/torch_mlp.h"
 #include "kiln/kiln.h"
 
 namespace {
 
 using kiln::bench::format_ns;
 using kiln::bench::keep;
+using kiln::bench::to_torch;
+using kiln::bench::TorchMlp;
 
 // ---------------------------------------------------------------------------------------------
 // Timing, checks and the table
@@ -169,16 +172,6 @@ std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;
-}
-
-torch::Tensor to_torch(const kiln::Tensor& t) {
-  std::vector<int64_t> sizes(t.shape().begin(), t.shape().end());
-  if (t.dtype() == kiln::int32) {
-    std::vector<int32_t> v = t.to_vector<int32_t>();
-    return torch::from_blob(v.data(), sizes, torch::kInt32).clone();
-  }
-  std::vector<float> v = t.to_vector<float>();
-  return torch::from_blob(v.data(), sizes, torch::kFloat32).clone();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,30 +405,6 @@ struct CompiledMlp {
   std::function<kiln::ConcreteFunction(const kiln::Tensor&, const kiln::Tensor&)> concrete;
 };
 
-class TorchMlp {
- public:
-  explicit TorchMlp(const MlpSetup& s) : x_(to_torch(s.x)), onehot_(to_torch(s.onehot)) {
-    for (const kiln::Tensor& p : s.params) params_.push_back(to_torch(p).requires_grad_(true));
-  }
-  torch::Tensor operator()() {
-    torch::Tensor h = x_;
-    for (int l = 0; l < kLayers; ++l) {
-      h = torch::matmul(h, params_[2 * l]) + params_[2 * l + 1];
-      if (l + 1 < kLayers) h = torch::relu(h);
-    }
-    torch::Tensor loss = -(onehot_ * torch::log_softmax(h, 1)).sum(1).mean();
-    std::vector<torch::Tensor> grads = torch::autograd::grad({loss}, params_);
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < params_.size(); ++i) params_[i].sub_(kLearningRate * grads[i]);
-    return loss;
-  }
-  const std::vector<torch::Tensor>& params() const { return params_; }
-
- private:
-  std::vector<torch::Tensor> params_;
-  torch::Tensor x_, onehot_;
-};
-
 #ifdef KILN_WITH_ONEDNN
 // The step's eight matrix products alone, each one dnnl_sgemm call (row-major, as Kiln calls it):
 // forward x·W1, r1·W2, r2·W3; backward dW3 = r2ᵀ·g3, dX3 = g3·W3ᵀ, dW2 = r1ᵀ·g2, dX2 = g2·W2ᵀ,
@@ -486,7 +455,7 @@ void bench_mlp(Table& tab, const Options& o, const MlpSetup& s, CompiledMlp& k) 
   const std::string b = "batch " + std::to_string(s.batch);
   // both start from the same weights: losses and weights after 5 steps must agree
   k.model->reset(s);
-  TorchMlp t(s);
+  TorchMlp t(s.x, s.onehot, s.params, kLearningRate);
   double loss_diff = 0;
   for (int i = 0; i < 5; ++i) {
     float kl = k.step(s.x, s.onehot).item<float>(), tl = t().item<float>();
@@ -585,9 +554,7 @@ void bench_call_overhead(Table& tab, const Options& o, const CompileTime& ct) {
 void bench_aot(Table& tab, const Options& o, int64_t batch) {
   kiln::Variable w1(kiln::random::normal({64, 64}, 30, 0.0, 0.2), "w1"), b1(kiln::random::normal({64}, 31), "b1");
   kiln::Variable w2(kiln::random::normal({64, 10}, 32, 0.0, 0.2), "w2"), b2(kiln::random::normal({10}, 33), "b2");
-  auto forward = [&](kiln::Tensor x) {
-    return kiln::matmul(kiln::relu(kiln::matmul(x, w1) + b1), w2) + b2;
-  };
+  auto forward = [&](kiln::Tensor x) { return kiln::matmul(kiln::relu(kiln::matmul(x, w1) + b1), w2) + b2; };
   auto jit = kiln::function(forward, {.name = "digits", .arg_names = {"x"}});
   const kiln::Tensor x = kiln::random::normal({batch, 64}, 34);
   const kiln::Tensor want = jit(x);
@@ -615,9 +582,8 @@ void bench_aot(Table& tab, const Options& o, int64_t batch) {
   double d_torch = rel_diff(tr.data_ptr<float>(), want.data<float>(), batch * 10);
   tab.check(w + ": AOT vs JIT", "max rel diff " + fmt("%.2e", d_aot), ok && d_aot <= kFloatTol);
   tab.check(w + ": LibTorch vs JIT", "max rel diff " + fmt("%.2e", d_torch), d_torch <= kFloatTol);
-  std::vector<Times> t =
-      measure({[&] { entry(args.data(), results, work.data()); }, [&] { keep(jit(x)); }, [&] { keep(torch_forward()); }},
-              o);
+  std::vector<Times> t = measure(
+      {[&] { entry(args.data(), results, work.data()); }, [&] { keep(jit(x)); }, [&] { keep(torch_forward()); }}, o);
   tab.info(w + " (AOT)", t[0], "Kiln JIT concrete function", t[1]);
   tab.info("", t[0], "LibTorch eager (addmm, relu)", t[2]);
 }

@@ -14,6 +14,7 @@
 
 #include "autodiff/tape.h"
 #include "bench/timing.h"
+#include "bench/torch_mlp.h"
 #include "kiln/kiln.h"
 
 namespace {
@@ -41,12 +42,6 @@ Setup make_setup() {
   return s;
 }
 
-torch::Tensor to_torch(const kiln::Tensor& t) {
-  std::vector<int64_t> sizes(t.shape().begin(), t.shape().end());
-  std::vector<float> v = t.to_vector<float>();
-  return torch::from_blob(v.data(), sizes, torch::kFloat32).clone();
-}
-
 class KilnStep {
  public:
   explicit KilnStep(const Setup& s) : x_(s.x), onehot_(s.onehot) {
@@ -70,29 +65,6 @@ class KilnStep {
  private:
   std::vector<kiln::Variable> params_;
   kiln::Tensor x_, onehot_;
-};
-
-class TorchStep {
- public:
-  explicit TorchStep(const Setup& s) : x_(to_torch(s.x)), onehot_(to_torch(s.onehot)) {
-    for (const kiln::Tensor& p : s.params) params_.push_back(to_torch(p).requires_grad_(true));
-  }
-  torch::Tensor operator()() {
-    torch::Tensor h = x_;
-    for (int l = 0; l < kLayers; ++l) {
-      h = torch::matmul(h, params_[2 * l]) + params_[2 * l + 1];
-      if (l + 1 < kLayers) h = torch::relu(h);
-    }
-    torch::Tensor loss = -(onehot_ * torch::log_softmax(h, 1)).sum(1).mean();
-    std::vector<torch::Tensor> grads = torch::autograd::grad({loss}, params_);
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < params_.size(); ++i) params_[i].sub_(kLearningRate * grads[i]);
-    return loss;
-  }
-
- private:
-  std::vector<torch::Tensor> params_;
-  torch::Tensor x_, onehot_;
 };
 
 double median(std::vector<double> v) {
@@ -121,7 +93,7 @@ int main(int argc, char** argv) {
 
   if (!kiln_only) {  // both start from the same weights, so their losses agree
     KilnStep k(setup);
-    TorchStep t(setup);
+    kiln::bench::TorchMlp t(setup.x, setup.onehot, setup.params, kLearningRate);
     std::printf("first-step loss: kiln %.6f, LibTorch %.6f\n", k().item<float>(), t().item<float>());
     float kl = 0, tl = 0;
     for (int i = 0; i < 19; ++i) kl = k().item<float>(), tl = t().item<float>();
@@ -139,7 +111,7 @@ int main(int argc, char** argv) {
       std::printf("%8d %14.3f\n", threads, time_ns([&] { keep(k()); }, 9, 1e8) / 1e6);
       continue;
     }
-    TorchStep t(setup);
+    kiln::bench::TorchMlp t(setup.x, setup.onehot, setup.params, kLearningRate);
     // alternate the two so that load from other processes on a shared machine hits both alike
     std::vector<double> kn, tn;
     for (int round = 0; round < 5; ++round) {

@@ -75,8 +75,8 @@ Tensor Layer::operator()(const Tensor& inputs, bool training) {
     // add the layer's context once, at the innermost layer (as Keras reports it)
     if (std::string_view(e.what()).find(kCallContext) != std::string_view::npos) throw;
     fail<InvalidArgument>(name(), kCallContext, " '", name(), "' (type ", type_name(), "): ", e.what(),
-                          ". Call arguments received by layer '", name(), "': ",
-                          describe_input(inputs.shape(), inputs.dtype()));
+                          ". Call arguments received by layer '", name(),
+                          "': ", describe_input(inputs.shape(), inputs.dtype()));
   }
   if (!output_shape_ && out.defined() && !ops::tracing()) {
     Shape s = out.shape();
@@ -90,21 +90,23 @@ std::pair<Shape, DType> Layer::compute_output_type(const Shape& input_shape, DTy
   Shape out;
   DType dtype = input_dtype;
   // trace `call` on a placeholder: ops infer the output type, nothing runs
-  trace::trace_concrete(name() + "_output_shape", {TensorSpec(input_shape, input_dtype, "inputs")},
-                        [&](std::span<const Tensor> in) {
-                          Tensor y = call(in[0], false);
-                          out = y.shape();
-                          dtype = y.dtype();
-                          return std::vector<Tensor>{y};
-                        },
-                        backend::BackendKind::Interpreter);
+  trace::trace_concrete(
+      name() + "_output_shape", {TensorSpec(input_shape, input_dtype, "inputs")},
+      [&](std::span<const Tensor> in) {
+        Tensor y = call(in[0], false);
+        out = y.shape();
+        dtype = y.dtype();
+        return std::vector<Tensor>{y};
+      },
+      backend::BackendKind::Interpreter);
   for (int64_t i = 0; i < out.rank(); ++i)
     if (out.dim(size_t(i)) < 0) out.mut(size_t(i)) = -1;
   return {out, dtype};
 }
 
 SymbolicTensor Layer::operator()(const SymbolicTensor& inputs) {
-  if (!inputs.defined()) fail<InvalidArgument>(name(), "layer '", name(), "' was applied to an undefined symbolic tensor");
+  if (!inputs.defined())
+    fail<InvalidArgument>(name(), "layer '", name(), "' was applied to an undefined symbolic tensor");
   auto self = std::static_pointer_cast<Layer>(weak_from_this().lock());
   if (!self)
     fail<InvalidArgument>(name(), "layer '", name(),
@@ -120,8 +122,8 @@ SymbolicTensor Layer::operator()(const SymbolicTensor& inputs) {
   } catch (const InvalidArgument& e) {
     if (std::string_view(e.what()).find(kCallContext) != std::string_view::npos) throw;
     fail<InvalidArgument>(name(), kCallContext, " '", name(), "' (type ", type_name(), "): ", e.what(),
-                          ". Call arguments received by layer '", name(), "': ",
-                          describe_input(inputs.shape(), inputs.dtype()));
+                          ". Call arguments received by layer '", name(),
+                          "': ", describe_input(inputs.shape(), inputs.dtype()));
   }
   if (!output_shape_) output_shape_ = node->shape;
   return SymbolicTensor(node);

@@ -97,6 +97,20 @@ struct Compiled {
   std::map<int64_t, size_t> scratch_offset;  // Result index of an assigned value -> offset
 };
 
+// The C++ names of an entry's inputs and outputs: the given names when they are identifiers,
+// else arg<i> / output<i>.
+std::pair<std::vector<std::string>, std::vector<std::string>> parameter_names(const Compiled& c) {
+  const Entry& e = *c.entry;
+  const ir::Graph& g = *c.graph;
+  auto ident = [](const std::string& s, const std::string& fallback) { return is_identifier(s) ? s : fallback; };
+  std::vector<std::string> ins, outs;
+  for (size_t i = 0; i < g.inputs.size(); ++i)
+    ins.push_back(ident(i < e.input_names.size() ? e.input_names[i] : g.inputs[i]->name, "arg" + std::to_string(i)));
+  for (size_t i = 0; i < g.outputs.size(); ++i)
+    outs.push_back(ident(i < e.output_names.size() ? e.output_names[i] : "", "output" + std::to_string(i)));
+  return {std::move(ins), std::move(outs)};
+}
+
 struct Var {
   std::string name;
   DType dtype;
@@ -271,19 +285,13 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     << "  static constexpr size_t kWeightBytes = " << std::max<size_t>(weights.size(), kAlign) << ";\n"
     << "  static constexpr size_t kWorkBytes = " << work_bytes << ";\n"
     << "  static constexpr size_t kNumVariables = " << vars.size() << ";\n\n"
-    << weights_constructor(options, vars, weights, out)
-    << "  " << N << "(const " << N << "&) = delete;\n"
+    << weights_constructor(options, vars, weights, out) << "  " << N << "(const " << N << "&) = delete;\n"
     << "  " << N << "& operator=(const " << N << "&) = delete;\n\n";
 
-  auto ident = [](const std::string& s, const std::string& fallback) { return is_identifier(s) ? s : fallback; };
   for (const Compiled& c : compiled) {
     const Entry& e = *c.entry;
     const ir::Graph& g = *c.graph;
-    std::vector<std::string> ins, outs;
-    for (size_t i = 0; i < g.inputs.size(); ++i)
-      ins.push_back(ident(i < e.input_names.size() ? e.input_names[i] : g.inputs[i]->name, "arg" + std::to_string(i)));
-    for (size_t i = 0; i < g.outputs.size(); ++i)
-      outs.push_back(ident(i < e.output_names.size() ? e.output_names[i] : "", "output" + std::to_string(i)));
+    const auto [ins, outs] = parameter_names(c);
     h << "  /// " << e.signature << "(";
     for (size_t i = 0; i < ins.size(); ++i)
       h << (i ? ", " : "") << ins[i] << ": " << type_string(g.inputs[i]->type.dtype, g.inputs[i]->type.shape);
@@ -329,13 +337,7 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
         break;
       }
     const ir::Graph& g = *first->graph;
-    std::vector<std::string> ins, outs;
-    for (size_t i = 0; i < g.inputs.size(); ++i)
-      ins.push_back(ident(i < first->entry->input_names.size() ? first->entry->input_names[i] : g.inputs[i]->name,
-                          "arg" + std::to_string(i)));
-    for (size_t i = 0; i < g.outputs.size(); ++i)
-      outs.push_back(ident(i < first->entry->output_names.size() ? first->entry->output_names[i] : "",
-                           "output" + std::to_string(i)));
+    const auto [ins, outs] = parameter_names(*first);
     h << "  /// " << sig << " on whichever compiled shape fits the inputs' shapes; writes each output's shape\n"
       << "  /// (its rank is fixed). Returns 0, or nonzero with error() set when no compiled shape fits.\n  int " << sig
       << "(";

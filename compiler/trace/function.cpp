@@ -5,8 +5,8 @@
 #include "compiler/trace/function.h"
 
 #include <atomic>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -184,8 +184,9 @@ ops::TensorList ConcreteState::timed_run(std::span<const Tensor> leaves) const {
   if (!config::g_timing.load(std::memory_order_relaxed)) return exec->run(leaves);
   auto t0 = std::chrono::steady_clock::now();
   ops::TensorList out = exec->run(leaves);
-  run_ns.fetch_add(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()),
-                   std::memory_order_relaxed);
+  run_ns.fetch_add(
+      uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()),
+      std::memory_order_relaxed);
   return out;
 }
 

@@ -192,7 +192,10 @@ TEST_CASE("reading a symbolic value is an error pointing to cond and while_loop"
 }
 
 TEST_CASE("cond and while_loop, eagerly and traced", "[function][control]") {
-  auto relu = [](Tensor x) { return cond(x > 0, [&] { return x; }, [&] { return zeros_like(x); }); };
+  auto relu = [](Tensor x) {
+    return cond(
+        x > 0, [&] { return x; }, [&] { return zeros_like(x); });
+  };
   CHECK(relu(constant(1)).item<int32_t>() == 1);
   auto tf_relu = function(relu);
   CHECK(tf_relu(constant(1)).item<int32_t>() == 1);
@@ -201,7 +204,9 @@ TEST_CASE("cond and while_loop, eagerly and traced", "[function][control]") {
 
   auto count_to = [](Tensor limit) {
     std::vector<Tensor> r = while_loop([&](std::span<const Tensor> v) { return v[0] < limit; },
-                                       [](std::span<const Tensor> v) { return std::vector<Tensor>{v[0] + 1, v[1] * 2}; },
+                                       [](std::span<const Tensor> v) {
+                                         return std::vector<Tensor>{v[0] + 1, v[1] * 2};
+                                       },
                                        {constant(0), constant(1)});
     return r[1];
   };
@@ -213,8 +218,9 @@ TEST_CASE("cond and while_loop, eagerly and traced", "[function][control]") {
 }
 
 TEST_CASE("input_signature pins one concrete function; reduce_retracing relaxes dims", "[function]") {
-  auto f = function([](Tensor x) { return reduce_sum(x * 2.0f); },
-                    {.name = "f", .arg_names = {"x"}, .input_signature = std::vector<TensorSpec>{TensorSpec({-1}, float32)}});
+  auto f = function(
+      [](Tensor x) { return reduce_sum(x * 2.0f); },
+      {.name = "f", .arg_names = {"x"}, .input_signature = std::vector<TensorSpec>{TensorSpec({-1}, float32)}});
   CHECK(f(constant({1.0f, 2.0f})).item<float>() == 6.0f);
   CHECK(f(constant({1.0f, 2.0f, 3.0f})).item<float>() == 12.0f);
   CHECK(f.tracing_count() == 1);
@@ -361,8 +367,7 @@ TEST_CASE("ragged and sparse tensors as arguments and results", "[function][comp
   Tensor m = reshape(range(0, 8, 1, float32), {4, 2});
   CHECK(dense(sp, m).to_vector<float>() == sparse::matmul(sp, m).to_vector<float>());
   auto scale = function([](SparseTensor s) { return s.with_values(s.values() * 3.0f); });
-  CHECK(sparse::to_dense(scale(sp)).to_vector<float>() ==
-        std::vector<float>{3, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0});
+  CHECK(sparse::to_dense(scale(sp)).to_vector<float>() == std::vector<float>{3, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0});
 }
 
 TEST_CASE("a training step traced with an unknown batch dim computes the eager gradients", "[function][autodiff]") {
@@ -403,9 +408,9 @@ TEST_CASE("an unseeded random op in a traced function draws new values on each c
 
 TEST_CASE("an unknown dim that turns out incompatible at run time is an error, not a wrong answer", "[function]") {
   // add infers [3] from [?] + [3]; the interpreter must still check the real operand
-  auto f = function([](Tensor x, Tensor y) { return x + y; },
-                    {.name = "f",
-                     .input_signature = std::vector<TensorSpec>{TensorSpec({-1}, float32), TensorSpec({3}, float32)}});
+  auto f = function(
+      [](Tensor x, Tensor y) { return x + y; },
+      {.name = "f", .input_signature = std::vector<TensorSpec>{TensorSpec({-1}, float32), TensorSpec({3}, float32)}});
   CHECK(f(ones({3}), ones({3})).to_vector<float>() == std::vector<float>{2, 2, 2});
   CHECK(f(ones({1}), ones({3})).to_vector<float>() == std::vector<float>{2, 2, 2});
   CHECK_THROWS_WITH(f(ones({5}), ones({3})), Catch::StartsWith("[add] incompatible shapes"));

@@ -186,7 +186,8 @@ TEST_CASE("BatchNormalization: batch statistics in training, moving statistics a
   // step 1: normalized with the batch's own statistics
   auto [mean1, var1] = column_moments(x1);
   Rows ref1;
-  for (auto& r : x1) ref1.push_back({(r[0] - mean1[0]) / std::sqrt(var1[0] + eps), (r[1] - mean1[1]) / std::sqrt(var1[1] + eps)});
+  for (auto& r : x1)
+    ref1.push_back({(r[0] - mean1[0]) / std::sqrt(var1[0] + eps), (r[1] - mean1[1]) / std::sqrt(var1[1] + eps)});
   check_close(bn(to_tensor(x1), true), ref1);
   std::vector<double> mm{0, 0}, mv{1, 1};
   for (size_t j = 0; j < 2; ++j) {

@@ -5,10 +5,10 @@
 
 #include "tests/support/temp_dir.h"
 
+#include <kiln/kiln.h>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <kiln/kiln.h>
 
 #include "runtime/file_io.h"
 #ifdef KILN_WITH_LLVM

@@ -2590,7 +2590,7 @@ Ref<trace::ConcreteState> trace_case(const std::string& op, const Case& c, bool 
 // text, the same error (an assert that fails throws when the function runs, not when it traces).
 void run_traced(const std::string& op, DType dt, const Case& c, bool unknown_dims = false) {
   INFO("op " << op << " traced" << (unknown_dims ? " with unknown dims" : "") << ", dtype " << dtype_name(dt)
-              << ", case " << c.what);
+             << ", case " << c.what);
   Ref<trace::ConcreteState> cs;
   try {
     cs = trace_case(op, c, unknown_dims);

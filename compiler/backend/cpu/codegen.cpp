@@ -759,7 +759,8 @@ class Emitter {
                  };
                  for (int v = 0; v < nvec; ++v) b_.CreateStore(llvm::Constant::getNullValue(vt), accs[size_t(v)]);
                  for_n(mm.k, [&](Value* kk) {
-                   Value* aik = b_.CreateVectorSplat(lanes, load(t, p[0], b_.CreateAdd(a0, b_.CreateMul(kk, b_.getInt64(sak)))));
+                   Value* aik =
+                       b_.CreateVectorSplat(lanes, load(t, p[0], b_.CreateAdd(a0, b_.CreateMul(kk, b_.getInt64(sak)))));
                    Value* row = b_.CreateAdd(b0, b_.CreateMul(kk, b_.getInt64(sbk)));
                    for (int v = 0; v < nvec; ++v) {
                      Value* first = b_.CreateAdd(row, b_.getInt64((j0 + v * int64_t(lanes)) * sbj));

@@ -85,6 +85,10 @@ class Program {
     auto t0 = std::chrono::steady_clock::now();
     plan_ = cpu::lower(*graph_);
     stats_.lower_us = micros_since(t0);
+    // per call, the results are allocated in result order (found once here, not per call)
+    result_buffers_.resize(plan_.num_results);
+    for (const Buffer& b : plan_.buffers)
+      if (b.kind == Buffer::Kind::Result) result_buffers_[size_t(b.index)] = &b;
     subs_.resize(plan_.fallback_steps.size());
     for (size_t k = 0; k < plan_.fallback_steps.size(); ++k)
       for (size_t i = 0; i < plan_.fallback_steps[k].node->subgraphs.size() && i < 2; ++i)
@@ -136,13 +140,10 @@ class Program {
       vars.push_back(v->value());
       args.push_back(data_of(vars.back()));
     }
-    outs.resize(plan_.num_results);
-    results.resize(plan_.num_results);
-    for (const Buffer& b : plan_.buffers)
-      if (b.kind == Buffer::Kind::Result) {
-        outs[size_t(b.index)] = Tensor::empty(b.shape, b.dtype);
-        results[size_t(b.index)] = data_of(outs[size_t(b.index)]);
-      }
+    for (const Buffer* b : result_buffers_) {
+      outs.push_back(Tensor::empty(b->shape, b->dtype));
+      results.push_back(data_of(outs.back()));
+    }
     Ref<Storage> arena;
     if (plan_.arena_bytes) arena = Storage::allocate(plan_.arena_bytes);
     CallState state{this, {}};
@@ -223,6 +224,7 @@ class Program {
 
   std::shared_ptr<const ir::Graph> root_, graph_;
   Plan plan_;
+  std::vector<const Buffer*> result_buffers_;         // by result index
   std::vector<std::array<Ref<Executable>, 2>> subs_;  // per fallback: its cond/while subgraphs
   Ref<cpu::NativeCode> code_;
   BackendStats stats_;

@@ -143,8 +143,10 @@ class Lowering {
       const Val& v = materialize(o);
       int b = v.buffer;
       if (options_.dedicated_outputs && (plan_.buffers[size_t(b)].kind != Buffer::Kind::Temp ||
-                                         std::find(claimed.begin(), claimed.end(), b) != claimed.end()))
-        b = copy_of(b, o->type);
+                                         std::find(claimed.begin(), claimed.end(), b) != claimed.end())) {
+        b = add_buffer(Buffer::Kind::Temp, o->type, -1);
+        plan_.steps.push_back(copy_step(v, o->type, b));
+      }
       claimed.push_back(b);
       plan_.outputs.push_back({b, v.shape});
     }
@@ -185,21 +187,6 @@ class Lowering {
       open_.erase(std::remove(open_.begin(), open_.end(), x.step), open_.end());
     }
     return x;
-  }
-
-  // A loop copying buffer `from` (seen as `t`) into a new buffer.
-  int copy_of(int from, const TensorType& t) {
-    int s = new_step(Step::Kind::Loop);
-    LoopStep& loop = plan_.steps[size_t(s)].loop;
-    for (int64_t d : t.shape.dims()) loop.dims.push_back(d);
-    Expr e;
-    e.kind = Expr::Kind::Load;
-    e.dtype = t.dtype;
-    e.buffer = from;
-    e.stride = broadcast_strides(t.shape, loop.dims);
-    int out = add_buffer(Buffer::Kind::Temp, t, -1);
-    loop.stores.emplace_back(add_expr(loop, std::move(e)), out);
-    return out;
   }
 
   int add_expr(LoopStep& loop, Expr e) {
@@ -601,8 +588,7 @@ class Lowering {
     constexpr size_t kNone = ~size_t(0);
     std::vector<size_t> begin(nb, kNone), end(nb, 0);
     // every buffer a control step's branches or body touch is live for the whole step
-    std::function<void(const std::vector<Step>&, size_t)> touch_steps = [&](const std::vector<Step>& list,
-                                                                                 size_t k) {
+    std::function<void(const std::vector<Step>&, size_t)> touch_steps = [&](const std::vector<Step>& list, size_t k) {
       for (size_t i = 0; i < list.size(); ++i) {
         const Step& s = list[i];
         size_t at = &list == &plan_.steps ? i : k;
