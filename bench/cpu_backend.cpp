@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #ifdef KILN_WITH_LLVM
@@ -547,7 +548,80 @@ void bench_call_overhead(Table& tab, const Options& o, const CompileTime& ct) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. ahead-of-time entry points (issue 9): the digits classifier's inference (64-64-10, ReLU) as
+// 6. vector math: log(x) * sin(x) and log1p(x) * tanh(x) on 1M float32 and float64, against the
+// same loop over scalar libm calls and LibTorch eager (whose kernels call SLEEF's vector functions)
+
+constexpr int64_t kMathElems = int64_t{1} << 20;
+
+template <class T>
+double rel_diff_t(const T* a, const T* b, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    num = std::max(num, std::abs(double(a[i]) - double(b[i])));
+    den = std::max(den, std::abs(double(b[i])));
+  }
+  return den == 0 ? num : num / den;
+}
+
+template <class T, class F>
+void hand_map(const T* x, T* out, int64_t n, int threads, F f) {
+  if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) out[i] = f(x[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = f(x[i]);
+  }
+}
+
+template <class T>
+void bench_math(Table& tab, const Options& o, int threads) {
+  constexpr bool f32 = std::is_same_v<T, float>;
+  const kiln::DType dt = f32 ? kiln::float32 : kiln::float64;
+  const char* dn = f32 ? "f32" : "f64";
+  const kiln::Tensor x = kiln::random::uniform({kMathElems}, 40, 0.01, 10.0, dt);
+  const torch::Tensor tx =
+      torch::from_blob(const_cast<T*>(x.data<T>()), {kMathElems}, f32 ? torch::kFloat32 : torch::kFloat64).clone();
+  const T* xp = x.data<T>();
+  std::vector<T> hout(kMathElems);
+  torch::NoGradGuard no_grad;
+  struct Workload {
+    std::string name;
+    std::function<kiln::Tensor(kiln::Tensor)> kiln;
+    T (*hand)(T);
+    std::function<torch::Tensor()> torch;
+  };
+  const Workload ws[] = {
+      {"log(x)*sin(x)", [](kiln::Tensor x) { return kiln::log(x) * kiln::sin(x); },
+       [](T v) { return T(std::log(v) * std::sin(v)); }, [&] { return torch::log(tx) * torch::sin(tx); }},
+      {"log1p(x)*tanh(x)", [](kiln::Tensor x) { return kiln::log1p(x) * kiln::tanh(x); },
+       [](T v) { return T(std::log1p(v) * std::tanh(v)); }, [&] { return torch::log1p(tx) * torch::tanh(tx); }},
+  };
+  for (const Workload& wl : ws) {
+    auto fn = kiln::function(wl.kiln, {.name = "math", .arg_names = {"x"}});
+    const std::string w = wl.name + " 1M " + dn;
+    kiln::Tensor kr = fn(x);
+    hand_map(xp, hout.data(), kMathElems, threads, wl.hand);
+    torch::Tensor tr = wl.torch().contiguous();
+    const double tol = f32 ? 1e-5 : 1e-13;
+    double d_hand = rel_diff_t(kr.data<T>(), hout.data(), kMathElems);
+    double d_torch = rel_diff_t(kr.data<T>(), tr.data_ptr<T>(), kMathElems);
+    tab.check(w + ": kiln vs hand loop", "max rel diff " + fmt("%.2e", d_hand), d_hand <= tol);
+    tab.check(w + ": kiln vs LibTorch", "max rel diff " + fmt("%.2e", d_torch), d_torch <= tol);
+    std::vector<Times> t = measure({[&] { keep(fn(x)); },
+                                    [&] {
+                                      hand_map(xp, hout.data(), kMathElems, threads, wl.hand);
+                                      keep(hout);
+                                    },
+                                    [&] { keep(wl.torch()); }},
+                                   o);
+    tab.ratio(w, t[0], threads > 1 ? "hand loop, scalar libm, omp parallel" : "hand loop, scalar libm", t[1], 3,
+              "ref/kiln >= 3");
+    tab.ratio("", t[0], "LibTorch eager (3 ops)", t[2], 1.5, "ref/kiln >= 1.5");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. ahead-of-time entry points (issue 9): the digits classifier's inference (64-64-10, ReLU) as
 // an AOT object linked into this process, against the JIT-compiled function and LibTorch
 
 #ifdef KILN_WITH_LLVM
@@ -648,6 +722,8 @@ int main(int argc, char** argv) {
     bench_matmul(tab, o, 512);
     bench_matmul(tab, o, 1024);
     bench_call_overhead(tab, o, ct);
+    bench_math<float>(tab, o, threads);
+    bench_math<double>(tab, o, threads);
 #ifdef KILN_WITH_LLVM
     bench_aot(tab, o, 1);
     bench_aot(tab, o, 32);
