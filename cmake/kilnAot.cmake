@@ -8,8 +8,8 @@
 # whenever <dir>/manifest.json changes (saved_model::save writes it last, so every save touches it)
 # or the kiln command changes, and makes <target> a STATIC library of the generated <target>.o.
 # Targets linking <target> can `#include "<target>.h"` (the binary directory is a PUBLIC include
-# directory) and need nothing of Kiln at run time: the library links libm, libstdc++ (its linker
-# language is CXX) and, with ONEDNN, libdnnl.
+# directory) and need nothing of Kiln at run time: the library links libsleef, libm, libstdc++ (its
+# linker language is CXX) and, with ONEDNN, libdnnl.
 #   <dir>     the saved model directory (relative paths are relative to the current source dir)
 #   <sig>     NAME or NAME:SHAPES, as `kiln aot --signature`: one shape per input, dims separated
 #             by 'x', `scalar` for a rank-0 input, e.g. serve:8x64. Inputs are separated by ';' on
@@ -104,7 +104,13 @@ function(kiln_add_aot_library target)
   set_source_files_properties("${prefix}.h" PROPERTIES HEADER_FILE_ONLY TRUE GENERATED TRUE)
   set_target_properties(${target} PROPERTIES LINKER_LANGUAGE CXX)
   target_include_directories(${target} PUBLIC "${CMAKE_CURRENT_BINARY_DIR}")
-  target_link_libraries(${target} PUBLIC m)
+  # generated loops call SLEEF's vector math (log, sin, pow, ...); linking --as-needed, as
+  # Debian's GCC does, drops it when the object calls none
+  find_library(KILN_AOT_SLEEF_LIBRARY sleef)
+  if(NOT KILN_AOT_SLEEF_LIBRARY)
+    message(FATAL_ERROR "kiln_add_aot_library(${target}): the objects need libsleef (Debian's libsleef-dev), which was not found")
+  endif()
+  target_link_libraries(${target} PUBLIC "${KILN_AOT_SLEEF_LIBRARY}" m)
   if(arg_ONEDNN)
     find_library(KILN_AOT_DNNL_LIBRARY dnnl)
     if(NOT KILN_AOT_DNNL_LIBRARY)

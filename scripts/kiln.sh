@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ cmake ninja-build ccache pkg-config libdnnl-dev catch2 libspdlog-dev nlohmann-json3-dev zlib1g-dev llvm-19-dev)
+packages=(g++ cmake ninja-build ccache pkg-config libdnnl-dev catch2 libspdlog-dev nlohmann-json3-dev zlib1g-dev llvm-19-dev libsleef-dev)
 
 install_missing() {  # extra packages...
   local missing=()

@@ -6,15 +6,21 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <bit>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "compiler/backend/cpu/code_cache.h"
+#include "compiler/backend/cpu/codegen.h"
 #include "compiler/backend/cpu/plan.h"
 #include "compiler/ir/parser.h"
 #include "kiln/kiln.h"
@@ -335,4 +341,286 @@ TEST_CASE("threads: compiled functions and their per-shape specializations from 
   for (auto& th : threads) th.join();
   CHECK(wrong == 0);
   CHECK(shared.tracing_count() == 1);
+}
+
+// ---- vector math ------------------------------------------------------------------------------
+
+namespace {
+
+// x's position in the order of T's values (-0 and +0 share one): two values are that many ULP
+// steps apart.
+template <class T>
+int64_t ordinal(T x) {
+  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  const I b = std::bit_cast<I>(x);
+  return b < 0 ? int64_t(std::numeric_limits<I>::min()) - int64_t(b) : int64_t(b);
+}
+
+// |got - exact| in ULPs of T at `exact` (subnormal ULPs below T's normal range).
+template <class T>
+long double ulp_error(T got, long double exact) {
+  constexpr int kLowest = std::numeric_limits<T>::min_exponent - std::numeric_limits<T>::digits;
+  int e = kLowest + std::numeric_limits<T>::digits;
+  if (exact != 0) std::frexp(exact, &e);
+  return std::fabs(static_cast<long double>(got) - exact) /
+         std::ldexp(1.0L, std::max(e - std::numeric_limits<T>::digits, kLowest));
+}
+
+// One function under test: the op, its long double reference and its inputs.
+struct MathCase {
+  const char* name;
+  std::function<Tensor(const Tensor&, const Tensor&)> op;  // unary ops ignore the second
+  std::function<long double(long double, long double)> exact;
+  // (x, y) pairs over the function's interesting ranges, from a generator and T's exponent range
+  std::function<std::pair<long double, long double>(std::mt19937_64&, int lo, int hi)> input;
+  std::vector<std::pair<double, double>> specials;  // compared with the eager kernel, bit for bit
+};
+
+long double uniform(std::mt19937_64& rng, long double lo, long double hi) {
+  return lo + (hi - lo) * static_cast<long double>(rng() >> 11) * 0x1p-53L;
+}
+// 2^u, u uniform in [lo, hi): magnitudes spread evenly over the exponent range
+long double logspace(std::mt19937_64& rng, long double lo, long double hi) { return std::exp2(uniform(rng, lo, hi)); }
+long double sign(std::mt19937_64& rng, long double x) { return rng() % 2 ? x : -x; }
+
+const double kInf = std::numeric_limits<double>::infinity(), kNan = std::numeric_limits<double>::quiet_NaN();
+
+// NaN, infinities and zeros, and `extra`: inputs whose results C99 defines exactly
+std::vector<std::pair<double, double>> unary_specials(std::initializer_list<double> extra) {
+  std::vector<std::pair<double, double>> s;
+  for (double x : {kNan, -kNan, kInf, -kInf, 0.0, -0.0}) s.push_back({x, 0.0});
+  for (double x : extra) s.push_back({x, 0.0});
+  return s;
+}
+
+std::vector<MathCase> math_cases() {
+  auto unary = [](const char* name, Tensor (*op)(const Tensor&), long double (*exact)(long double), auto input,
+                  std::initializer_list<double> specials = {}) {
+    return MathCase{name, [op](const Tensor& x, const Tensor&) { return op(x); },
+                    [exact](long double x, long double) { return exact(x); },
+                    [input](std::mt19937_64& r, int lo, int hi) {
+                      return std::pair{input(r, lo, hi), 0.0L};
+                    },
+                    unary_specials(specials)};
+  };
+  std::vector<MathCase> cases;
+  // log: positive magnitudes over the whole range (subnormals included), values near 1
+  cases.push_back(unary(
+      "log", &log, &logl,
+      [](std::mt19937_64& r, int lo, int hi) { return r() % 4 ? logspace(r, lo, hi) : 1 + uniform(r, -1e-3L, 1e-3L); },
+      {1.0, -1.0, -2.0, -1e300, -0x1p-1074}));
+  // log1p: tiny and large magnitudes of both signs above -1, values near -1
+  cases.push_back(unary("log1p", &log1p, &log1pl,
+                        [](std::mt19937_64& r, int lo, int hi) {
+                          switch (r() % 4) {
+                            case 0:
+                              return -logspace(r, lo, 0);
+                            case 1:
+                              return -1 + logspace(r, -52, -1);
+                            default:
+                              return logspace(r, lo, hi);
+                          }
+                        },
+                        {-1.0, -2.0, -1e300}));
+  // sin, cos: tiny to huge magnitudes (range reduction), and the usual range
+  auto trig = [](std::mt19937_64& r, int lo, int hi) {
+    return sign(r, r() % 2 ? logspace(r, lo, hi) : uniform(r, 0, 10));
+  };
+  cases.push_back(unary("sin", &sin, &sinl, trig));
+  cases.push_back(unary("cos", &cos, &cosl, trig));
+  // tan: also the values nearest its poles, (k + 1/2) pi
+  cases.push_back(unary("tan", &tan, &tanl, [trig](std::mt19937_64& r, int lo, int hi) {
+    return r() % 4 ? trig(r, lo, hi)
+                   : (static_cast<long double>(r() % 2000) - 1000 + 0.5L) * 3.14159265358979323846264L;
+  }));
+  cases.push_back(unary(
+      "tanh", &tanh, &tanhl,
+      [](std::mt19937_64& r, int lo, int hi) { return sign(r, r() % 4 ? logspace(r, lo, 5) : uniform(r, 0, 10)); },
+      {1e300, -1e300}));
+  // exp: results from overflow down to subnormal and zero
+  cases.push_back(unary("exp", &exp, &expl,
+                        [](std::mt19937_64& r, int lo, int hi) {
+                          return r() % 4 ? uniform(r, (lo - 2) * 0.6931471805599453L, (hi + 1) * 0.6931471805599453L)
+                                         : sign(r, logspace(r, lo, 0));
+                        },
+                        {1e300, -1e300}));
+  // pow: positive bases with results over the whole range, negative bases with integer
+  // exponents, exponents near zero
+  MathCase pow_case{"pow",
+                    [](const Tensor& x, const Tensor& y) { return pow(x, y); },
+                    [](long double x, long double y) { return powl(x, y); },
+                    [](std::mt19937_64& r, int lo, int hi) {
+                      switch (r() % 4) {
+                        case 0:
+                          return std::pair{-logspace(r, -10, 10), static_cast<long double>(int(r() % 41) - 20)};
+                        case 1:
+                          return std::pair{logspace(r, lo, hi), sign(r, logspace(r, -30, 0))};
+                        default: {
+                          long double x = logspace(r, -20, 20), l = std::log2(x);
+                          return std::pair{x, uniform(r, lo / std::fabs(l), hi / std::fabs(l))};
+                        }
+                      }
+                    },
+                    {}};
+  // a special base (NaN, infinity, zero, one) or exponent (NaN, infinity, zero), or a negative
+  // base with a fractional exponent (NaN)
+  const double grid[] = {kNan, kInf, -kInf, 0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 1e300, -1e300};
+  auto special = [](double v) { return std::isnan(v) || std::isinf(v) || v == 0; };
+  for (double x : grid)
+    for (double y : grid)
+      if (special(x) || special(y) || std::fabs(x) == 1 || (x < 0 && y != std::floor(y)))
+        pow_case.specials.push_back({x, y});
+  cases.push_back(pow_case);
+  return cases;
+}
+
+struct UlpStats {
+  long double max_ulps = 0;  // |got - exact| in ULPs
+  int64_t max_steps = 0;     // steps from the correctly rounded value
+  std::string worst;         // the input of max_ulps
+  std::string special_mismatches;
+};
+
+// Runs `c` compiled and eagerly on n random inputs and the specials (each specials list tiled,
+// so that it runs through the vector loop too) and measures the compiled results.
+template <class T>
+UlpStats measure_math(const MathCase& c, int n, size_t* fallbacks) {
+  constexpr int lo = std::numeric_limits<T>::min_exponent - std::numeric_limits<T>::digits;
+  constexpr int hi = std::numeric_limits<T>::max_exponent;
+  std::mt19937_64 rng(20260301);
+  std::vector<T> xs, ys;
+  for (int i = 0; i < n; ++i) {
+    auto [x, y] = c.input(rng, lo, hi);
+    xs.push_back(static_cast<T>(x));
+    ys.push_back(static_cast<T>(y));
+  }
+  const size_t random_count = xs.size();
+  for (int rep = 0; rep < 8; ++rep)
+    for (auto [x, y] : c.specials) {
+      xs.push_back(static_cast<T>(x));
+      ys.push_back(static_cast<T>(y));
+    }
+  const Shape shape{int64_t(xs.size())};
+  Tensor x = constant(xs, shape), y = constant(ys, shape);
+  auto f = function([&c](Tensor a, Tensor b) { return c.op(a, b); },
+                    on(backend::BackendKind::Cpu, std::string("math_") + c.name));
+  const std::vector<T> got = f(x, y).template to_vector<T>(), eager = c.op(x, y).template to_vector<T>();
+  *fallbacks = f.get_concrete_function(x, y).stats().codegen.fallbacks;
+  UlpStats s;
+  for (size_t i = 0; i < random_count; ++i) {
+    const long double exact = c.exact(xs[i], ys[i]);
+    if (std::isnan(exact)) {
+      if (!std::isnan(got[i])) s.max_steps = std::max<int64_t>(s.max_steps, 1 << 30);
+      continue;
+    }
+    const T rounded = static_cast<T>(exact);
+    s.max_steps =
+        std::max(s.max_steps, int64_t(std::min<long double>(
+                                  std::fabs(static_cast<long double>(ordinal(got[i])) - ordinal(rounded)), 1 << 30)));
+    if (std::isfinite(rounded) && std::isfinite(got[i])) {
+      long double u = ulp_error(got[i], exact);
+      if (u > s.max_ulps) {
+        s.max_ulps = u;
+        std::ostringstream os;
+        os.precision(std::numeric_limits<T>::max_digits10);
+        os << xs[i] << ", " << ys[i] << " -> " << got[i] << " (exact " << double(exact) << ")";
+        s.worst = os.str();
+      }
+    }
+  }
+  for (size_t i = random_count; i < xs.size(); ++i) {
+    const bool same =
+        std::isnan(eager[i]) ? std::isnan(got[i]) : std::bit_cast<T>(got[i]) == std::bit_cast<T>(eager[i]);
+    if (!same) {
+      std::ostringstream os;
+      os << c.name << "(" << xs[i] << ", " << ys[i] << "): compiled " << got[i] << ", eager " << eager[i] << "\n";
+      s.special_mismatches += os.str();
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("vector math: within 1 ULP of the exact value, specials as the eager kernels", "[cpu][vmath]") {
+  for (const MathCase& c : math_cases()) {
+    for (DType dt : {float32, float64}) {
+      INFO(c.name << " " << dtype_name(dt));
+      // float32 exp is the eager kernel's own polynomial and tanh a rational function (below)
+      if (dt == float32 && (std::string(c.name) == "exp" || std::string(c.name) == "tanh")) continue;
+      size_t fallbacks = 1;
+      UlpStats s =
+          dt == float32 ? measure_math<float>(c, 1 << 16, &fallbacks) : measure_math<double>(c, 1 << 16, &fallbacks);
+      INFO("max " << double(s.max_ulps) << " ULP at " << s.worst << "; " << s.max_steps
+                  << " step(s) from the correctly rounded value");
+      CHECK(fallbacks == 0);
+      CHECK(s.special_mismatches == "");
+      CHECK(s.max_steps <= 1);
+      CHECK(s.max_ulps <= 1.0L);
+    }
+  }
+}
+
+TEST_CASE("vector math: float32 exp is the eager polynomial (1.5 ULP), tanh a rational function (7 ULP)",
+          "[cpu][vmath]") {
+  std::mt19937_64 rng(20260302);
+  std::vector<float> xs;
+  for (int i = 0; i < (1 << 20); ++i)
+    xs.push_back(float(rng() % 4 ? uniform(rng, -110, 95) : sign(rng, logspace(rng, -149, 7))));
+  for (double v : {kNan, kInf, -kInf, 0.0, -0.0, 1e30, -1e30}) xs.push_back(float(v));
+  Tensor x = constant(xs, Shape{int64_t(xs.size())});
+  auto fexp = function([](Tensor a) { return exp(a); }, on(backend::BackendKind::Cpu, "exp_f32"));
+  auto ftanh = function([](Tensor a) { return tanh(a); }, on(backend::BackendKind::Cpu, "tanh_f32"));
+  const std::vector<float> e = fexp(x).to_vector<float>(), eager = exp(x).to_vector<float>();
+  const std::vector<float> t = ftanh(x).to_vector<float>(), eager_t = tanh(x).to_vector<float>();
+  size_t exp_differ = 0;
+  long double worst = 0, worst_exp = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    exp_differ += std::bit_cast<uint32_t>(e[i]) != std::bit_cast<uint32_t>(eager[i]) && !std::isnan(e[i]);
+    if (std::isfinite(e[i]) && std::isfinite(xs[i])) worst_exp = std::max(worst_exp, ulp_error(e[i], expl(xs[i])));
+    if (std::isnan(xs[i]) || std::isinf(xs[i])) {
+      CHECK(std::isnan(t[i]) == std::isnan(eager_t[i]));
+      if (!std::isnan(t[i])) CHECK(t[i] == eager_t[i]);
+    } else {
+      worst = std::max(worst, ulp_error(t[i], tanhl(xs[i])));
+    }
+  }
+  CHECK(exp_differ == 0);
+  CHECK(worst_exp <= 1.5L);  // 1.24 ULP measured
+  CHECK(worst <= 7.0L);      // 6.4 ULP measured, just below 1 (an absolute error under 4e-7)
+}
+
+TEST_CASE("vector math: loops call the vector functions at the full vector width", "[cpu][vmath]") {
+  const bool avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2");
+  if (!avx512 && !avx2) return;  // scalar libm: nothing to see
+  for (const char* dt : {"f32", "f64"}) {
+    INFO(dt);
+    std::string t = std::string(dt) + "[4096]";
+    auto graph = ir::parse_graph("kiln.ir 1\ngraph @f(%x: " + t + ", %y: " + t + ") {\n  %a = log(%x) : " + t +
+                                 "\n  %b = sin(%a) : " + t + "\n  %c = pow(%b, %y) : " + t +
+                                 "\n  %d = log1p(%c) : " + t + "\n  return %d\n}\n");
+    backend::cpu::Plan plan = backend::cpu::lower(*graph);
+    REQUIRE(plan.to_string() == "loop [4096] {log, sin, pow, log1p} stores 1\n");
+    REQUIRE(plan.fallbacks.empty());
+    // the functions of the optimized module but the internal ones of the vector math
+    std::string ir = backend::cpu::optimized_ir(plan, "f"), code;
+    for (size_t at = ir.find("\ndefine "); at != std::string::npos; at = ir.find("\ndefine ", at + 1)) {
+      size_t end = ir.find("\n}\n", at);
+      std::string fn = ir.substr(at, end - at);
+      if (fn.substr(0, fn.find('\n', 1)).find("@kiln.vm.") == std::string::npos) code += fn;
+    }
+    REQUIRE(!code.empty());
+    const bool f32 = std::string(dt) == "f32";
+    const std::string isa = avx512 ? "avx512f" : "avx2";
+    const std::string lanes = std::to_string((f32 ? 8 : 4) * (avx512 ? 2 : 1));
+    for (const char* fn : {"log", "pow"}) {
+      std::string want = "@Sleef_" + std::string(fn) + (f32 ? "f" : "d") + lanes + "_u10" + isa + "(";
+      CHECK_THAT(code, Catch::Contains(want));
+    }
+    // sin and log1p through internal functions that pass tiny arguments through
+    for (const char* fn : {"sin", "log1p"}) {
+      std::string want = "@kiln.vm." + std::string(fn) + (f32 ? "f" : "d") + ".x" + lanes + "(";
+      CHECK_THAT(code, Catch::Contains(want));
+    }
+  }
 }

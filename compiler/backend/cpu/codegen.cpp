@@ -2,12 +2,14 @@
 // (abi.h) that runs the steps in order — fused loops and reductions as loop nests in functions
 // of their own (noalias buffers, split over threads through the context when large), small
 // matmuls as loops, large float32 ones through the context's sgemm, everything else through
-// the context's fallback. The module is optimized at O3 for the host CPU, emitted as an
+// the context's fallback. Transcendental functions call SLEEF's vector functions (at the
+// vectorizer's choice of width). The module is optimized at O3 for the host CPU, emitted as an
 // object, and loaded with ORC.
 #include "compiler/backend/cpu/codegen.h"
 
 #include <chrono>
 #include <mutex>
+#include <sstream>
 
 #include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
@@ -24,8 +26,30 @@
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
+#include <llvm/Transforms/IPO/GlobalDCE.h>
+#include <llvm/Transforms/Utils/ModuleUtils.h>
 
 #include "runtime/errors.h"
+
+// SLEEF's vector functions that generated code calls (libsleef, the 1.0-ULP "u10" variants), by
+// function, ISA and lane count: X(name) for Sleef_<name>. Declared opaque here because only their
+// addresses are taken (for the JIT's symbol table), and sleef.h declares the AVX-512 and AVX2
+// ones only when this file itself is compiled for those ISAs.
+#define KILN_SLEEF_ISA(X, fn) X(fn##f16_u10avx512f) X(fn##d8_u10avx512f) X(fn##f8_u10avx2) X(fn##d4_u10avx2)
+#define KILN_SLEEF_FUNCTIONS(X) \
+  KILN_SLEEF_ISA(X, exp)        \
+  KILN_SLEEF_ISA(X, log)        \
+  KILN_SLEEF_ISA(X, log1p)      \
+  KILN_SLEEF_ISA(X, sin)        \
+  KILN_SLEEF_ISA(X, cos)        \
+  KILN_SLEEF_ISA(X, tan)        \
+  KILN_SLEEF_ISA(X, tanh)       \
+  KILN_SLEEF_ISA(X, pow)
+#define KILN_SLEEF_DECLARE(name) void Sleef_##name();
+extern "C" {
+KILN_SLEEF_FUNCTIONS(KILN_SLEEF_DECLARE)
+}
+#undef KILN_SLEEF_DECLARE
 
 namespace kiln::backend::cpu {
 namespace {
@@ -43,9 +67,21 @@ double micros_since(std::chrono::steady_clock::time_point t0) {
 constexpr int64_t kParallelElements = int64_t(1) << 16;
 constexpr int64_t kParallelGrainElements = int64_t(1) << 14;
 
+// The vector math the host runs: SLEEF's AVX-512 functions (16 floats or 8 doubles a call),
+// its AVX2 ones (8 or 4), or none (scalar libm).
+enum class VectorMath { None, Avx2, Avx512 };
+
 struct Host {
   std::string triple, cpu, features, id;
+  VectorMath vmath = VectorMath::None;
 };
+
+bool has_feature(const std::string& features, const std::string& name) {
+  std::stringstream ss(features);
+  for (std::string f; std::getline(ss, f, ',');)
+    if (f == "+" + name) return true;
+  return false;
+}
 
 const Host& host() {
   static const Host h = [] {
@@ -57,6 +93,11 @@ const Host& host() {
     out.triple = jtmb->getTargetTriple().str();
     out.cpu = jtmb->getCPU();
     out.features = jtmb->getFeatures().getString();
+    // SLEEF's AVX2 functions use FMA as well
+    if (has_feature(out.features, "avx512f"))
+      out.vmath = VectorMath::Avx512;
+    else if (has_feature(out.features, "avx2") && has_feature(out.features, "fma"))
+      out.vmath = VectorMath::Avx2;
     out.id = out.triple + " " + out.cpu + " " + out.features + " llvm " LLVM_VERSION_STRING;
     return out;
   }();
@@ -451,6 +492,130 @@ class Emitter {
     if (auto* f = llvm::dyn_cast<llvm::Function>(fn.getCallee())) f->setDoesNotThrow();
     return b_.CreateCall(fn, {x});
   }
+
+  // ---- vector math (SLEEF) ----------------------------------------------------------------
+
+  // SLEEF's `fn` (exp, log, log1p, sin, cos, tan, tanh, pow) of `args` (one or two, all float or
+  // all double) where the host has vector math, else `scalar()`. The call goes to an internal
+  // function computing one lane of SLEEF's vector function, whose "vector-function-abi-variant"
+  // attribute lets the loop vectorizer call the vector function itself, at its native width and
+  // (through small internal functions) at half and twice that width: every element gets the
+  // same bits whether its loop iteration was vectorized or not.
+  template <class Scalar>
+  Value* vector_math(const char* fn, std::initializer_list<Value*> args, Scalar scalar) {
+    if (host().vmath == VectorMath::None) return scalar();
+    Type* et = (*args.begin())->getType();
+    const std::string name = std::string("kiln.vm.") + fn + (et->isFloatTy() ? "f" : "d");
+    llvm::Function* f = m_.getFunction(name);
+    if (!f) f = define_vector_math(fn, et, unsigned(args.size()), name);
+    return b_.CreateCall(f, llvm::ArrayRef<Value*>(args.begin(), args.size()));
+  }
+
+  // The scalar function `name` of vector_math and its vector variants.
+  llvm::Function* define_vector_math(const std::string& fn, Type* et, unsigned nargs, const std::string& name) {
+    const bool avx512 = host().vmath == VectorMath::Avx512, f32 = et->isFloatTy();
+    const unsigned lanes = (f32 ? 8u : 4u) * (avx512 ? 2u : 1u);
+    auto fty = [&](Type* t) { return llvm::FunctionType::get(t, llvm::SmallVector<Type*, 2>(nargs, t), false); };
+    auto vty = [&](unsigned n) { return llvm::FixedVectorType::get(et, n); };
+    // no memory access, no unwinding: calls to these vectorize, and duplicates fold
+    auto pure = [](llvm::Function* f) {
+      f->setDoesNotThrow();
+      f->setDoesNotAccessMemory();
+      f->setWillReturn();
+    };
+    auto sleef = [&](const std::string& f) {
+      const std::string sym =
+          "Sleef_" + f + (f32 ? "f" : "d") + std::to_string(lanes) + "_u10" + (avx512 ? "avx512f" : "avx2");
+      auto* decl = llvm::cast<llvm::Function>(m_.getOrInsertFunction(sym, fty(vty(lanes))).getCallee());
+      pure(decl);
+      return decl;
+    };
+    // an internal function of type `t` returning `body(builder, arguments)`
+    auto define = [&](const std::string& fname, Type* t, auto body) {
+      auto* f = llvm::Function::Create(fty(t), llvm::Function::InternalLinkage, fname, m_);
+      attributes(f);
+      pure(f);
+      IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
+      std::vector<Value*> a;
+      for (llvm::Argument& arg : f->args()) a.push_back(&arg);
+      b.CreateRet(body(b, a));
+      return f;
+    };
+    auto iota = [](unsigned from, unsigned n, unsigned mod) {
+      llvm::SmallVector<int, 32> mask;
+      for (unsigned i = 0; i < n; ++i) mask.push_back(int(from + i % mod));
+      return mask;
+    };
+    const std::string native_name = name + ".x" + std::to_string(lanes);
+    llvm::Function* native = sleef(fn);
+    if (fn == "sin" || fn == "tan" || fn == "tanh" || fn == "log1p") {
+      // f(x) = x near 0 (x is the correctly rounded result below these bounds: |f(x) - x| stays
+      // under a quarter ULP), where SLEEF flushes subnormal results to zero and is 1 ULP off
+      // for tanh; log1p returns inf above 1e38 (float) and 1e307 (double), where log(x) is
+      // log1p(x) to the last bit
+      llvm::Function* log = fn == "log1p" ? sleef("log") : nullptr;
+      native = define(native_name, vty(lanes), [&](IRBuilder<>& b, const std::vector<Value*>& a) {
+        Value* x = a[0];
+        auto splat = [&](double v) { return llvm::ConstantFP::get(vty(lanes), v); };
+        Value* y = b.CreateCall(sleef(fn), {x});
+        Value* ax = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+        const double tiny = fn == "log1p" ? (f32 ? 0x1p-26 : 0x1p-55) : (f32 ? 0x1p-13 : 0x1p-28);
+        y = b.CreateSelect(b.CreateFCmpOLT(ax, splat(tiny)), x, y);
+        if (!log) return y;
+        Value* big = b.CreateFCmpOGT(x, splat(f32 ? 1e38 : 1e307));
+        llvm::Function* f = b.GetInsertBlock()->getParent();
+        auto* head = b.GetInsertBlock();
+        auto* fix = llvm::BasicBlock::Create(c_, "big", f);
+        auto* done = llvm::BasicBlock::Create(c_, "done", f);
+        b.CreateCondBr(b.CreateOrReduce(big), fix, done);
+        b.SetInsertPoint(fix);
+        Value* fixed = b.CreateSelect(big, b.CreateCall(log, {x}), y);
+        b.CreateBr(done);
+        b.SetInsertPoint(done);
+        llvm::PHINode* out = b.CreatePHI(vty(lanes), 2);
+        out->addIncoming(y, head);
+        out->addIncoming(fixed, fix);
+        return static_cast<Value*>(out);
+      });
+    }
+    // one lane: the argument in every lane, lane 0 of the result
+    llvm::Function* scalar = define(name, et, [&](IRBuilder<>& b, std::vector<Value*> a) {
+      for (Value*& v : a) v = b.CreateVectorSplat(lanes, v);
+      return b.CreateExtractElement(b.CreateCall(native, a), uint64_t(0));
+    });
+    // kept out of loops until the vectorizer has seen the call
+    scalar->addFnAttr(llvm::Attribute::NoInline);
+    // half width: the vector twice over, the first half of the result
+    llvm::Function* half =
+        define(name + ".x" + std::to_string(lanes / 2), vty(lanes / 2), [&](IRBuilder<>& b, std::vector<Value*> a) {
+          for (Value*& v : a) v = b.CreateShuffleVector(v, iota(0, lanes, lanes / 2));
+          return b.CreateShuffleVector(b.CreateCall(native, a), iota(0, lanes / 2, lanes));
+        });
+    // twice the width: two calls
+    llvm::Function* twice = define(name + ".x" + std::to_string(lanes * 2), vty(lanes * 2),
+                                   [&](IRBuilder<>& b, const std::vector<Value*>& a) {
+                                     std::vector<Value*> lo, hi;
+                                     for (Value* v : a) {
+                                       lo.push_back(b.CreateShuffleVector(v, iota(0, lanes, lanes)));
+                                       hi.push_back(b.CreateShuffleVector(v, iota(lanes, lanes, lanes)));
+                                     }
+                                     return b.CreateShuffleVector(b.CreateCall(native, lo), b.CreateCall(native, hi),
+                                                                  iota(0, lanes * 2, lanes * 2));
+                                   });
+    // _ZGV_LLVM_N<lanes><v per argument>_<scalar>(<vector function>)
+    const std::string params(nargs, 'v');
+    auto variant = [&](unsigned n, llvm::Function* f) {
+      return "_ZGV_LLVM_N" + std::to_string(n) + params + "_" + name + "(" + f->getName().str() + ")";
+    };
+    scalar->addFnAttr("vector-function-abi-variant",
+                      variant(lanes, native) + "," + variant(lanes / 2, half) + "," + variant(lanes * 2, twice));
+    // the variants have no users until the vectorizer runs; ModuleBuild::finish drops the
+    // unused ones afterwards
+    llvm::GlobalValue* variants[] = {native, half, twice};
+    llvm::appendToCompilerUsed(m_, variants);
+    return scalar;
+  }
+
   Value* fconst(Value* like, double v) { return llvm::ConstantFP::get(like->getType(), v); }
   Value* iconst(Value* like, int64_t v) { return llvm::ConstantInt::get(like->getType(), uint64_t(v), true); }
   Value* is_nan(Value* x) { return b_.CreateFCmpUNO(x, x); }
@@ -486,7 +651,10 @@ class Emitter {
     out = b_.CreateSelect(b_.CreateFCmpOLT(x, F(-103.97f)), F(0.0f), out);
     return b_.CreateSelect(nan, x, out);
   }
-  Value* exp(Value* x) { return x->getType()->isFloatTy() ? exp_f32(x) : intrinsic(llvm::Intrinsic::exp, {x}); }
+  Value* exp(Value* x) {
+    if (x->getType()->isFloatTy()) return exp_f32(x);
+    return vector_math("exp", {x}, [&] { return intrinsic(llvm::Intrinsic::exp, {x}); });
+  }
 
   // tanh for float32 as a rational function (odd degree-13 over even degree-6 polynomial, the
   // approximation Eigen uses): within 3e-7 relative error, vectorizes, no library call
@@ -509,6 +677,10 @@ class Emitter {
     return b_.CreateSelect(tiny, x, b_.CreateFDiv(p, q));
   }
 
+  Value* log1p(Value* x) {
+    return vector_math("log1p", {x}, [&] { return libm("log1p", x); });
+  }
+
   Value* unary(OpId op, DType in, DType out, Value* x) {
     if (is_float(in)) {
       switch (op) {
@@ -524,9 +696,9 @@ class Emitter {
         case OpId::Exp:
           return exp(x);
         case OpId::Log:
-          return intrinsic(llvm::Intrinsic::log, {x});
+          return vector_math("log", {x}, [&] { return intrinsic(llvm::Intrinsic::log, {x}); });
         case OpId::Log1p:
-          return libm("log1p", x);
+          return log1p(x);
         case OpId::Sqrt:
           return intrinsic(llvm::Intrinsic::sqrt, {x});
         case OpId::Rsqrt:
@@ -534,13 +706,15 @@ class Emitter {
         case OpId::Square:
           return b_.CreateFMul(x, x);
         case OpId::Sin:
-          return intrinsic(llvm::Intrinsic::sin, {x});
+          return vector_math("sin", {x}, [&] { return intrinsic(llvm::Intrinsic::sin, {x}); });
         case OpId::Cos:
-          return intrinsic(llvm::Intrinsic::cos, {x});
+          return vector_math("cos", {x}, [&] { return intrinsic(llvm::Intrinsic::cos, {x}); });
         case OpId::Tan:
-          return libm("tan", x);
+          return vector_math("tan", {x}, [&] { return libm("tan", x); });
         case OpId::Tanh:
-          return x->getType()->isFloatTy() ? tanh_f32(x) : libm("tanh", x);
+          // float32: the rational function (SLEEF's 1-ULP tanhf is 6x slower)
+          if (x->getType()->isFloatTy()) return tanh_f32(x);
+          return vector_math("tanh", {x}, [&] { return libm("tanh", x); });
         case OpId::Sigmoid: {
           // as SigmoidFn: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below, so e never overflows
           Value* e = exp(b_.CreateSelect(b_.CreateFCmpOGE(x, fconst(x, 0)), b_.CreateFNeg(x), x));
@@ -550,8 +724,8 @@ class Emitter {
         }
         case OpId::Softplus: {
           Value* relu = b_.CreateSelect(b_.CreateFCmpOGT(x, fconst(x, 0)), x, fconst(x, 0));
-          Value* e = intrinsic(llvm::Intrinsic::exp, {b_.CreateFNeg(intrinsic(llvm::Intrinsic::fabs, {x}))});
-          return b_.CreateFAdd(relu, libm("log1p", e));
+          Value* e = exp(b_.CreateFNeg(intrinsic(llvm::Intrinsic::fabs, {x})));
+          return b_.CreateFAdd(relu, log1p(e));
         }
         case OpId::Relu:
           return b_.CreateSelect(b_.CreateFCmpUGT(x, fconst(x, 0)), x, fconst(x, 0));
@@ -616,7 +790,7 @@ class Emitter {
           return b_.CreateSelect(fix, b_.CreateFAdd(r, b), r);
         }
         case OpId::Pow:
-          return intrinsic(llvm::Intrinsic::pow, {a, b});
+          return vector_math("pow", {a, b}, [&] { return intrinsic(llvm::Intrinsic::pow, {a, b}); });
         case OpId::Maximum:
         case OpId::Minimum: {
           Value* pick = op == OpId::Maximum ? b_.CreateSelect(b_.CreateFCmpOLT(a, b), b, a)
@@ -1026,29 +1200,40 @@ struct ModuleBuild {
     m->setDataLayout(tm->createDataLayout());
   }
 
-  // Verifies, optimizes at O3 and emits an object.
-  std::string finish(const std::string& name, CodegenTimes* times) {
+  // Verifies and optimizes at O3.
+  void optimize(const std::string& name, CodegenTimes* times) {
     std::string err;
     llvm::raw_string_ostream es(err);
     if (llvm::verifyModule(*m, &es))
       fail<Internal>("cpu backend", "generated invalid LLVM IR for '", name, "': ", es.str());
     auto t0 = std::chrono::steady_clock::now();
-    {
-      llvm::LoopAnalysisManager lam;
-      llvm::FunctionAnalysisManager fam;
-      llvm::CGSCCAnalysisManager cgam;
-      llvm::ModuleAnalysisManager mam;
-      llvm::PassBuilder pb(tm.get());
-      pb.registerModuleAnalyses(mam);
-      pb.registerCGSCCAnalyses(cgam);
-      pb.registerFunctionAnalyses(fam);
-      pb.registerLoopAnalyses(lam);
-      pb.crossRegisterProxies(lam, fam, cgam, mam);
-      llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
-      mpm.run(*m, mam);
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PassBuilder pb(tm.get());
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+    mpm.run(*m, mam);
+    // the vector math variants that no loop calls (Emitter::vector_math) go now
+    if (llvm::GlobalVariable* used = m->getNamedGlobal("llvm.compiler.used")) {
+      used->eraseFromParent();
+      mam.clear();
+      llvm::ModulePassManager dce;
+      dce.addPass(llvm::GlobalDCEPass());
+      dce.run(*m, mam);
     }
     if (times) times->optimize_us = micros_since(t0);
-    t0 = std::chrono::steady_clock::now();
+  }
+
+  // Verifies, optimizes at O3 and emits an object.
+  std::string finish(const std::string& name, CodegenTimes* times) {
+    optimize(name, times);
+    auto t0 = std::chrono::steady_clock::now();
     llvm::SmallVector<char, 0> obj;
     {
       llvm::raw_svector_ostream os(obj);
@@ -1119,6 +1304,16 @@ std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTime
   return mb.finish(symbol, times);
 }
 
+std::string optimized_ir(const Plan& plan, const std::string& symbol) {
+  ModuleBuild mb(symbol);
+  Emitter(mb.ctx, *mb.m, plan).emit(symbol);
+  mb.optimize(symbol, nullptr);
+  std::string ir;
+  llvm::raw_string_ostream os(ir);
+  mb.m->print(os, nullptr);
+  return ir;
+}
+
 std::string emit_aot_object(std::span<const AotEntry> entries, const AotObjectOptions& options) {
   ModuleBuild mb("kiln_aot");
   llvm::Module& m = *mb.m;
@@ -1158,6 +1353,17 @@ Ref<NativeCode> load_object(const std::string& object, const std::string& symbol
       llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit.lljit->getDataLayout().getGlobalPrefix());
   if (!gen) fail<Internal>("cpu backend", "cannot search process symbols: ", llvm::toString(gen.takeError()));
   code->dylib->addGenerator(std::move(*gen));
+  // SLEEF's functions by address: no search of the process, and a reference that keeps libsleef
+  // linked
+  llvm::orc::SymbolMap sleef;
+#define KILN_SLEEF_SYMBOL(name)                                                 \
+  sleef[jit.lljit->mangleAndIntern("Sleef_" #name)] = {                         \
+      llvm::orc::ExecutorAddr::fromPtr(reinterpret_cast<void*>(&Sleef_##name)), \
+      llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable};
+  KILN_SLEEF_FUNCTIONS(KILN_SLEEF_SYMBOL)
+#undef KILN_SLEEF_SYMBOL
+  if (auto e = code->dylib->define(llvm::orc::absoluteSymbols(std::move(sleef))))
+    fail<Internal>("cpu backend", "cannot define the vector math symbols: ", llvm::toString(std::move(e)));
   auto buf = llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(object.data(), object.size()), symbol);
   if (auto e = jit.lljit->addObjectFile(*code->dylib, std::move(buf)))
     fail<Internal>("cpu backend", "cannot load the object for '", symbol, "': ", llvm::toString(std::move(e)));

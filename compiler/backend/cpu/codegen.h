@@ -26,6 +26,10 @@ struct CodegenTimes {
 /// embedded; the code references no absolute address.
 std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTimes* times = nullptr);
 
+/// The module emit_object would compile for `plan`, after optimization, as LLVM IR text (for
+/// tests and debugging: e.g. which loops call vector math).
+std::string optimized_ir(const Plan& plan, const std::string& symbol);
+
 /// One entry function of an ahead-of-time object.
 struct AotEntry {
   const Plan* plan = nullptr;
@@ -45,7 +49,7 @@ struct AotObjectOptions {
 };
 
 /// Compiles several plans into one object with exported C entry points that need no Kiln
-/// runtime (only the C library and libm, and libdnnl with `onednn`).
+/// runtime (only the C library, libm and libsleef, and libdnnl with `onednn`).
 std::string emit_aot_object(std::span<const AotEntry> entries, const AotObjectOptions& options);
 
 /// Links an object from emit_object into the process and resolves `symbol`. Throws Internal
