@@ -1,6 +1,8 @@
 // Tensor basics: allocation, host access checks, from_blob.
 #include "runtime/tensor.h"
 
+#include "runtime/cuda/cuda.h"
+
 #include "runtime/allocator.h"
 
 namespace kiln {
@@ -43,6 +45,31 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(t));
 }
 
+Tensor Tensor::to(Device target) const {
+  if (device() == target) return *this;
+  if (is_symbolic())
+    fail<Unimplemented>("to", "copying a symbolic tensor to ", target.to_string(),
+                        " inside a traced function is not supported; copy its inputs before the call");
+  if (dtype() == DType::String) fail<InvalidArgument>("to", "string tensors stay on the CPU, not ", target.to_string());
+  if (target.type == DeviceType::CPU && target.index != 0)
+    fail<InvalidArgument>("to", "unknown device ", target.to_string(), " (this machine has CPU:0)");
+  if (target.type == DeviceType::GPU) cuda::check_device("to", target.index);
+  Tensor out = empty(shape(), dtype(), target);
+  const void* src = device_data();
+  void* dst = const_cast<void*>(out.device_data());
+  const Device from = device();
+  if (from.type == DeviceType::CPU) {
+    cuda::copy_host_to_device(dst, src, nbytes(), target.index);
+  } else if (target.type == DeviceType::CPU) {
+    cuda::copy_device_to_host(dst, src, nbytes(), from.index);
+  } else if (from.index == target.index) {
+    cuda::copy_device_to_device(dst, src, nbytes(), from.index);
+  } else {  // between GPUs through the host: simple, and rare enough
+    return to(kCPU).to(target);
+  }
+  return out;
+}
+
 void Tensor::throw_undefined() { fail<FailedPrecondition>("tensor", "the tensor is undefined (None)"); }
 
 const void* Tensor::raw_data() const {
@@ -52,6 +79,15 @@ const void* Tensor::raw_data() const {
                              "cannot read the value of a symbolic tensor while tracing: its value exists only "
                              "when the graph runs. Use kiln::cond or kiln::while_loop for control flow that "
                              "depends on tensor values");
+  if (t->device.type != DeviceType::CPU)
+    fail<InvalidArgument>("tensor", "the tensor lives on ", t->device.to_string(),
+                          "; copy it to the CPU first with .to(kiln::kCPU)");
+  return static_cast<const char*>(t->storage->data()) + t->offset;
+}
+
+const void* Tensor::device_data() const {
+  TensorImpl* t = impl();
+  if (!t->storage) return raw_data();  // the symbolic-tensor error
   return static_cast<const char*>(t->storage->data()) + t->offset;
 }
 
