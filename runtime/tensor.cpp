@@ -1,6 +1,8 @@
 // Tensor basics: allocation, host access checks, from_blob.
 #include "runtime/tensor.h"
 
+#include <cstring>
+
 #include "runtime/cuda/cuda.h"
 
 #include "runtime/allocator.h"
@@ -45,6 +47,30 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(t));
 }
 
+void copy_into(const Tensor& dst, const Tensor& src) {
+  if (dst.dtype() != src.dtype() || dst.nbytes() != src.nbytes())
+    fail<Internal>("copy", "copy_into needs equal dtypes and sizes, got ", dtype_name(src.dtype()), " ",
+                   src.shape().to_string(), " into ", dtype_name(dst.dtype()), " ", dst.shape().to_string());
+  const size_t n = src.nbytes();
+  if (n == 0) return;
+  void* to = const_cast<void*>(dst.device_data());
+  const void* from = src.device_data();
+  const Device a = src.device(), b = dst.device();
+  if (a.type == DeviceType::CPU && b.type == DeviceType::CPU) {
+    std::memmove(to, from, n);
+  } else if (a.type == DeviceType::CPU) {
+    cuda::copy_host_to_device(to, from, n, b.index);
+  } else if (b.type == DeviceType::CPU) {
+    cuda::copy_device_to_host(to, from, n, a.index);
+  } else if (a.index == b.index) {
+    cuda::copy_device_to_device(to, from, n, a.index);
+  } else {  // between GPUs through the host: simple, and rare enough
+    Tensor host = Tensor::empty(src.shape(), src.dtype());
+    copy_into(host, src);
+    copy_into(dst, host);
+  }
+}
+
 Tensor Tensor::to(Device target) const {
   if (device() == target) return *this;
   if (is_symbolic())
@@ -55,18 +81,7 @@ Tensor Tensor::to(Device target) const {
     fail<InvalidArgument>("to", "unknown device ", target.to_string(), " (this machine has CPU:0)");
   if (target.type == DeviceType::GPU) cuda::check_device("to", target.index);
   Tensor out = empty(shape(), dtype(), target);
-  const void* src = device_data();
-  void* dst = const_cast<void*>(out.device_data());
-  const Device from = device();
-  if (from.type == DeviceType::CPU) {
-    cuda::copy_host_to_device(dst, src, nbytes(), target.index);
-  } else if (target.type == DeviceType::CPU) {
-    cuda::copy_device_to_host(dst, src, nbytes(), from.index);
-  } else if (from.index == target.index) {
-    cuda::copy_device_to_device(dst, src, nbytes(), from.index);
-  } else {  // between GPUs through the host: simple, and rare enough
-    return to(kCPU).to(target);
-  }
+  copy_into(out, *this);
   return out;
 }
 

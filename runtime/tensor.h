@@ -202,6 +202,11 @@ class BorrowedTensors {
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
+/// Copies the elements of `src` into the storage of `dst` (same dtype and element count),
+/// between any two devices. For runtime code that owns `dst` (variables, copies): tensors that
+/// escaped are immutable.
+void copy_into(const Tensor& dst, const Tensor& src);
+
 /// Wraps caller memory without copying. `deleter` (may be empty) runs when the last tensor
 /// viewing the memory is destroyed. The caller must keep the memory unchanged while it is
 /// wrapped: tensors are immutable.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/kiln.h"
 #include "ops/defs/elementwise_common.h"
 #include "ops/kernels/cuda/kernels.h"
 #include "ops/kernels/cuda/source.h"
@@ -187,4 +188,46 @@ TEST_CASE("GPU: errors and ops without a GPU kernel", "[.cuda]") {
   Tensor s = reduce_sum(constant(std::vector<float>{1, 2, 3}, Shape{3}).to(kGPU));
   CHECK(s.device() == kGPU);
   CHECK(s.to(kCPU).item<float>() == 6.0f);
+}
+
+TEST_CASE("GPU: variables live on the device of their scope and assignments stay there", "[.cuda]") {
+  require_gpu();
+  std::optional<Variable> v;
+  {
+    DeviceScope gpu("GPU:0");
+    v.emplace(constant(std::vector<float>{1, 2, 3}, Shape{3}));
+  }
+  CHECK(v->device() == kGPU);
+  CHECK(v->read_value().device() == kGPU);
+  v->assign(constant(std::vector<float>{4, 5, 6}, Shape{3}));  // a host value is copied over
+  CHECK(v->read_value().device() == kGPU);
+  CHECK(host_floats(*v) == std::vector<float>{4, 5, 6});
+  v->assign_add(constant(std::vector<float>{1, 1, 1}, Shape{3}).to(kGPU));
+  CHECK(host_floats(*v) == std::vector<float>{5, 6, 7});
+}
+
+TEST_CASE("GPU: traced functions and gradients run on the GPU", "[.cuda]") {
+  require_gpu();
+  auto f = function([](Tensor x, Tensor w) { return relu(matmul(x, w) + 1.0f); });
+  Tensor x = random::normal({4, 8}, 1), w = random::normal({8, 3}, 2);
+  Tensor on_cpu = f(x, w);
+  Tensor on_gpu = f(x.to(kGPU), w.to(kGPU));
+  CHECK(on_gpu.device() == kGPU);
+  std::vector<float> a = host_floats(on_cpu), b = host_floats(on_gpu);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(b[i] == Approx(a[i]).margin(1e-5));
+
+  auto grad_of = [&](Device d) {
+    std::optional<Variable> wv;
+    {
+      DeviceScope scope(d);
+      wv.emplace(w);
+    }
+    GradientTape tape;
+    Tensor loss = reduce_mean(square(matmul(x.to(d), *wv)));
+    return host_floats(tape.gradient(loss, *wv));
+  };
+  std::vector<float> gc = grad_of(kCPU), gg = grad_of(kGPU);
+  REQUIRE(gc.size() == gg.size());
+  for (size_t i = 0; i < gc.size(); ++i) CHECK(gg[i] == Approx(gc[i]).margin(1e-5));
 }
