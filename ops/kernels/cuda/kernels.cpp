@@ -9,9 +9,12 @@
 #include <dlfcn.h>
 #include <nvrtc.h>
 
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
+#include "ops/defs/reduce.h"
 #include "ops/kernels/cuda/source.h"
 #include "runtime/cuda/cuda.h"
 #include "runtime/cuda/driver_api.h"
@@ -25,10 +28,11 @@ namespace kiln::ops::cuda {
 
 namespace {
 
-#define KILN_NVRTC_FUNCTIONS(X)                                                                                      \
-  X(nvrtcCreateProgram)                                                                                              \
-  X(nvrtcCompileProgram) X(nvrtcDestroyProgram) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) \
-      X(nvrtcGetCUBIN) X(nvrtcGetErrorString)
+#define KILN_NVRTC_FUNCTIONS(X)                                                                                \
+  X(nvrtcCreateProgram)                                                                                        \
+  X(nvrtcCompileProgram)                                                                                       \
+  X(nvrtcDestroyProgram) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) \
+      X(nvrtcGetErrorString)
 #define KILN_CUBLAS_FUNCTIONS(X) \
   X(cublasCreate_v2)             \
   X(cublasSetStream_v2) X(cublasSetMathMode) X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)
@@ -258,6 +262,56 @@ void kernel_cast(KernelContext& ctx) {
   launch("cast", dev, fn, n, args);
 }
 
+struct Reduce {
+  int rank_out, rank_red;
+  long long out_dims[kMaxGpuRank], out_strides[kMaxGpuRank], red_dims[kMaxGpuRank], red_strides[kMaxGpuRank], count;
+};
+
+void kernel_reduce(KernelContext& ctx) {
+  const Tensor& x = ctx.inputs[0];
+  if (!gpu_reduce_supported(ctx.def.id, x.dtype()))
+    fail<Unimplemented>(ctx.def.name, "has no GPU kernel for ", dtype_name(x.dtype()), " in this build");
+  Tensor& out = ctx.output(0);
+  const std::vector<int64_t> axes = normalize_reduction_axes(ctx.def.name, ctx.attrs.get_ints("axes"), x.ndim());
+  std::vector<bool> reduced(size_t(x.ndim()), false);
+  for (int64_t a : axes) reduced[size_t(a)] = true;
+  Reduce r{};
+  r.count = 1;
+  long long stride = 1;
+  for (int64_t i = x.ndim() - 1; i >= 0; --i) {  // innermost first, then reversed below
+    const long long d = x.shape().dim(i);
+    if (reduced[size_t(i)]) r.count *= d;
+    if (d != 1) {
+      int& rank = reduced[size_t(i)] ? r.rank_red : r.rank_out;
+      if (rank == kMaxGpuRank)
+        fail<Unimplemented>(ctx.def.name, "reducing ", x.shape().to_string(), " over ", axes.size(),
+                            " axes has no GPU kernel (more than ", kMaxGpuRank, " axes)");
+      (reduced[size_t(i)] ? r.red_dims : r.out_dims)[rank] = d;
+      (reduced[size_t(i)] ? r.red_strides : r.out_strides)[rank] = stride;
+      ++rank;
+    }
+    stride *= d;
+  }
+  std::reverse(r.out_dims, r.out_dims + r.rank_out);
+  std::reverse(r.out_strides, r.out_strides + r.rank_out);
+  std::reverse(r.red_dims, r.red_dims + r.rank_red);
+  std::reverse(r.red_strides, r.red_strides + r.rank_red);
+  long long outputs = out.num_elements();
+  if (outputs == 0) return;
+  const int dev = out.device().index;
+  std::string name = kernel_name("reduce", ctx.def.name, x.dtype(), out.dtype());
+  CUfunction fn = get_kernel(dev, name, [&] { return reduce_kernel_source(ctx.def.id, x.dtype(), name); });
+  unsigned threads = 32;
+  while (threads < 256 && threads < r.count) threads *= 2;
+  const auto blocks = static_cast<unsigned>(std::min<long long>(outputs, 1 << 20));
+  void* px = data_ptr(x);
+  void* po = data_ptr(out);
+  void* args[] = {&px, &po, &outputs, &r};
+  kiln::cuda::check(kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0,
+                                                        static_cast<CUstream>(kiln::cuda::stream(dev)), args, nullptr),
+                    ctx.def.name, "cuLaunchKernel");
+}
+
 // One cuBLAS handle per device, used under its lock (handles are not thread-safe).
 struct BlasHandle {
   std::mutex mu;
@@ -365,8 +419,10 @@ std::string compile_cubin(const std::string& source, const std::string& name, in
   if (api.nvrtcCreateProgram(&prog, source.c_str(), (name + ".cu").c_str(), 0, nullptr, nullptr) != NVRTC_SUCCESS)
     fail<Internal>("cuda", "nvrtcCreateProgram failed for ", name);
   const std::string arch_opt = "--gpu-architecture=sm_" + std::to_string(arch);
-  const char* opts[] = {arch_opt.c_str(), "-std=c++17", "--fmad=false"};
-  nvrtcResult rc = api.nvrtcCompileProgram(prog, 3, opts);
+  // no contraction into FMAs, so float results stay those of the CPU kernels; 128-bit integers
+  // for the means of 64-bit integers
+  const char* opts[] = {arch_opt.c_str(), "-std=c++17", "--fmad=false", "--device-int128"};
+  nvrtcResult rc = api.nvrtcCompileProgram(prog, 4, opts);
   std::string log;
   size_t log_size = 0;
   if (api.nvrtcGetProgramLogSize(prog, &log_size) == NVRTC_SUCCESS && log_size > 1) {
@@ -402,6 +458,14 @@ KernelFn kernel_for(OpId op) {
     return kernel_binary;
     case OpId::Cast:
       return kernel_cast;
+    case OpId::ReduceSum:
+    case OpId::ReduceMean:
+    case OpId::ReduceProd:
+    case OpId::ReduceMax:
+    case OpId::ReduceMin:
+    case OpId::ReduceAny:
+    case OpId::ReduceAll:
+      return kernel_reduce;
     case OpId::MatMul:
       return kernel_matmul;
     default:

@@ -220,6 +220,9 @@ struct LogicalXorFn { __device__ bool operator()(bool a, bool b) const { return 
 
 // output axes collapsed to at most 8; input strides are 0 on broadcast axes
 struct Broadcast { int rank; long long dims[8]; long long sa[8]; long long sb[8]; };
+// a reduction: output elements index the kept axes, each reduces `count` elements over the
+// reduced axes (input strides of both)
+struct Reduce { int rank_out, rank_red; long long out_dims[8], out_strides[8], red_dims[8], red_strides[8], count; };
 // a batched matmul: batch strides sa, sb are 0 for an operand without batch axes
 struct MatmulShape { long long m, n, k, batches; int ta, tb; long long sa, sb; };
 
@@ -333,6 +336,118 @@ std::string cast_kernel_source(DType in, DType out, const std::string& name) {
   s += "extern \"C\" __global__ void " + name + "(const " + T + "* __restrict__ a, " + O +
        "* __restrict__ o, long long n) {\n  KILN_GRID_LOOP(i, n) { const " + compute_type(in) + " v = io<" + T +
        ">::ld(a[i]); o[i] = io<" + O + ">::st(" + conv + "); }\n}\n";
+  return s;
+}
+
+bool gpu_reduce_supported(OpId op, DType in) {
+  switch (op) {
+    case OpId::ReduceSum:
+    case OpId::ReduceProd:
+    case OpId::ReduceMean:
+      return is_integer(in) || is_floating(in);
+    case OpId::ReduceMax:
+    case OpId::ReduceMin:
+      return is_integer(in) || is_floating(in);
+    case OpId::ReduceAny:
+    case OpId::ReduceAll:
+      return in == DType::Bool;
+    default:
+      return false;
+  }
+}
+
+std::string reduce_kernel_source(OpId op, DType in, const std::string& name) {
+  if (!gpu_reduce_supported(op, in)) fail<Internal>("cuda", "no GPU reduction ", int(op), " for ", dtype_name(in));
+  const std::string T = cuda_type(in);
+  const bool f16 = in == DType::Float16 || in == DType::BFloat16;
+  std::string A = f16 ? "float" : T, O = T, init = "0", merge = "a + b",
+              fin = std::string("(") + compute_type(in) + ")a";
+  switch (op) {
+    case OpId::ReduceSum:
+      if (is_integer(in)) A = "typename kt<" + T + ">::U";
+      break;
+    case OpId::ReduceProd:
+      if (is_integer(in)) A = "typename kt<" + T + ">::U";
+      init = "1", merge = "a * b";
+      break;
+    case OpId::ReduceMean:
+      // as the CPU: integers sum in a wider type and divide truncating; an empty mean is NaN
+      // for floats and 0 for integers
+      if (is_integer(in)) {
+        A = dtype_size(in) < 8 ? "unsigned long long" : is_signed_integer(in) ? "__int128" : "unsigned __int128";
+        fin = is_signed_integer(in) && dtype_size(in) < 8 ? "(n == 0 ? (" + T + ")0 : (" + T + ")((long long)a / n))"
+                                                          : "(n == 0 ? (" + T + ")0 : (" + T + ")(a / (" + A + ")n))";
+      } else {
+        fin = "(n == 0 ? (" + A + ")__int_as_float(0x7fc00000) : (" + A + ")(a / (" + A + ")n))";
+      }
+      break;
+    case OpId::ReduceMax:
+    case OpId::ReduceMin: {
+      const bool mx = op == OpId::ReduceMax;
+      if (is_floating(in)) {
+        init = mx ? "-__int_as_float(0x7f800000)" : "__int_as_float(0x7f800000)";
+        merge = mx ? "((b > a) || (b != b)) ? b : a" : "((b < a) || (b != b)) ? b : a";
+      } else {
+        // the dtype's lowest / highest value, as two's complement bit patterns
+        const int bits = dtype_size(in) * 8;
+        const bool sgn = is_signed_integer(in);
+        if (mx)
+          init = sgn ? "(" + T + ")(1ULL << " + std::to_string(bits - 1) + ")" : "(" + T + ")0";
+        else
+          init = sgn ? "(" + T + ")((1ULL << " + std::to_string(bits - 1) + ") - 1)" : "(" + T + ")~0ULL";
+        merge = mx ? "(b > a) ? b : a" : "(b < a) ? b : a";
+      }
+      break;
+    }
+    case OpId::ReduceAny:
+      A = "unsigned char", O = "bool", merge = "a | b", fin = "a != 0";
+      break;
+    case OpId::ReduceAll:
+      A = "unsigned char", O = "bool", init = "1", merge = "a & b", fin = "a != 0";
+      break;
+    default:
+      break;
+  }
+  const std::string load = in == DType::Bool ? "(x[off] ? 1 : 0)" : "(" + A + ")io<" + T + ">::ld(x[off])";
+  std::string s;
+  s += "extern \"C\" __global__ void " + name + "(const " + T + "* __restrict__ x, " + O +
+       "* __restrict__ o, long long outputs, Reduce r) {\n"
+       "  typedef " +
+       A +
+       " A;\n"
+       "  __shared__ A part[256];\n"
+       "  const long long n = r.count;\n"
+       "  for (long long e = blockIdx.x; e < outputs; e += gridDim.x) {\n"
+       "    long long base = 0, rem = e;\n"
+       "    for (int d = r.rank_out - 1; d >= 0; --d) { long long i = rem % r.out_dims[d]; rem /= r.out_dims[d]; base "
+       "+= i * r.out_strides[d]; }\n"
+       "    A acc = (A)(" +
+       init +
+       ");\n"
+       "    for (long long j = threadIdx.x; j < n; j += blockDim.x) {\n"
+       "      long long off = base, rj = j;\n"
+       "      for (int d = r.rank_red - 1; d >= 0; --d) { long long i = rj % r.red_dims[d]; rj /= r.red_dims[d]; off "
+       "+= i * r.red_strides[d]; }\n"
+       "      const A a = acc, b = " +
+       load +
+       ";\n"
+       "      acc = " +
+       merge +
+       ";\n"
+       "    }\n"
+       "    part[threadIdx.x] = acc;\n"
+       "    __syncthreads();\n"
+       "    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {\n"
+       "      if (threadIdx.x < s) { const A a = part[threadIdx.x], b = part[threadIdx.x + s]; part[threadIdx.x] = " +
+       merge +
+       "; }\n"
+       "      __syncthreads();\n"
+       "    }\n"
+       "    if (threadIdx.x == 0) { const A a = part[0]; o[e] = io<" +
+       O + ">::st(" + fin +
+       "); }\n"
+       "    __syncthreads();\n"
+       "  }\n}\n";
   return s;
 }
 

@@ -35,6 +35,16 @@ std::string binary_kernel_source(OpId op, DType in, DType out, const std::string
 /// (floats to integers truncate and saturate, NaN to 0).
 std::string cast_kernel_source(DType in, DType out, const std::string& name);
 
+/// Whether reduce_sum/mean/prod/max/min (integers and floats) or reduce_any/all (bool) of
+/// `in` have a GPU kernel.
+bool gpu_reduce_supported(OpId op, DType in);
+
+/// The reduction kernel (const In* x, Out* o, long long outputs, Reduce r): one thread block per
+/// output element, a tree in shared memory over at most 256 threads (a power of two), with the
+/// CPU kernels' accumulator types (wrapping integer sums, float for 16-bit floats, wide
+/// integer means), NaN propagation for max/min and an empty mean being NaN (0 for integers).
+std::string reduce_kernel_source(OpId op, DType in, const std::string& name);
+
 /// A batched matmul kernel for dtypes cuBLAS does not cover (integers, 16-bit
 /// floats): (const T* a, const T* b, T* c, MatmulShape shape); accumulates as the CPU does.
 std::string matmul_kernel_source(DType dtype, const std::string& name);
