@@ -1,14 +1,10 @@
 // Public reduction, argmax/argmin and cast functions: thin wrappers over ops::apply that
 // normalize axes so that the recorded attributes are canonical.
+#include "ops/defs/reduce.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
 namespace kiln {
-
-namespace ops {
-// Defined in ops/defs/reduce.cpp: sorted axes in [0, rank); throws for bad or repeated axes.
-std::vector<int64_t> normalize_reduction_axes(std::string_view op, const std::vector<int64_t>& axes, int64_t rank);
-}  // namespace ops
 
 namespace {
 

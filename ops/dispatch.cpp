@@ -2,9 +2,11 @@
 // beyond the output tensor.
 #include "ops/dispatch.h"
 
+#include <array>
 #include <atomic>
 
 #include "ops/variable.h"
+#include "runtime/logging.h"
 #include "runtime/string_tensor.h"
 
 namespace kiln::ops {
@@ -154,11 +156,60 @@ Tensor apply1(OpId id, const Attrs& attrs, std::span<const Tensor> inputs) {
   return std::move(out[0]);
 }
 
-TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs, const TypeList& types) {
-  TensorList outputs(types.size());
+namespace {
+
+// The device an op runs on (DESIGN.md §2): the innermost device scope's if one is open, else
+// its first GPU input's, else the CPU.
+Device op_device(std::span<const Tensor> inputs) {
+  if (in_device_scope()) return current_device();
   for (const Tensor& t : inputs)
-    if (t.device().type != DeviceType::CPU)
-      fail<Unimplemented>(def.name, "no kernel for device ", t.device().to_string(), " in this build");
+    if (t.defined() && t.device().type == DeviceType::GPU) return t.device();
+  return kCPU;
+}
+
+// Runs an op on a GPU: inputs elsewhere are copied there first. An op without a GPU kernel
+// runs its CPU kernel on host copies and its outputs are copied back, logged once per op.
+TensorList execute_gpu(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs, const TypeList& types,
+                       Device dev) {
+  bool strings = false;
+  for (const Tensor& t : inputs) strings = strings || (t.defined() && t.dtype() == DType::String);
+  for (const TensorType& t : types) strings = strings || t.dtype == DType::String;
+  if (def.cuda_kernel && !strings) {
+    TensorList moved;
+    for (const Tensor& t : inputs) moved.push_back(t.defined() && t.device() != dev ? t.to(dev) : t);
+    TensorList outputs(types.size());
+    KernelContext ctx{def, attrs, moved, types, outputs};
+    def.cuda_kernel(ctx);
+    return outputs;
+  }
+  static std::array<std::atomic<bool>, kNumOps> logged{};
+  if (!logged[size_t(def.id)].exchange(true))
+    logging::info("[device] {} has no GPU kernel: it runs on CPU:0 and its outputs are copied to {}", def.name,
+                  dev.to_string());
+  TensorList host;
+  for (const Tensor& t : inputs) host.push_back(t.defined() ? t.to(kCPU) : t);
+  TensorList outputs;
+  {
+    DeviceScope cpu(kCPU);  // outputs the kernel allocates itself belong on the host
+    outputs = execute_eager(def, attrs, host, types);
+  }
+  for (Tensor& t : outputs)
+    if (t.defined() && t.dtype() != DType::String) t = t.to(dev);
+  return outputs;
+}
+
+}  // namespace
+
+TensorList execute_eager(const OpDef& def, const Attrs& attrs, std::span<const Tensor> inputs, const TypeList& types) {
+  if (const Device dev = op_device(inputs); dev.type == DeviceType::GPU)
+    return execute_gpu(def, attrs, inputs, types, dev);
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.device().type != DeviceType::CPU) {  // a CPU scope over GPU inputs
+      TensorList host;
+      for (const Tensor& u : inputs) host.push_back(u.defined() ? u.to(kCPU) : u);
+      return execute_eager(def, attrs, host, types);
+    }
+  TensorList outputs(types.size());
   if (def.has(kStringsByIndex))
     for (const Tensor& t : inputs)
       if (t.dtype() == DType::String) return execute_strings_by_index(def, attrs, inputs, types);

@@ -92,6 +92,9 @@ struct OpDef {
   std::vector<AttrSpec> attrs;
   InferFn infer = nullptr;
   KernelFn cpu_kernel = nullptr;
+  /// The GPU kernel (ops/kernels/cuda), null where the op has none: dispatch then runs
+  /// cpu_kernel on host copies.
+  KernelFn cuda_kernel = nullptr;
 
   bool has(OpTrait t) const { return (traits & t) != 0; }
 };

@@ -1,6 +1,7 @@
 // The op registry: a table built once from op_list.def, so a missing definition fails to link.
 #include <array>
 
+#include "ops/kernels/cuda/kernels.h"
 #include "ops/op_def.h"
 
 namespace kiln::ops {
@@ -15,6 +16,7 @@ const std::vector<OpDef>& table() {
     OpDef d = define_##Id();                                                                          \
     d.id = OpId::Id;                                                                                  \
     d.name = nm;                                                                                      \
+    d.cuda_kernel = cuda::kernel_for(OpId::Id);                                                       \
     KILN_CHECK(d.infer != nullptr && d.cpu_kernel != nullptr, "registry", "op " nm " is incomplete"); \
     v.push_back(std::move(d));                                                                        \
   }

@@ -13,7 +13,7 @@ std::atomic<uint64_t> g_next_variable_id{1};
 
 Tensor copy_of(const Tensor& t, Device device) {
   Tensor c = Tensor::empty(t.shape(), t.dtype(), device);
-  if (t.nbytes()) std::memcpy(c.mutable_raw_data(), t.raw_data(), t.nbytes());
+  copy_into(c, t);
   return c;
 }
 }  // namespace
@@ -39,7 +39,7 @@ void VariableImpl::write(const Tensor& v) {
   // In place only when nobody else can observe the old contents: this variable holds the only
   // reference to both the tensor and its storage.
   if (cur->use_count() == 1 && cur->storage && cur->storage->unique() && !v.is_same(value_)) {
-    if (v.nbytes()) std::memmove(value_.mutable_raw_data(), v.raw_data(), v.nbytes());
+    copy_into(value_, v);
   } else {
     value_ = copy_of(v, device_);
   }

@@ -6,12 +6,14 @@
 #include <cctype>
 #include <ostream>
 
+#include "runtime/cuda/cuda.h"
 #include "runtime/errors.h"
 #include "runtime/logging.h"
 
 namespace kiln {
 namespace {
 thread_local Device g_current = kCPU;
+thread_local bool g_scope_active = false;
 std::atomic<bool> g_warned_soft_placement{false};
 }  // namespace
 
@@ -52,22 +54,30 @@ std::string Device::full_name() const { return "/job:localhost/replica:0/task:0/
 
 std::ostream& operator<<(std::ostream& os, const Device& d) { return os << d.to_string(); }
 
-int gpu_count() { return 0; }  // the CUDA backend overrides this when it is built
+int gpu_count() { return cuda::device_count(); }
 
 Device current_device() { return g_current; }
 
-DeviceScope::DeviceScope(Device device) : requested_(device), placed_(device), previous_(g_current) {
+bool in_device_scope() { return g_scope_active; }
+
+DeviceScope::DeviceScope(Device device)
+    : requested_(device), placed_(device), previous_(g_current), previous_active_(g_scope_active) {
   if (device.type == DeviceType::GPU && device.index >= gpu_count()) {
     placed_ = kCPU;
     if (!g_warned_soft_placement.exchange(true))
-      logging::warn("[device] {} is not available (this build has {} GPUs); placing on CPU:0 instead",
-                    device.to_string(), gpu_count());
+      logging::warn(
+          "[device] {} is not available ({}); placing on CPU:0 instead", device.to_string(),
+          gpu_count() == 0 ? cuda::unavailable_reason() : "this machine has " + std::to_string(gpu_count()) + " GPUs");
   } else if (device.type == DeviceType::CPU && device.index != 0) {
     fail<InvalidArgument>("device", "unknown device ", device.to_string(), " (this machine has CPU:0)");
   }
   g_current = placed_;
+  g_scope_active = true;
 }
 
-DeviceScope::~DeviceScope() { g_current = previous_; }
+DeviceScope::~DeviceScope() {
+  g_current = previous_;
+  g_scope_active = previous_active_;
+}
 
 }  // namespace kiln

@@ -34,6 +34,10 @@ int gpu_count();
 /// The device new tensors and variables are placed on by the innermost DeviceScope.
 Device current_device();
 
+/// True inside a DeviceScope on this thread. Ops then run on current_device(); outside any
+/// scope they run where their first GPU input lives, else on the CPU.
+bool in_device_scope();
+
 /// Places new tensors and variables on `device` for its lifetime (TensorFlow's `with
 /// tf.device(...)`). Soft placement: a GPU that this build or machine lacks falls back to the
 /// CPU, and the fallback is logged once per process.
@@ -53,6 +57,7 @@ class DeviceScope {
   Device requested_;
   Device placed_;
   Device previous_;
+  bool previous_active_;
 };
 
 }  // namespace kiln

@@ -576,10 +576,8 @@ std::string array_to_string(const Tensor& t, const PrintOptions& opt, int64_t li
   return layout.format(std::string(1 + prefix.size(), ' '), line_width);
 }
 
-void check_host(const Tensor& t) {
-  if (t.device().type != DeviceType::CPU)
-    fail<InvalidArgument>("print", "the tensor lives on ", t.device().to_string(), "; copy it to the CPU first");
-}
+// Tensors on a GPU print from a host copy, as TensorFlow's do.
+Tensor on_host(const Tensor& t) { return t.device().type == DeviceType::CPU ? t : t.to(kCPU); }
 
 }  // namespace
 
@@ -602,18 +600,18 @@ void set_print_options(const PrintOptions& options) {
   g_options = options;
 }
 
-std::string numpy_str(const Tensor& t) {
-  if (!t.defined()) return "None";
-  check_host(t);
+std::string numpy_str(const Tensor& tensor) {
+  if (!tensor.defined()) return "None";
+  Tensor t = on_host(tensor);
   if (t.ndim() == 0) return scalar_str(t);
   if (t.num_elements() == 0) return "[]";
   PrintOptions opt = get_print_options();
   return array_to_string(t, opt, opt.linewidth, " ", "");
 }
 
-std::string numpy_repr(const Tensor& t) {
-  if (!t.defined()) return "None";
-  check_host(t);
+std::string numpy_repr(const Tensor& tensor) {
+  if (!tensor.defined()) return "None";
+  Tensor t = on_host(tensor);
   if (t.ndim() == 0) return scalar_str(t);
   PrintOptions opt = get_print_options();
   DType dt = t.dtype();
@@ -652,8 +650,8 @@ std::string format_tensor(const Tensor& t) {
          ")";
 }
 
-std::string element_repr(const Tensor& t, int64_t i) {
-  check_host(t);
+std::string element_repr(const Tensor& tensor, int64_t i) {
+  Tensor t = on_host(tensor);
   if (i < 0 || i >= t.num_elements())
     fail<OutOfRange>("print", "element ", i, " is not in [0, ", t.num_elements(), ")");
   DType dt = t.dtype();

@@ -2,6 +2,7 @@
 #include "runtime/storage.h"
 
 #include "runtime/allocator.h"
+#include "runtime/cuda/cuda.h"
 #include "runtime/errors.h"
 
 namespace kiln {
@@ -19,8 +20,11 @@ void Storage::operator delete(Storage* p, std::destroying_delete_t) {
 
 Ref<Storage> Storage::allocate(size_t nbytes, Device device) {
   static_assert(sizeof(Storage) <= kHeader);
-  if (device.type != DeviceType::CPU)
-    fail<Unimplemented>("allocate", "device ", device.to_string(), " has no allocator in this build");
+  if (device.type == DeviceType::GPU) {
+    void* p = cuda::device_alloc(nbytes, device.index);
+    const int index = device.index;
+    return wrap(p, nbytes, device, [nbytes, index](void* q) { cuda::device_free(q, nbytes, index); });
+  }
   // one allocator block for header and data: an eager op's output costs a single cache hit
   size_t block = kHeader + nbytes;
   void* mem = memory::host_alloc(block);

@@ -1,6 +1,10 @@
 // Tensor basics: allocation, host access checks, from_blob.
 #include "runtime/tensor.h"
 
+#include <cstring>
+
+#include "runtime/cuda/cuda.h"
+
 #include "runtime/allocator.h"
 
 namespace kiln {
@@ -43,6 +47,44 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(t));
 }
 
+void copy_into(const Tensor& dst, const Tensor& src) {
+  if (dst.dtype() != src.dtype() || dst.nbytes() != src.nbytes())
+    fail<Internal>("copy", "copy_into needs equal dtypes and sizes, got ", dtype_name(src.dtype()), " ",
+                   src.shape().to_string(), " into ", dtype_name(dst.dtype()), " ", dst.shape().to_string());
+  const size_t n = src.nbytes();
+  if (n == 0) return;
+  void* to = const_cast<void*>(dst.device_data());
+  const void* from = src.device_data();
+  const Device a = src.device(), b = dst.device();
+  if (a.type == DeviceType::CPU && b.type == DeviceType::CPU) {
+    std::memmove(to, from, n);
+  } else if (a.type == DeviceType::CPU) {
+    cuda::copy_host_to_device(to, from, n, b.index);
+  } else if (b.type == DeviceType::CPU) {
+    cuda::copy_device_to_host(to, from, n, a.index);
+  } else if (a.index == b.index) {
+    cuda::copy_device_to_device(to, from, n, a.index);
+  } else {  // between GPUs through the host: simple, and rare enough
+    Tensor host = Tensor::empty(src.shape(), src.dtype());
+    copy_into(host, src);
+    copy_into(dst, host);
+  }
+}
+
+Tensor Tensor::to(Device target) const {
+  if (device() == target) return *this;
+  if (is_symbolic())
+    fail<Unimplemented>("to", "copying a symbolic tensor to ", target.to_string(),
+                        " inside a traced function is not supported; copy its inputs before the call");
+  if (dtype() == DType::String) fail<InvalidArgument>("to", "string tensors stay on the CPU, not ", target.to_string());
+  if (target.type == DeviceType::CPU && target.index != 0)
+    fail<InvalidArgument>("to", "unknown device ", target.to_string(), " (this machine has CPU:0)");
+  if (target.type == DeviceType::GPU) cuda::check_device("to", target.index);
+  Tensor out = empty(shape(), dtype(), target);
+  copy_into(out, *this);
+  return out;
+}
+
 void Tensor::throw_undefined() { fail<FailedPrecondition>("tensor", "the tensor is undefined (None)"); }
 
 const void* Tensor::raw_data() const {
@@ -52,6 +94,15 @@ const void* Tensor::raw_data() const {
                              "cannot read the value of a symbolic tensor while tracing: its value exists only "
                              "when the graph runs. Use kiln::cond or kiln::while_loop for control flow that "
                              "depends on tensor values");
+  if (t->device.type != DeviceType::CPU)
+    fail<InvalidArgument>("tensor", "the tensor lives on ", t->device.to_string(),
+                          "; copy it to the CPU first with .to(kiln::kCPU)");
+  return static_cast<const char*>(t->storage->data()) + t->offset;
+}
+
+const void* Tensor::device_data() const {
+  TensorImpl* t = impl();
+  if (!t->storage) return raw_data();  // the symbolic-tensor error
   return static_cast<const char*>(t->storage->data()) + t->offset;
 }
 

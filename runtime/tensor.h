@@ -103,11 +103,19 @@ class Tensor {
   int64_t num_elements() const { return impl()->numel; }
   Device device() const { return impl()->device; }
   size_t nbytes() const { return static_cast<size_t>(impl()->numel) * dtype_size(impl()->dtype); }
+  /// A copy of this tensor on `device` (this tensor itself when it is already there), like
+  /// LibTorch's `Tensor::to`. Throws InvalidArgument for a GPU this machine lacks, for string
+  /// tensors bound for a GPU, and for symbolic tensors (copies between devices are eager only).
+  Tensor to(Device device) const;
   /// True for tensors made by a trace (no value until the graph runs).
   bool is_symbolic() const { return impl()->level_id != 0 && !impl()->storage; }
 
-  /// Pointer to the first element. Throws FailedPrecondition for symbolic tensors.
+  /// Pointer to the first element. Throws FailedPrecondition for symbolic tensors and
+  /// InvalidArgument for tensors that live on a GPU (see device_data).
   const void* raw_data() const;
+  /// Pointer to the first element on whatever device holds it (a device address for a GPU
+  /// tensor: for kernels and copies, never to dereference on the host).
+  const void* device_data() const;
   /// Typed pointer; throws InvalidArgument if T does not match dtype().
   template <class T>
   const T* data() const {
@@ -193,6 +201,11 @@ class BorrowedTensors {
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+/// Copies the elements of `src` into the storage of `dst` (same dtype and element count),
+/// between any two devices. For runtime code that owns `dst` (variables, copies): tensors that
+/// escaped are immutable.
+void copy_into(const Tensor& dst, const Tensor& src);
 
 /// Wraps caller memory without copying. `deleter` (may be empty) runs when the last tensor
 /// viewing the memory is destroyed. The caller must keep the memory unchanged while it is

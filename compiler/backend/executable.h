@@ -65,6 +65,10 @@ BackendKind default_backend();
 Ref<Executable> make_executable(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph,
                                 BackendKind kind = default_backend());
 
+/// Whether a call with these inputs runs on a GPU: inside a GPU device scope, or outside any
+/// scope with an input on a GPU (the placement rule of eager ops). Such calls run node by
+/// node on the GPU's eager kernels (the CUDA backend's compiled kernels are not built yet).
+bool runs_on_gpu(std::span<const Tensor> inputs);
 /// Runs a cond node: inputs = {pred, captures...}; runs `then_graph` or `else_graph` on the
 /// captures. Throws InvalidArgument for a predicate that is not one element.
 ops::TensorList run_cond(const Executable& then_graph, const Executable& else_graph, std::span<const Tensor> inputs);

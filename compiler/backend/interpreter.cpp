@@ -8,6 +8,7 @@
 
 #include "compiler/backend/arena.h"
 #include "compiler/backend/executable.h"
+#include "ops/dispatch.h"
 #include "ops/variable.h"
 
 namespace kiln::backend {
@@ -35,12 +36,15 @@ class Interpreter final : public Executable {
   ops::TensorList run(std::span<const Tensor> inputs) const override {
     SmallVector<Tensor, 32> slots(num_slots_);
     for (size_t i = 0; i < input_slots_.size(); ++i) slots[input_slots_[i]] = inputs[i];
+    // on a GPU every op goes through dispatch, which picks the device's kernels; the host
+    // arena is for the CPU kernels only
+    const bool gpu = runs_on_gpu(inputs);
     Ref<Storage> arena;
-    if (arena_bytes_) arena = Storage::allocate(arena_bytes_);
+    if (arena_bytes_ && !gpu) arena = Storage::allocate(arena_bytes_);
     for (const Step& s : steps_) {
       switch (s.kind) {
         case ir::NodeKind::Op:
-          run_op(s, slots, arena);
+          run_op(s, slots, arena, gpu);
           break;
         case ir::NodeKind::Constant:
           slots[s.out[0]] = s.node->constant;
@@ -66,7 +70,7 @@ class Interpreter final : public Executable {
   }
 
  private:
-  void run_op(const Step& s, SmallVector<Tensor, 32>& slots, const Ref<Storage>& arena) const {
+  void run_op(const Step& s, SmallVector<Tensor, 32>& slots, const Ref<Storage>& arena, bool gpu) const {
     const ops::OpDef& def = *s.node->def;
     BorrowedTensors ins;  // the slots keep them alive for the step
     for (uint32_t i : s.in) ins.push_back(slots[i]);
@@ -78,10 +82,14 @@ class Interpreter final : public Executable {
       types = &dyn;
     }
     ops::TensorList outs(types->size());
-    for (size_t k = 0; k < outs.size(); ++k)
-      if (s.arena_offset[k] >= 0) outs[k] = arena_view(arena, size_t(s.arena_offset[k]), (*types)[k]);
-    ops::KernelContext ctx{def, s.node->attrs, in_span, *types, outs};
-    def.cpu_kernel(ctx);
+    if (gpu) {
+      outs = ops::execute_eager(def, s.node->attrs, in_span, *types);
+    } else {
+      for (size_t k = 0; k < outs.size(); ++k)
+        if (s.arena_offset[k] >= 0) outs[k] = arena_view(arena, size_t(s.arena_offset[k]), (*types)[k]);
+      ops::KernelContext ctx{def, s.node->attrs, in_span, *types, outs};
+      def.cpu_kernel(ctx);
+    }
     for (size_t k = 0; k < s.out.size(); ++k) slots[s.out[k]] = std::move(outs[k]);
   }
 
@@ -111,7 +119,7 @@ class Interpreter final : public Executable {
       fail<InvalidArgument>("assign", "variable '", slot.name, "' has dtype ", dtype_name(v->dtype()), " and shape ",
                             v->shape().to_string(), ", cannot assign a value of dtype ", dtype_name(value.dtype()),
                             " and shape ", value.shape().to_string());
-    v->write(value);
+    v->write(value);  // copies across devices when the value was computed elsewhere
   }
 
   void run_cond(const Step& s, SmallVector<Tensor, 32>& slots) const {
@@ -229,11 +237,18 @@ void Interpreter::plan() {
 
 }  // namespace
 
+bool runs_on_gpu(std::span<const Tensor> inputs) {
+  if (in_device_scope()) return current_device().type == DeviceType::GPU;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.device().type == DeviceType::GPU) return true;
+  return false;
+}
+
 ops::TensorList run_cond(const Executable& then_graph, const Executable& else_graph, std::span<const Tensor> inputs) {
   const Tensor& pred = inputs[0];
   if (pred.num_elements() != 1)
     fail<InvalidArgument>("cond", "the predicate must have one element, got shape ", pred.shape().to_string());
-  bool p = pred.dtype() == DType::Bool ? pred.item<bool>() : false;
+  bool p = pred.dtype() == DType::Bool ? pred.to(kCPU).item<bool>() : false;
   return (p ? then_graph : else_graph).run(inputs.subspan(1));
 }
 
@@ -242,7 +257,7 @@ ops::TensorList run_while(const Executable& cond, const Executable& body, std::s
   std::vector<Tensor> args(inputs.begin(), inputs.end());
   for (;;) {
     Tensor c = cond.run(args)[0];
-    if (!c.item<bool>()) break;
+    if (!c.to(kCPU).item<bool>()) break;
     ops::TensorList next = body.run(args);
     for (size_t k = 0; k < num_loop_vars; ++k) args[k] = std::move(next[k]);
   }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ops/defs/elementwise_common.h"
+#include "ops/defs/reduce.h"
 #include "ops/kernels/cpu/loops.h"
 #include "ops/kernels/cpu/scalar_fn.h"
 
@@ -38,9 +39,6 @@ std::string list_string(const std::vector<int64_t>& v) {
 
 }  // namespace
 
-/// Normalizes reduction axes for a tensor of `rank`: negative axes count from the end. Returns
-/// them sorted. Throws InvalidArgument naming `op` for an axis out of range or a repeated axis.
-/// Used by the reduction op functions (ops/api_reduce.cpp) and by inference.
 std::vector<int64_t> normalize_reduction_axes(std::string_view op, const std::vector<int64_t>& axes, int64_t rank) {
   std::vector<int64_t> out;
   out.reserve(axes.size());

@@ -2722,3 +2722,46 @@ TEST_CASE("every op that takes string tensors matches its reference on strings",
     }
   }
 }
+
+// Every case of every op on the GPU ([.cuda], scripts/gpu_check.sh): inputs copied to GPU:0 and
+// the op run in a GPU scope gives the CPU's results (floats at the traced tier) and the same
+// errors. Ops without a GPU kernel run on the CPU through dispatch, so every op is covered.
+TEST_CASE("every op on the GPU gives the CPU's results", "[.cuda]") {
+  if (gpu_count() == 0) FAIL("no GPU");
+  const Device gpu{DeviceType::GPU, 0};
+  const auto& table = spec_table();
+  for (const ops::OpDef& def : ops::all_ops()) {
+    const std::string op(def.name);
+    auto it = table.find(op);
+    if (it == table.end()) continue;
+    const OpSpec& spec = it->second;
+    for (DType dt : kAllDTypes) {
+      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
+                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+      if (!accepted) continue;
+      for (const Case& c : spec.cases(op, dt, runs_big_cases(dt))) {
+        INFO("op " << op << " dtype " << dtype_name(dt) << " case " << c.what);
+        const Outcome cpu = outcome_of([&c] { return c.run(); });
+        const Outcome on_gpu = outcome_of([&] {
+          std::vector<Tensor> in;
+          for (const Tensor& t : c.inputs) in.push_back(t.defined() && t.dtype() != DType::String ? t.to(gpu) : t);
+          DeviceScope scope(gpu);
+          Outputs out = c.body(in);
+          for (Tensor& t : out)
+            if (t.defined()) t = t.to(kCPU);
+          return out;
+        });
+        CHECK(on_gpu.printed == cpu.printed);
+        CHECK(on_gpu.error == cpu.error);
+        if (!cpu.error.empty() || !on_gpu.error.empty()) continue;
+        REQUIRE(on_gpu.out.size() == cpu.out.size());
+        for (size_t i = 0; i < cpu.out.size(); ++i) {
+          if (!cpu.out[i].defined()) continue;
+          const std::string diff = traced_mismatch(on_gpu.out[i], cpu.out[i]);
+          INFO("output " << i << ": " << diff);
+          CHECK(diff.empty());
+        }
+      }
+    }
+  }
+}

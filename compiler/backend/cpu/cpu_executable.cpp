@@ -249,6 +249,7 @@ class CpuExecutable final : public Executable {
   }
 
   ops::TensorList run(std::span<const Tensor> inputs) const override {
+    if (runs_on_gpu(inputs)) return interp_->run(inputs);
     if (main_) return main_->run(inputs);
     if (const Program* p = specialization(inputs)) return p->run(inputs);
     return interp_->run(inputs);

@@ -1,0 +1,491 @@
+// Launching the eager GPU kernels: NVRTC and cuBLAS loaded with dlopen, a cache of compiled
+// kernels per (device, kernel name), broadcasting set-up and the launch grid.
+#include "ops/kernels/cuda/kernels.h"
+
+#include "runtime/errors.h"
+
+#if KILN_WITH_CUDA
+#include <cublas_v2.h>
+#include <dlfcn.h>
+#include <nvrtc.h>
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "ops/defs/reduce.h"
+#include "ops/kernels/cuda/source.h"
+#include "runtime/cuda/cuda.h"
+#include "runtime/cuda/driver_api.h"
+#include "runtime/errors.h"
+#include "runtime/logging.h"
+#endif
+
+namespace kiln::ops::cuda {
+
+#if KILN_WITH_CUDA
+
+namespace {
+
+#define KILN_NVRTC_FUNCTIONS(X)                                                                                \
+  X(nvrtcCreateProgram)                                                                                        \
+  X(nvrtcCompileProgram)                                                                                       \
+  X(nvrtcDestroyProgram) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) \
+      X(nvrtcGetErrorString)
+#define KILN_CUBLAS_FUNCTIONS(X) \
+  X(cublasCreate_v2)             \
+  X(cublasSetStream_v2) X(cublasSetMathMode) X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)
+
+struct Nvrtc {
+#define KILN_MEMBER(name) decltype(&::name) name = nullptr;
+  KILN_NVRTC_FUNCTIONS(KILN_MEMBER)
+  std::string error;
+};
+struct Cublas {
+  KILN_CUBLAS_FUNCTIONS(KILN_MEMBER)
+#undef KILN_MEMBER
+  std::string error;
+};
+
+// Resolves every function of a table from `lib`; the first missing one becomes the error.
+#define KILN_RESOLVE(name)                                                            \
+  if (t->error.empty()) {                                                             \
+    t->name = reinterpret_cast<decltype(t->name)>(dlsym(lib, KILN_CUDA_STR(name)));   \
+    if (!t->name) t->error = std::string("the library lacks ") + KILN_CUDA_STR(name); \
+  }
+
+const Nvrtc& nvrtc() {
+  static const Nvrtc* api = [] {
+    auto* t = new Nvrtc();
+    std::string err;
+    void* lib = kiln::cuda::open_library({"libnvrtc.so." KILN_CUDA_STR(KILN_CUDA_TOOLKIT_MAJOR), "libnvrtc.so"}, err);
+    if (!lib) {
+      t->error = "NVRTC (libnvrtc.so) is not installed: " + err;
+      return t;
+    }
+    KILN_NVRTC_FUNCTIONS(KILN_RESOLVE)
+    return t;
+  }();
+  return *api;
+}
+
+const Cublas& cublas() {
+  static const Cublas* api = [] {
+    auto* t = new Cublas();
+    std::string err;
+    void* lib = kiln::cuda::open_library({"libcublas.so." KILN_CUDA_STR(KILN_CUDA_TOOLKIT_MAJOR), "libcublas.so"}, err);
+    if (!lib) {
+      t->error = "cuBLAS (libcublas.so) is not installed: " + err;
+      return t;
+    }
+    KILN_CUBLAS_FUNCTIONS(KILN_RESOLVE)
+    return t;
+  }();
+  if (!api->error.empty()) fail<InvalidArgument>("matmul", api->error);
+  return *api;
+}
+#undef KILN_RESOLVE
+
+// Compiled kernels by device and name; modules stay loaded for the life of the process.
+struct KernelCache {
+  std::mutex mu;
+  std::unordered_map<std::string, CUfunction> functions;
+};
+
+KernelCache& kernel_cache() {
+  static auto* c = new KernelCache();
+  return *c;
+}
+
+// The kernel `name` on GPU `device`, compiled from `make_source()` on first use.
+template <class MakeSource>
+CUfunction get_kernel(int device, const std::string& name, MakeSource&& make_source) {
+  KernelCache& cache = kernel_cache();
+  const std::string key = std::to_string(device) + "/" + name;
+  {
+    std::lock_guard lock(cache.mu);
+    if (auto it = cache.functions.find(key); it != cache.functions.end()) return it->second;
+  }
+  // compile outside the lock: NVRTC takes a while and other kernels may be wanted meanwhile
+  std::string cubin = compile_cubin(gpu_prelude() + make_source(), name, kiln::cuda::compute_capability(device));
+  kiln::cuda::set_device(device);
+  const auto& api = kiln::cuda::driver();
+  std::lock_guard lock(cache.mu);
+  if (auto it = cache.functions.find(key); it != cache.functions.end()) return it->second;
+  CUmodule module = nullptr;
+  kiln::cuda::check(api.cuModuleLoadData(&module, cubin.data()), "cuda", "cuModuleLoadData");
+  CUfunction fn = nullptr;
+  kiln::cuda::check(api.cuModuleGetFunction(&fn, module, name.c_str()), "cuda", "cuModuleGetFunction");
+  cache.functions.emplace(key, fn);
+  return fn;
+}
+
+// Launches a grid-stride kernel over n elements on the device's stream.
+void launch(std::string_view who, int device, CUfunction fn, int64_t n, void** args) {
+  if (n == 0) return;
+  constexpr int64_t kBlock = 256, kMaxBlocks = 65536;
+  const auto blocks = static_cast<unsigned>(std::min((n + kBlock - 1) / kBlock, kMaxBlocks));
+  kiln::cuda::check(
+      kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, unsigned(kBlock), 1, 1, 0,
+                                          static_cast<CUstream>(kiln::cuda::stream(device)), args, nullptr),
+      who, "cuLaunchKernel");
+}
+
+std::string kernel_name(std::string_view kind, std::string_view op, DType a, DType b) {
+  return "kiln_" + std::string(kind) + "_" + std::string(op) + "_" + std::string(dtype_name(a)) + "_" +
+         std::string(dtype_name(b));
+}
+
+void* data_ptr(const Tensor& t) { return const_cast<void*>(t.device_data()); }
+
+void check_supported(const OpDef& def, DType in) {
+  if (!gpu_elementwise_supported(def.id, in))
+    fail<Unimplemented>(def.name, "has no GPU kernel for ", dtype_name(in), " in this build");
+}
+
+void kernel_unary(KernelContext& ctx) {
+  const Tensor& x = ctx.inputs[0];
+  check_supported(ctx.def, x.dtype());
+  Tensor& y = ctx.output(0);
+  const int dev = x.device().index;
+  std::string name = kernel_name("unary", ctx.def.name, x.dtype(), y.dtype());
+  CUfunction fn = get_kernel(dev, name, [&] { return unary_kernel_source(ctx.def.id, x.dtype(), y.dtype(), name); });
+  void* a = data_ptr(x);
+  void* o = data_ptr(y);
+  long long n = y.num_elements();
+  void* args[] = {&a, &o, &n};
+  launch(ctx.def.name, dev, fn, n, args);
+}
+
+// The broadcast layout of a binary op: output dims with input strides (0 on broadcast axes),
+// adjacent axes merged where both inputs are contiguous across them.
+struct Broadcast {
+  int rank;
+  long long dims[kMaxGpuRank];
+  long long sa[kMaxGpuRank];
+  long long sb[kMaxGpuRank];
+};
+
+Broadcast broadcast_layout(std::string_view who, const Shape& out, const Shape& a, const Shape& b) {
+  Broadcast bc{};
+  if (a == b) return bc;  // rank 0: same index everywhere
+  const int64_t r = out.rank();
+  std::vector<long long> dims, sa, sb;
+  auto strides = [&](const Shape& s) {
+    std::vector<long long> st(size_t(r), 0);
+    long long acc = 1;
+    for (int64_t i = s.rank() - 1; i >= 0; --i) {
+      st[size_t(r - s.rank() + i)] = s.dim(i) == 1 ? 0 : acc;
+      acc *= s.dim(i);
+    }
+    return st;
+  };
+  std::vector<long long> all_a = strides(a), all_b = strides(b);
+  for (int64_t i = 0; i < r; ++i) {
+    long long d = out.dim(i);
+    if (d == 1) continue;
+    if (!dims.empty() && sa.back() == all_a[size_t(i)] * d && sb.back() == all_b[size_t(i)] * d) {
+      dims.back() *= d;
+      sa.back() = all_a[size_t(i)];
+      sb.back() = all_b[size_t(i)];
+      continue;
+    }
+    dims.push_back(d);
+    sa.push_back(all_a[size_t(i)]);
+    sb.push_back(all_b[size_t(i)]);
+  }
+  if (dims.size() > size_t(kMaxGpuRank))
+    fail<Unimplemented>(who, "broadcasting ", a.to_string(), " with ", b.to_string(), " needs ", dims.size(),
+                        " axes on the GPU, more than ", kMaxGpuRank);
+  if (dims.empty()) {  // every dim is 1
+    dims.push_back(1);
+    sa.push_back(0);
+    sb.push_back(0);
+  }
+  bc.rank = int(dims.size());
+  for (size_t i = 0; i < dims.size(); ++i) {
+    bc.dims[i] = dims[i];
+    bc.sa[i] = sa[i];
+    bc.sb[i] = sb[i];
+  }
+  return bc;
+}
+
+void kernel_binary(KernelContext& ctx) {
+  const Tensor &x = ctx.inputs[0], &y = ctx.inputs[1];
+  check_supported(ctx.def, x.dtype());
+  Tensor& out = ctx.output(0);
+  const int dev = out.device().index;
+  std::string name = kernel_name("binary", ctx.def.name, x.dtype(), out.dtype());
+  CUfunction fn = get_kernel(dev, name, [&] { return binary_kernel_source(ctx.def.id, x.dtype(), out.dtype(), name); });
+  Broadcast bc = broadcast_layout(ctx.def.name, out.shape(), x.shape(), y.shape());
+  // integer division and powers report bad divisors through a flag the host reads back
+  const bool checked = is_integer(x.dtype()) && (ctx.def.id == OpId::FloorDiv || ctx.def.id == OpId::Mod ||
+                                                 (ctx.def.id == OpId::Pow && is_signed_integer(x.dtype())));
+  Tensor flag;
+  void* err = nullptr;
+  if (checked) {
+    flag = Tensor::empty(Shape{}, DType::Int32, out.device());
+    err = data_ptr(flag);
+    kiln::cuda::check(kiln::cuda::driver().cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(err), 0, 4,
+                                                           static_cast<CUstream>(kiln::cuda::stream(dev))),
+                      ctx.def.name, "cuMemsetD8Async");
+  }
+  void* a = data_ptr(x);
+  void* b = data_ptr(y);
+  void* o = data_ptr(out);
+  long long n = out.num_elements();
+  void* args[] = {&a, &b, &o, &n, &bc, &err};
+  launch(ctx.def.name, dev, fn, n, args);
+  if (checked) {
+    int32_t code = 0;
+    kiln::cuda::copy_device_to_host(&code, err, sizeof(code), dev);
+    if (code == 1) fail<InvalidArgument>(ctx.def.name, "integer division by zero");
+    if (code == 2) fail<InvalidArgument>(ctx.def.name, "integers to negative integer powers are not allowed");
+  }
+}
+
+void kernel_cast(KernelContext& ctx) {
+  const Tensor& x = ctx.inputs[0];
+  Tensor& y = ctx.output(0);
+  if (is_complex(x.dtype()) || is_complex(y.dtype()) || x.dtype() == DType::String)
+    fail<Unimplemented>("cast", "casting ", dtype_name(x.dtype()), " to ", dtype_name(y.dtype()),
+                        " has no GPU kernel in this build");
+  const int dev = x.device().index;
+  std::string name = kernel_name("cast", "cast", x.dtype(), y.dtype());
+  CUfunction fn = get_kernel(dev, name, [&] { return cast_kernel_source(x.dtype(), y.dtype(), name); });
+  void* a = data_ptr(x);
+  void* o = data_ptr(y);
+  long long n = y.num_elements();
+  void* args[] = {&a, &o, &n};
+  launch("cast", dev, fn, n, args);
+}
+
+struct Reduce {
+  int rank_out, rank_red;
+  long long out_dims[kMaxGpuRank], out_strides[kMaxGpuRank], red_dims[kMaxGpuRank], red_strides[kMaxGpuRank], count;
+};
+
+void kernel_reduce(KernelContext& ctx) {
+  const Tensor& x = ctx.inputs[0];
+  if (!gpu_reduce_supported(ctx.def.id, x.dtype()))
+    fail<Unimplemented>(ctx.def.name, "has no GPU kernel for ", dtype_name(x.dtype()), " in this build");
+  Tensor& out = ctx.output(0);
+  const std::vector<int64_t> axes = normalize_reduction_axes(ctx.def.name, ctx.attrs.get_ints("axes"), x.ndim());
+  std::vector<bool> reduced(size_t(x.ndim()), false);
+  for (int64_t a : axes) reduced[size_t(a)] = true;
+  Reduce r{};
+  r.count = 1;
+  long long stride = 1;
+  for (int64_t i = x.ndim() - 1; i >= 0; --i) {  // innermost first, then reversed below
+    const long long d = x.shape().dim(i);
+    if (reduced[size_t(i)]) r.count *= d;
+    if (d != 1) {
+      int& rank = reduced[size_t(i)] ? r.rank_red : r.rank_out;
+      if (rank == kMaxGpuRank)
+        fail<Unimplemented>(ctx.def.name, "reducing ", x.shape().to_string(), " over ", axes.size(),
+                            " axes has no GPU kernel (more than ", kMaxGpuRank, " axes)");
+      (reduced[size_t(i)] ? r.red_dims : r.out_dims)[rank] = d;
+      (reduced[size_t(i)] ? r.red_strides : r.out_strides)[rank] = stride;
+      ++rank;
+    }
+    stride *= d;
+  }
+  std::reverse(r.out_dims, r.out_dims + r.rank_out);
+  std::reverse(r.out_strides, r.out_strides + r.rank_out);
+  std::reverse(r.red_dims, r.red_dims + r.rank_red);
+  std::reverse(r.red_strides, r.red_strides + r.rank_red);
+  long long outputs = out.num_elements();
+  if (outputs == 0) return;
+  const int dev = out.device().index;
+  std::string name = kernel_name("reduce", ctx.def.name, x.dtype(), out.dtype());
+  CUfunction fn = get_kernel(dev, name, [&] { return reduce_kernel_source(ctx.def.id, x.dtype(), name); });
+  unsigned threads = 32;
+  while (threads < 256 && threads < r.count) threads *= 2;
+  const auto blocks = static_cast<unsigned>(std::min<long long>(outputs, 1 << 20));
+  void* px = data_ptr(x);
+  void* po = data_ptr(out);
+  void* args[] = {&px, &po, &outputs, &r};
+  kiln::cuda::check(kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0,
+                                                        static_cast<CUstream>(kiln::cuda::stream(dev)), args, nullptr),
+                    ctx.def.name, "cuLaunchKernel");
+}
+
+// One cuBLAS handle per device, used under its lock (handles are not thread-safe).
+struct BlasHandle {
+  std::mutex mu;
+  cublasHandle_t handle = nullptr;
+};
+
+BlasHandle& blas_handle(int dev) {
+  static std::mutex mu;
+  static std::unordered_map<int, BlasHandle*> handles;
+  std::lock_guard lock(mu);
+  BlasHandle*& h = handles[dev];
+  if (!h) {
+    const Cublas& api = cublas();
+    kiln::cuda::set_device(dev);
+    auto* fresh = new BlasHandle();
+    if (api.cublasCreate_v2(&fresh->handle) != CUBLAS_STATUS_SUCCESS)
+      fail<Internal>("matmul", "cublasCreate failed on GPU:", dev);
+    // float32 stays float32: no TF32 tensor-core rounding (CUBLAS_DEFAULT_MATH allows none)
+    api.cublasSetMathMode(fresh->handle, CUBLAS_PEDANTIC_MATH);
+    h = fresh;
+  }
+  return *h;
+}
+
+struct MatmulShape {
+  long long m, n, k, batches;
+  int ta, tb;
+  long long sa, sb;
+};
+
+void kernel_matmul(KernelContext& ctx) {
+  const Tensor &a = ctx.inputs[0], &b = ctx.inputs[1];
+  Tensor& out = ctx.output(0);
+  const bool ta = ctx.attrs.get_bool("transpose_a"), tb = ctx.attrs.get_bool("transpose_b");
+  const DType dt = out.dtype();
+  if (is_complex(dt) || dt == DType::Bool)
+    fail<Unimplemented>("matmul", "matmul of ", dtype_name(dt), " has no GPU kernel in this build");
+  const int64_t m = out.shape().dim(out.ndim() - 2), n = out.shape().dim(out.ndim() - 1);
+  const int64_t k = ta ? a.shape().dim(a.ndim() - 2) : a.shape().dim(a.ndim() - 1);
+  const int64_t batches = m * n == 0 ? 0 : out.num_elements() / (m * n);
+  // operands repeat along broadcast batch axes only when they have no batch axes at all
+  auto batch_stride = [&](const Tensor& t) -> int64_t {
+    int64_t mats = t.num_elements() / std::max<int64_t>(1, t.shape().dim(t.ndim() - 1) * t.shape().dim(t.ndim() - 2));
+    if (mats == batches) return t.shape().dim(t.ndim() - 1) * t.shape().dim(t.ndim() - 2);
+    if (mats == 1) return 0;
+    fail<Unimplemented>("matmul", "broadcasting batch axes ", a.shape().to_string(), " with ", b.shape().to_string(),
+                        " has no GPU kernel in this build");
+  };
+  const int64_t sa = batch_stride(a), sb = batch_stride(b);
+  if (out.num_elements() == 0) return;
+  const int dev = out.device().index;
+  if (k == 0) {
+    kiln::cuda::check(
+        kiln::cuda::driver().cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(data_ptr(out)), 0, out.nbytes(),
+                                             static_cast<CUstream>(kiln::cuda::stream(dev))),
+        "matmul", "cuMemsetD8Async");
+    return;
+  }
+  if (dt == DType::Float32 || dt == DType::Float64) {
+    // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands
+    BlasHandle& h = blas_handle(dev);
+    std::lock_guard lock(h.mu);
+    const Cublas& api = cublas();
+    api.cublasSetStream_v2(h.handle, static_cast<cudaStream_t>(kiln::cuda::stream(dev)));
+    const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int ldb = int(tb ? k : n), lda = int(ta ? m : k), ldc = int(n);
+    cublasStatus_t st;
+    if (dt == DType::Float32) {
+      const float one = 1.0f, zero = 0.0f;
+      st = api.cublasSgemmStridedBatched(h.handle, opb, opa, int(n), int(m), int(k), &one,
+                                         static_cast<const float*>(b.device_data()), ldb, sb,
+                                         static_cast<const float*>(a.device_data()), lda, sa, &zero,
+                                         static_cast<float*>(data_ptr(out)), ldc, m * n, int(batches));
+    } else {
+      const double one = 1.0, zero = 0.0;
+      st = api.cublasDgemmStridedBatched(h.handle, opb, opa, int(n), int(m), int(k), &one,
+                                         static_cast<const double*>(b.device_data()), ldb, sb,
+                                         static_cast<const double*>(a.device_data()), lda, sa, &zero,
+                                         static_cast<double*>(data_ptr(out)), ldc, m * n, int(batches));
+    }
+    if (st != CUBLAS_STATUS_SUCCESS) fail<Internal>("matmul", "cuBLAS gemm failed with status ", int(st));
+    return;
+  }
+  std::string name = kernel_name("matmul", "matmul", dt, dt);
+  CUfunction fn = get_kernel(dev, name, [&] { return matmul_kernel_source(dt, name); });
+  MatmulShape s{m, n, k, batches, ta, tb, sa, sb};
+  void* pa = data_ptr(a);
+  void* pb = data_ptr(b);
+  void* pc = data_ptr(out);
+  void* args[] = {&pa, &pb, &pc, &s};
+  launch("matmul", dev, fn, out.num_elements(), args);
+}
+
+}  // namespace
+
+bool nvrtc_available(std::string& why) {
+  why = nvrtc().error;
+  return why.empty();
+}
+
+std::string compile_cubin(const std::string& source, const std::string& name, int arch) {
+  const Nvrtc& api = nvrtc();
+  if (!api.error.empty()) fail<InvalidArgument>("cuda", "cannot compile GPU kernels: ", api.error);
+  nvrtcProgram prog = nullptr;
+  if (api.nvrtcCreateProgram(&prog, source.c_str(), (name + ".cu").c_str(), 0, nullptr, nullptr) != NVRTC_SUCCESS)
+    fail<Internal>("cuda", "nvrtcCreateProgram failed for ", name);
+  const std::string arch_opt = "--gpu-architecture=sm_" + std::to_string(arch);
+  // no contraction into FMAs, so float results stay those of the CPU kernels; 128-bit integers
+  // for the means of 64-bit integers
+  const char* opts[] = {arch_opt.c_str(), "-std=c++17", "--fmad=false", "--device-int128"};
+  nvrtcResult rc = api.nvrtcCompileProgram(prog, 4, opts);
+  std::string log;
+  size_t log_size = 0;
+  if (api.nvrtcGetProgramLogSize(prog, &log_size) == NVRTC_SUCCESS && log_size > 1) {
+    log.resize(log_size);
+    api.nvrtcGetProgramLog(prog, log.data());
+  }
+  std::string cubin;
+  size_t size = 0;
+  if (rc == NVRTC_SUCCESS && api.nvrtcGetCUBINSize(prog, &size) == NVRTC_SUCCESS) {
+    cubin.resize(size);
+    api.nvrtcGetCUBIN(prog, cubin.data());
+  }
+  api.nvrtcDestroyProgram(&prog);
+  if (rc != NVRTC_SUCCESS)
+    fail<Internal>("cuda", "NVRTC could not compile ", name, " for sm_", arch, ": ", api.nvrtcGetErrorString(rc), "\n",
+                   log);
+  return cubin;
+}
+
+KernelFn kernel_for(OpId op) {
+  switch (op) {
+#define KILN_UNARY(Id, Fn, Classes, Rule) case OpId::Id:
+#define KILN_BINARY(Id, Fn, Classes, Rule, Traits, Kind)
+#include "ops/scalar_fn.def"
+#undef KILN_UNARY
+#undef KILN_BINARY
+    return kernel_unary;
+#define KILN_UNARY(Id, Fn, Classes, Rule)
+#define KILN_BINARY(Id, Fn, Classes, Rule, Traits, Kind) case OpId::Id:
+#include "ops/scalar_fn.def"
+#undef KILN_UNARY
+#undef KILN_BINARY
+    return kernel_binary;
+    case OpId::Cast:
+      return kernel_cast;
+    case OpId::ReduceSum:
+    case OpId::ReduceMean:
+    case OpId::ReduceProd:
+    case OpId::ReduceMax:
+    case OpId::ReduceMin:
+    case OpId::ReduceAny:
+    case OpId::ReduceAll:
+      return kernel_reduce;
+    case OpId::MatMul:
+      return kernel_matmul;
+    default:
+      return nullptr;
+  }
+}
+
+#else  // !KILN_WITH_CUDA
+
+KernelFn kernel_for(OpId) { return nullptr; }
+
+bool nvrtc_available(std::string& why) {
+  why = "this build of Kiln has no CUDA support (KILN_WITH_CUDA is off)";
+  return false;
+}
+
+std::string compile_cubin(const std::string&, const std::string&, int) {
+  fail<InvalidArgument>("cuda", "cannot compile GPU kernels: this build of Kiln has no CUDA support");
+}
+
+#endif
+
+}  // namespace kiln::ops::cuda

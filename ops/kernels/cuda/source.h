@@ -1,0 +1,55 @@
+// CUDA C source for the eager GPU kernels, generated from ops/scalar_fn.def: one device functor
+// per line of the list (with the CPU functors' semantics: wrapping integers, NaN-propagating
+// max/min, floor division), and kernels instantiated per op and dtype. No GPU is needed to
+// generate or to compile this source, so tests check every combination with NVRTC anywhere.
+#pragma once
+
+#include <string>
+
+#include "ops/op_def.h"
+#include "runtime/dtype.h"
+
+namespace kiln::ops::cuda {
+
+/// What every kernel below needs in front of it in a program: storage types, traits and the
+/// functors. A program is gpu_prelude() followed by one or more kernels.
+std::string gpu_prelude();
+
+/// Which elementwise ops run on the GPU for an input dtype (complex and string dtypes do not).
+bool gpu_elementwise_supported(OpId op, DType in);
+
+/// The dtype elementwise `op` on `in` computes in, as the CPU kernels do: integer true
+/// division in float or double, the 16-bit floats in float, the rest in their own type.
+DType gpu_compute_dtype(OpId op, DType in);
+
+/// The kernel `extern "C" __global__ void <name>(...)` for the unary op `op` from `in` to `out`:
+/// (const In* a, Out* o, long long n).
+std::string unary_kernel_source(OpId op, DType in, DType out, const std::string& name);
+
+/// The binary op's kernel with broadcasting: (const In* a, const In* b, Out* o,
+/// long long n, Broadcast shape, int* error). Integer floor division and mod by zero and signed
+/// integer powers with negative exponents set *error (1 and 2) instead of computing.
+std::string binary_kernel_source(OpId op, DType in, DType out, const std::string& name);
+
+/// The cast kernel (const In* a, Out* o, long long n) with the CPU cast's rules
+/// (floats to integers truncate and saturate, NaN to 0).
+std::string cast_kernel_source(DType in, DType out, const std::string& name);
+
+/// Whether reduce_sum/mean/prod/max/min (integers and floats) or reduce_any/all (bool) of
+/// `in` have a GPU kernel.
+bool gpu_reduce_supported(OpId op, DType in);
+
+/// The reduction kernel (const In* x, Out* o, long long outputs, Reduce r): one thread block per
+/// output element, a tree in shared memory over at most 256 threads (a power of two), with the
+/// CPU kernels' accumulator types (wrapping integer sums, float for 16-bit floats, wide
+/// integer means), NaN propagation for max/min and an empty mean being NaN (0 for integers).
+std::string reduce_kernel_source(OpId op, DType in, const std::string& name);
+
+/// A batched matmul kernel for dtypes cuBLAS does not cover (integers, 16-bit
+/// floats): (const T* a, const T* b, T* c, MatmulShape shape); accumulates as the CPU does.
+std::string matmul_kernel_source(DType dtype, const std::string& name);
+
+/// The maximum rank a broadcast kernel takes after collapsing axes.
+inline constexpr int kMaxGpuRank = 8;
+
+}  // namespace kiln::ops::cuda

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The GPU checks (docs/gpu.md), in two steps because the GPU machine has the CUDA toolkit, CMake,
+# Ninja and g++ but none of Kiln's other dependencies and no package registry:
+#   scripts/gpu_check.sh prepare   on a Debian 12 machine with the CUDA toolkit (this one):
+#                                  builds the GPU test binaries into .gpu/ with the shared
+#                                  libraries they need that the GPU machine lacks (spdlog, fmt)
+#   scripts/gpu_check.sh run       on the GPU machine, from the repository root with .gpu/
+#                                  carried there: correctness first (every [.cuda] test), then
+#                                  the GPU timings; logs go to $OUT when set (the device tool)
+# The binaries are built without LLVM and oneDNN, so nothing large travels (traced functions
+# run on the interpreter there; the CPU results the GPU is compared with use Kiln's own matmul),
+# and for x86-64-v3 (AVX2), since the GPU machine's processor may lack AVX-512.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cmd=${1:-run}
+case "$cmd" in
+prepare)
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_LLVM=OFF -DKILN_WITH_ONEDNN=OFF \
+    -DKILN_BUILD_BENCH=OFF -DKILN_WITH_CUDA=ON -DKILN_ARCH=x86-64-v3 >build-gpu.configure.log 2>&1 || { cat build-gpu.configure.log; exit 1; }
+  grep -q "building the GPU runtime" build-gpu.configure.log || { echo "no CUDA toolkit found" >&2; exit 1; }
+  cmake --build build-gpu -j "$(nproc)" --target test_ops test_conformance
+  rm -rf .gpu && mkdir -p .gpu/lib
+  cp build-gpu/tests/test_ops build-gpu/tests/test_conformance .gpu/
+  # the libraries a plain Ubuntu/Debian machine with the CUDA toolkit does not have
+  for lib in $(ldd .gpu/test_ops .gpu/test_conformance | awk '/=>/ {print $3}' | sort -u); do
+    case "$(basename "$lib")" in
+    libspdlog* | libfmt* | libgomp*) cp -L "$lib" .gpu/lib/ ;;
+    esac
+  done
+
+  du -sh .gpu
+  echo "carry .gpu to the GPU machine and run: scripts/gpu_check.sh run"
+  ;;
+run)
+  [ -x .gpu/test_ops ] || { echo ".gpu/ is missing: run 'scripts/gpu_check.sh prepare' first and carry .gpu" >&2; exit 1; }
+  export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
+  log=${OUT:-.gpu}/gpu_check.log
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$log" || true
+  status=0
+  echo "== correctness: [.cuda] tests" | tee -a "$log"
+  .gpu/test_ops "[.cuda]" 2>&1 | tee -a "$log" || status=1
+  .gpu/test_conformance "[.cuda]" 2>&1 | tail -200 | tee -a "$log" || status=1
+  exit $status
+  ;;
+*)
+  echo "usage: scripts/gpu_check.sh prepare|run" >&2
+  exit 2
+  ;;
+esac

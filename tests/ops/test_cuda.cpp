@@ -1,0 +1,237 @@
+// The GPU runtime. Without a GPU: every generated kernel compiles with NVRTC for sm_90 (no GPU
+// needed), soft placement and copies report the missing GPU. With one ([.cuda], run by
+// scripts/gpu_check.sh): placement, copies, the allocator, kernels against the CPU.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kiln/kiln.h"
+#include "ops/defs/elementwise_common.h"
+#include "ops/kernels/cuda/kernels.h"
+#include "ops/kernels/cuda/source.h"
+#include "ops/ops.h"
+#include "ops/variable.h"
+#include "runtime/cuda/cuda.h"
+#include "runtime/printing.h"
+#include "tests/support/op_cases.h"
+
+using namespace kiln;
+
+namespace {
+
+const DType kGpuDTypes[] = {DType::Bool,     DType::Int8,    DType::Int16,  DType::Int32,  DType::Int64,
+                            DType::UInt8,    DType::UInt16,  DType::UInt32, DType::UInt64, DType::Float16,
+                            DType::BFloat16, DType::Float32, DType::Float64};
+
+// The output dtype the op infers for inputs of `dt`.
+DType out_dtype(ops::OpId id, DType dt, int inputs) {
+  const ops::OpDef& def = ops::op_def(id);
+  std::vector<Tensor> in(size_t(inputs), Tensor::empty(Shape{0}, dt));
+  return def.infer(def, ops::Attrs{}, in)[0].dtype;
+}
+
+// Every elementwise kernel of scalar_fn.def for every dtype it accepts, every cast and the
+// integer/16-bit matmuls, as one program.
+std::string all_kernels(int& count) {
+  std::string src = ops::cuda::gpu_prelude();
+  count = 0;
+  auto add = [&](std::string k) {
+    src += k;
+    ++count;
+  };
+  auto name = [&] { return "k" + std::to_string(count); };
+#define KILN_UNARY(Id, Fn, Classes, Rule)                        \
+  for (DType dt : kGpuDTypes)                                    \
+    if (ops::cuda::gpu_elementwise_supported(ops::OpId::Id, dt)) \
+      add(ops::cuda::unary_kernel_source(ops::OpId::Id, dt, out_dtype(ops::OpId::Id, dt, 1), name()));
+#define KILN_BINARY(Id, Fn, Classes, Rule, Traits, Kind)         \
+  for (DType dt : kGpuDTypes)                                    \
+    if (ops::cuda::gpu_elementwise_supported(ops::OpId::Id, dt)) \
+      add(ops::cuda::binary_kernel_source(ops::OpId::Id, dt, out_dtype(ops::OpId::Id, dt, 2), name()));
+#include "ops/scalar_fn.def"
+#undef KILN_UNARY
+#undef KILN_BINARY
+  for (DType a : kGpuDTypes)
+    for (DType b : kGpuDTypes) add(ops::cuda::cast_kernel_source(a, b, name()));
+  for (DType dt : kGpuDTypes)
+    if (dt != DType::Bool && dt != DType::Float32 && dt != DType::Float64)
+      add(ops::cuda::matmul_kernel_source(dt, name()));
+  for (ops::OpId op : {ops::OpId::ReduceSum, ops::OpId::ReduceMean, ops::OpId::ReduceProd, ops::OpId::ReduceMax,
+                       ops::OpId::ReduceMin, ops::OpId::ReduceAny, ops::OpId::ReduceAll})
+    for (DType dt : kGpuDTypes)
+      if (ops::cuda::gpu_reduce_supported(op, dt)) add(ops::cuda::reduce_kernel_source(op, dt, name()));
+  return src;
+}
+
+}  // namespace
+
+TEST_CASE("every generated GPU kernel compiles with NVRTC for sm_90", "[cuda-source]") {
+  std::string why;
+  if (!ops::cuda::nvrtc_available(why)) {
+    WARN("NVRTC is not available, the GPU kernel sources are not compiled: " << why);
+    return;
+  }
+  int count = 0;
+  const std::string src = all_kernels(count);
+  CHECK(count > 300);
+  std::string cubin;
+  REQUIRE_NOTHROW(cubin = ops::cuda::compile_cubin(src, "kiln_all_kernels", 90));
+  CHECK(cubin.size() > 1000);
+  // a broken kernel is reported with NVRTC's log, as an Internal error
+  CHECK_THROWS_AS(ops::cuda::compile_cubin(
+                      ops::cuda::gpu_prelude() + "extern \"C\" __global__ void k() { undefined_fn(); }", "broken", 90),
+                  Internal);
+}
+
+TEST_CASE("without a GPU, placement falls back to the CPU and copies say why", "[device]") {
+  if (gpu_count() > 0) return;  // the [.cuda] tests cover machines with one
+  CHECK(!cuda::unavailable_reason().empty());
+  {
+    DeviceScope gpu("GPU:0");
+    CHECK(gpu.placed() == kCPU);
+    Tensor t = add(constant(std::vector<float>{1, 2}, Shape{2}), constant(std::vector<float>{3, 4}, Shape{2}));
+    CHECK(t.device() == kCPU);
+  }
+  Tensor t = constant(std::vector<float>{1, 2, 3}, Shape{3});
+  try {
+    (void)t.to(Device::parse("GPU:0"));
+    FAIL("copying to a missing GPU must throw");
+  } catch (const InvalidArgument& e) {
+    CHECK(std::string(e.what()).find("[to] no GPU is available") == 0);
+  }
+  CHECK(t.to(kCPU).device() == kCPU);
+}
+
+// ---- with a GPU ----------------------------------------------------------------------------
+
+namespace {
+const Device kGPU{DeviceType::GPU, 0};
+
+void require_gpu() {
+  if (gpu_count() == 0) FAIL("[.cuda] tests need a GPU: " << cuda::unavailable_reason());
+}
+
+std::vector<float> host_floats(const Tensor& t) {
+  Tensor h = t.to(kCPU);
+  return std::vector<float>(h.data<float>(), h.data<float>() + h.num_elements());
+}
+}  // namespace
+
+TEST_CASE("GPU: the walkthrough's placement example", "[.cuda]") {
+  require_gpu();
+  std::optional<Variable> a, b;
+  {
+    DeviceScope cpu("CPU:0");
+    a.emplace(constant(std::vector<float>{1, 2, 3, 4, 5, 6}, Shape{2, 3}));
+    b.emplace(constant(std::vector<float>{1, 2, 3}, Shape{1, 3}));
+  }
+  Tensor k;
+  {
+    DeviceScope gpu("GPU:0");
+    CHECK(gpu.placed() == kGPU);
+    k = multiply(*a, *b);
+  }
+  CHECK(k.device() == kGPU);
+  CHECK(format_tensor(k) == "kiln.Tensor(\n[[ 1.  4.  9.]\n [ 4. 10. 18.]], shape=(2, 3), dtype=float32)");
+  Tensor c = matmul(constant(std::vector<float>{1, 2, 3, 4, 5, 6}, Shape{2, 3}).to(kGPU),
+                    constant(std::vector<float>{1, 2, 3, 4, 5, 6}, Shape{3, 2}).to(kGPU));
+  CHECK(c.device() == kGPU);
+  CHECK(host_floats(c) == std::vector<float>{22, 28, 49, 64});
+}
+
+TEST_CASE("GPU: copies round-trip every dtype and the allocator reuses blocks", "[.cuda]") {
+  require_gpu();
+  for (DType dt : kGpuDTypes) {
+    INFO(dtype_name(dt));
+    Tensor x = cast(constant(std::vector<double>{0, 1, -2, 3.5, 100, -7}, Shape{2, 3}), dt);
+    Tensor back = x.to(kGPU).to(kCPU);
+    CHECK(back.dtype() == dt);
+    CHECK(std::memcmp(back.raw_data(), x.raw_data(), x.nbytes()) == 0);
+  }
+  Tensor g = constant(std::vector<float>(1000, 1.0f), Shape{1000}).to(kGPU);
+  CHECK_THROWS_AS(g.raw_data(), InvalidArgument);  // device memory is not host memory
+  cuda::MemoryStats before = cuda::memory_stats(0);
+  for (int i = 0; i < 10; ++i) (void)add(g, g);
+  cuda::MemoryStats after = cuda::memory_stats(0);
+  CHECK(after.hits >= before.hits + 9);
+  CHECK_THROWS_AS(g.to(Device{DeviceType::GPU, 99}), InvalidArgument);
+}
+
+TEST_CASE("GPU: matmul through cuBLAS and the integer kernel agree with the CPU", "[.cuda]") {
+  require_gpu();
+  for (DType dt : {DType::Float32, DType::Float64, DType::Int32, DType::Float16}) {
+    INFO(dtype_name(dt));
+    for (auto [ta, tb] : {std::pair{false, false}, {true, false}, {false, true}, {true, true}}) {
+      Tensor a = cast(random::uniform(Shape{3, 70, 50}, 1, -2, 2), dt);
+      Tensor b = cast(random::uniform(Shape{50, 40}, 2, -2, 2), dt);
+      if (ta) a = transpose(a, {0, 2, 1});
+      if (tb) b = transpose(b);
+      Tensor cpu = matmul(a, b, ta, tb);
+      Tensor gpu = matmul(a.to(kGPU), b.to(kGPU), ta, tb);
+      CHECK(gpu.device() == kGPU);
+      Tensor diff = reduce_max(abs(subtract(cast(gpu.to(kCPU), DType::Float64), cast(cpu, DType::Float64))));
+      CHECK(diff.item<double>() <= (dt == DType::Float16 ? 0.5 : 1e-3));
+    }
+  }
+}
+
+TEST_CASE("GPU: errors and ops without a GPU kernel", "[.cuda]") {
+  require_gpu();
+  Tensor a = constant(std::vector<int32_t>{1, 2, 3}, Shape{3}).to(kGPU),
+         z = constant(std::vector<int32_t>{1, 0, 1}, Shape{3}).to(kGPU);
+  try {
+    (void)floordiv(a, z);
+    FAIL("division by zero must throw");
+  } catch (const InvalidArgument& e) {
+    CHECK(std::string(e.what()) == "[floordiv] integer division by zero");
+  }
+  // reverse has no GPU kernel yet: it runs on the CPU, and its result comes back to the GPU
+  Tensor s = reverse(constant(std::vector<float>{1, 2, 3}, Shape{3}).to(kGPU), {0});
+  CHECK(s.device() == kGPU);
+  CHECK(host_floats(s) == std::vector<float>{3, 2, 1});
+}
+
+TEST_CASE("GPU: variables live on the device of their scope and assignments stay there", "[.cuda]") {
+  require_gpu();
+  std::optional<Variable> v;
+  {
+    DeviceScope gpu("GPU:0");
+    v.emplace(constant(std::vector<float>{1, 2, 3}, Shape{3}));
+  }
+  CHECK(v->device() == kGPU);
+  CHECK(v->read_value().device() == kGPU);
+  v->assign(constant(std::vector<float>{4, 5, 6}, Shape{3}));  // a host value is copied over
+  CHECK(v->read_value().device() == kGPU);
+  CHECK(host_floats(*v) == std::vector<float>{4, 5, 6});
+  v->assign_add(constant(std::vector<float>{1, 1, 1}, Shape{3}).to(kGPU));
+  CHECK(host_floats(*v) == std::vector<float>{5, 6, 7});
+}
+
+TEST_CASE("GPU: traced functions and gradients run on the GPU", "[.cuda]") {
+  require_gpu();
+  auto f = function([](Tensor x, Tensor w) { return relu(matmul(x, w) + 1.0f); });
+  Tensor x = random::normal({4, 8}, 1), w = random::normal({8, 3}, 2);
+  Tensor on_cpu = f(x, w);
+  Tensor on_gpu = f(x.to(kGPU), w.to(kGPU));
+  CHECK(on_gpu.device() == kGPU);
+  std::vector<float> a = host_floats(on_cpu), b = host_floats(on_gpu);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(b[i] == Approx(a[i]).margin(1e-5));
+
+  auto grad_of = [&](Device d) {
+    std::optional<Variable> wv;
+    {
+      DeviceScope scope(d);
+      wv.emplace(w);
+    }
+    GradientTape tape;
+    Tensor loss = reduce_mean(square(matmul(x.to(d), *wv)));
+    return host_floats(tape.gradient(loss, *wv));
+  };
+  std::vector<float> gc = grad_of(kCPU), gg = grad_of(kGPU);
+  REQUIRE(gc.size() == gg.size());
+  for (size_t i = 0; i < gc.size(); ++i) CHECK(gg[i] == Approx(gc[i]).margin(1e-5));
+}
