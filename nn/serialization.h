@@ -25,7 +25,7 @@ namespace kiln::nn {
 ///   });
 class ConfigReader {
  public:
-  /// Throws InvalidArgument unless `config` is a JSON object.
+  /// Throws InvalidArgument unless `config` is a JSON object. Keeps a reference to `config`.
   ConfigReader(const nlohmann::json& config, std::string class_name);
 
   /// The config object itself.
@@ -93,7 +93,8 @@ struct DeserializeOptions {
 /// anything wrong in the JSON: not an object, an unknown class name (naming the registered
 /// ones), a missing field, a field of the wrong type, a bad value (what the layer's constructor
 /// rejects, such as units < 1), a functional graph whose nodes reference missing layers, or
-/// weights past `max_weight_elements`.
+/// weights past `max_weight_elements`. A call made while another runs on this thread (a container
+/// layer's factory making its layers) shares that call's options, budget and depth.
 std::shared_ptr<Layer> deserialize_layer(const nlohmann::json& json, const DeserializeOptions& options = {});
 
 /// Rebuilds a model from ModelImpl::to_json's text (Keras' model_from_json): the same

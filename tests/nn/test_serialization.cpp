@@ -314,6 +314,9 @@ TEST_CASE("hostile model JSON gives typed errors", "[nn][serialization][errors]"
   check_error(R"({"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": {"units": 2}}],
       "build_input_shape": [null, 3, -1]}})",
               "'build_input_shape'");
+  // JSON nested a hundred thousand deep parses and is refused without recursion
+  check_error(layer("Dense", R"({"units": )" + std::string(100000, '[') + std::string(100000, ']') + "}"),
+              "'units' must be an integer, got array");
   // models nested past the depth limit
   std::string deep = R"({"class_name": "Dense", "config": {"units": 1}})";
   for (int i = 0; i < 40; ++i) deep = R"({"class_name": "Sequential", "config": {"layers": [)" + deep + "]}}";
@@ -391,6 +394,11 @@ TEST_CASE("randomly damaged model JSON throws typed errors or loads", "[nn][seri
         replacements[std::uniform_int_distribution<size_t>(0, std::size(replacements) - 1)(rng)];
     try {
       nn::Model m = nn::model_from_json(j.dump(), {.max_weight_elements = 1 << 20});
+      // what loads writes canonical JSON: it loads into the same JSON and summary
+      const std::string again = m->to_json();
+      nn::Model copy = nn::model_from_json(again);
+      CHECK(copy->to_json() == again);
+      if (m->built()) CHECK(copy->summary_string() == m->summary_string());
       ++loaded;
     } catch (const InvalidArgument&) {
       ++rejected;
