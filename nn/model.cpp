@@ -440,6 +440,14 @@ Logs ModelImpl::read_metrics(const std::string& prefix) const {
   return logs;
 }
 
+namespace {
+// The examples in a batch, the loss metric's weight for it (a custom loss may return a scalar).
+Tensor examples(const Tensor& per_example, const Tensor& y) {
+  if (per_example.ndim() == 1) return cast(size(per_example), float32);
+  return cast(shape_of(y).index({0}), float32);
+}
+}  // namespace
+
 Tensor ModelImpl::train_step(const Tensor& x, const Tensor& y) {
   Compiled& c = *compiled_;
   GradientTape tape;
@@ -451,7 +459,7 @@ Tensor ModelImpl::train_step(const Tensor& x, const Tensor& y) {
   std::vector<Tensor> grads = tape.gradient(loss, sources);
   c.optimizer->apply_gradients(grads, vars);
   // the epoch's loss is the mean over examples: each batch counts with its size
-  c.loss_tracker->update(loss, cast(size(per), float32));
+  c.loss_tracker->update(loss, examples(per, y));
   for (auto& m : c.metrics) m->update_state(y, pred);
   return loss;
 }
@@ -461,7 +469,7 @@ Tensor ModelImpl::test_step(const Tensor& x, const Tensor& y) {
   Tensor pred = (*this)(x, /*training=*/false);
   Tensor per = c.loss.per_example(y, pred);
   Tensor loss = reduce_mean(per);
-  c.loss_tracker->update(loss, cast(size(per), float32));
+  c.loss_tracker->update(loss, examples(per, y));
   for (auto& m : c.metrics) m->update_state(y, pred);
   return loss;
 }
