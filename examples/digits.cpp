@@ -8,80 +8,21 @@
 //     --keep  saves the model into DIR and keeps it (inspect it with `kiln inspect DIR`)
 #include <kiln/kiln.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
+
+#include "examples/digits_data.h"
 
 using namespace kiln;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Reads a gzip file with zlib (the whole file: it is small).
-std::string read_gz(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) fail<NotFound>("digits", "cannot open '", path, "' (run scripts/kiln.sh fetch-digits)");
-  std::string out;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof(buf))) > 0) out.append(buf, size_t(n));
-  int err = 0;
-  std::string msg = n < 0 ? gzerror(f, &err) : "";
-  gzclose(f);
-  if (n < 0) fail<DataLoss>("digits", "'", path, "' is not a valid gzip file: ", msg);
-  return out;
-}
-
-struct Digits {
-  std::vector<float> x;  // [n, 64], pixel values 0..16 scaled to 0..1
-  std::vector<int32_t> y;
-};
-
-// Parses the CSV: one example per line, 64 pixel values then the label.
-Digits parse(const std::string& csv) {
-  Digits d;
-  size_t line = 0, at = 0;
-  while (at < csv.size()) {
-    size_t end = csv.find('\n', at);
-    if (end == std::string::npos) end = csv.size();
-    std::string_view row(csv.data() + at, end - at);
-    at = end + 1;
-    ++line;
-    if (row.empty()) continue;
-    std::vector<int> v;
-    size_t p = 0;
-    while (p <= row.size()) {
-      size_t q = row.find(',', p);
-      if (q == std::string_view::npos) q = row.size();
-      v.push_back(std::stoi(std::string(row.substr(p, q - p))));
-      p = q + 1;
-    }
-    if (v.size() != 65 || v[64] < 0 || v[64] > 9)
-      fail<DataLoss>("digits", "line ", line, " has ", v.size(), " values (expected 64 pixels and a label 0-9)");
-    for (int i = 0; i < 64; ++i) d.x.push_back(float(v[size_t(i)]) / 16.0f);
-    d.y.push_back(v[64]);
-  }
-  return d;
-}
-
-// The rows of `idx` as tensors.
-std::pair<Tensor, Tensor> take(const Digits& d, const std::vector<size_t>& idx) {
-  std::vector<float> x;
-  std::vector<int32_t> y;
-  for (size_t i : idx) {
-    x.insert(x.end(), d.x.begin() + std::ptrdiff_t(64 * i), d.x.begin() + std::ptrdiff_t(64 * i + 64));
-    y.push_back(d.y[i]);
-  }
-  int64_t n = int64_t(idx.size());
-  return {constant(x, Shape{n, 64}), constant(y, Shape{n})};
-}
 
 nn::Sequential make_model() {
   nn::clear_session();
@@ -117,17 +58,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  Digits d = parse(read_gz(data));
+  digits::Digits d = digits::parse(digits::read_gz(data));
   std::printf("digits: %zu examples of 64 pixels, 10 classes\n", d.y.size());
 
-  // a seeded 80/20 split (Fisher-Yates with a fixed generator: the same on every platform)
-  std::vector<size_t> order(d.y.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::mt19937_64 gen(0);
-  for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[size_t(gen() % (i + 1))]);
-  size_t n_train = order.size() * 4 / 5;
-  auto [x_train, y_train] = take(d, {order.begin(), order.begin() + std::ptrdiff_t(n_train)});
-  auto [x_test, y_test] = take(d, {order.begin() + std::ptrdiff_t(n_train), order.end()});
+  // a seeded 80/20 split
+  auto [x_train, y_train, x_test, y_test] = digits::split(d);
+  const int64_t n_train = x_train.shape()[0];
   std::printf("train: %lld, test: %lld\n\n", (long long)x_train.shape()[0], (long long)x_test.shape()[0]);
 
   auto model = make_model();

@@ -1,7 +1,7 @@
 // Writes small valid inputs for the fuzz targets into DIR/<target>/ (the seed corpora checked in
 // under fuzz/corpus/ came from here): .npy and safetensors files of several dtypes, a checkpoint
 // of the objects the checkpoint target tracks, a saved model split into the saved_model target's
-// three pieces, and one input per op for the op harness. Usage: fuzz_make_seeds DIR
+// three pieces, one input per op for the op harness, and model JSON. Usage: fuzz_make_seeds DIR
 #include <unistd.h>
 
 #include <kiln/kiln.h>
@@ -103,6 +103,18 @@ int main(int argc, char** argv) {
     const char body[] = "\x0d\x02\x02\x03\x01\x02\x03\x04\x05\x06\x0d\x02\x02\x03\x01\x02\x03\x04\x05\x06\x01\x00\x01";
     bytes.append(body, sizeof body - 1);
     write(out / "ops" / ("seed_" + std::string(defs[i].name)), bytes);
+  }
+  // model_from_json: a Sequential and a functional model with a shared layer
+  {
+    nn::clear_session();
+    nn::Sequential seq({nn::InputLayer(Shape{6}), nn::Dense(8, "relu"), nn::BatchNormalization(), nn::Dropout(0.25, 3),
+                        nn::Dense(3, "softmax")});
+    write(out / "model_json" / "seed_sequential.json", seq->to_json());
+    auto in = nn::Input({-1, -1, 2}, float32, "image");
+    auto shared = nn::Conv2D(2, 3, nn::Conv2DOptions{.padding = "same"});
+    auto h = nn::MaxPooling2D(2)(shared(nn::Conv2D(2, 1)(in)));
+    nn::Model functional(in, nn::AveragePooling2D(1)(shared(h)), "functional");
+    write(out / "model_json" / "seed_functional.json", functional->to_json());
   }
   std::printf("seeds written under %s\n", out.string().c_str());
   return 0;

@@ -23,6 +23,7 @@
 #include "nn/normalization.h"
 #include "nn/optimizers.h"
 #include "nn/saved_model.h"
+#include "nn/serialization.h"
 #include "ops/ops.h"
 #include "ops/ragged.h"
 #include "ops/sparse.h"

@@ -3,6 +3,9 @@
 #include "nn/conv.h"
 
 #include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "nn/serialization.h"
 
 namespace kiln::nn {
 namespace {
@@ -14,6 +17,14 @@ std::string op_padding(const char* layer, const std::string& padding) {
   if (up != "VALID" && up != "SAME")
     fail<InvalidArgument>(layer, "padding must be \"valid\" or \"same\", got \"", padding, "\"");
   return up;
+}
+
+nlohmann::json size_json(Size2 s) { return nlohmann::json::array({s.height, s.width}); }
+
+std::string lower(const std::string& s) {
+  std::string out;
+  for (char c : s) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 void check_positive(const char* layer, const char* what, Size2 s) {
@@ -69,6 +80,21 @@ Conv2DImpl::Conv2DImpl(int64_t filters, Size2 kernel_size, Conv2DOptions options
 Conv2DImpl::Conv2DImpl(int64_t filters, Size2 kernel_size, const char* activation)
     : Conv2DImpl(filters, kernel_size, Conv2DOptions{.activation = Activation(activation)}) {}
 
+nlohmann::json Conv2DImpl::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["filters"] = filters_;
+  c["kernel_size"] = size_json(kernel_size_);
+  c["strides"] = size_json(options_.strides);
+  c["padding"] = lower(padding_);
+  c["data_format"] = "channels_last";
+  c["dilation_rate"] = size_json(options_.dilation_rate);
+  c["activation"] = options_.activation.name;
+  c["use_bias"] = options_.use_bias;
+  c["kernel_initializer"] = serialize_initializer(options_.kernel_initializer);
+  c["bias_initializer"] = serialize_initializer(options_.bias_initializer);
+  return c;
+}
+
 void Conv2DImpl::build(const Shape& input_shape) {
   check_rank4(*this, input_shape);
   const int64_t channels = input_shape.dim(3);
@@ -104,6 +130,15 @@ Pooling2DLayer::Pooling2DLayer(const char* type, Size2 pool_size, std::optional<
   check_positive(type, "pool_size", pool_size_);
   check_positive(type, "strides", strides_);
   padding_ = op_padding(type, padding);
+}
+
+nlohmann::json Pooling2DLayer::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["pool_size"] = size_json(pool_size_);
+  c["strides"] = size_json(strides_);
+  c["padding"] = lower(padding_);
+  c["data_format"] = "channels_last";
+  return c;
 }
 
 void Pooling2DLayer::build(const Shape& input_shape) {

@@ -52,6 +52,7 @@ class Conv2DImpl : public Layer {
   /// The output shape computed from the input shape alone (unknown dims stay -1); dtype float32.
   std::pair<Shape, DType> compute_output_type(const Shape& input_shape, DType input_dtype) override;
   std::string type_name() const override { return "Conv2D"; }
+  nlohmann::json get_config() const override;
   std::string default_name() const override { return unique_name("conv2d"); }
 
   int64_t filters() const { return filters_; }
@@ -86,6 +87,7 @@ class Pooling2DLayer : public Layer {
   Size2 strides() const { return strides_; }
   /// "SAME" or "VALID".
   const std::string& padding() const { return padding_; }
+  nlohmann::json get_config() const override;
 
  protected:
   Size2 pool_size_, strides_;

@@ -27,40 +27,59 @@ Initializer ones() {
   return {"ones", [](const Shape& s, DType d) { return kiln::ones(s, d); }};
 }
 Initializer constant(double value) {
-  return {"constant", [value](const Shape& s, DType d) { return cast_to(fill(s, scalar<double>(value)), d); }};
+  return {"constant",
+          [value](const Shape& s, DType d) { return cast_to(fill(s, scalar<double>(value)), d); },
+          {{"value", value}}};
 }
 Initializer random_normal(double mean, double stddev, std::optional<uint64_t> seed) {
-  return {"random_normal", [=](const Shape& s, DType d) { return cast_to(random::normal(s, seed, mean, stddev), d); }};
+  return {"random_normal",
+          [=](const Shape& s, DType d) { return cast_to(random::normal(s, seed, mean, stddev), d); },
+          {{"mean", mean}, {"stddev", stddev}},
+          seed};
 }
 Initializer random_uniform(double minval, double maxval, std::optional<uint64_t> seed) {
   return {"random_uniform",
-          [=](const Shape& s, DType d) { return cast_to(random::uniform(s, seed, minval, maxval), d); }};
+          [=](const Shape& s, DType d) { return cast_to(random::uniform(s, seed, minval, maxval), d); },
+          {{"minval", minval}, {"maxval", maxval}},
+          seed};
 }
 Initializer glorot_uniform(std::optional<uint64_t> seed) {
-  return {"glorot_uniform", [=](const Shape& s, DType d) {
+  return {"glorot_uniform",
+          [=](const Shape& s, DType d) {
             auto [in, out] = fans(s);
             double l = std::sqrt(6.0 / std::max(1.0, in + out));
             return cast_to(random::uniform(s, seed, -l, l), d);
-          }};
+          },
+          {},
+          seed};
 }
 Initializer glorot_normal(std::optional<uint64_t> seed) {
-  return {"glorot_normal", [=](const Shape& s, DType d) {
+  return {"glorot_normal",
+          [=](const Shape& s, DType d) {
             auto [in, out] = fans(s);
             return cast_to(random::normal(s, seed, 0.0, std::sqrt(2.0 / std::max(1.0, in + out))), d);
-          }};
+          },
+          {},
+          seed};
 }
 Initializer he_normal(std::optional<uint64_t> seed) {
-  return {"he_normal", [=](const Shape& s, DType d) {
+  return {"he_normal",
+          [=](const Shape& s, DType d) {
             auto [in, out] = fans(s);
             return cast_to(random::normal(s, seed, 0.0, std::sqrt(2.0 / std::max(1.0, in))), d);
-          }};
+          },
+          {},
+          seed};
 }
 Initializer he_uniform(std::optional<uint64_t> seed) {
-  return {"he_uniform", [=](const Shape& s, DType d) {
+  return {"he_uniform",
+          [=](const Shape& s, DType d) {
             auto [in, out] = fans(s);
             double l = std::sqrt(6.0 / std::max(1.0, in));
             return cast_to(random::uniform(s, seed, -l, l), d);
-          }};
+          },
+          {},
+          seed};
 }
 Initializer get(const std::string& name) {
   if (name == "zeros") return zeros();

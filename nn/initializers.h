@@ -6,6 +6,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ops/ops.h"
 
@@ -13,10 +15,13 @@ namespace kiln::nn {
 
 /// Makes an initial value of a shape and dtype. Without a seed, initializers draw from the
 /// global generator (`random::set_seed` makes a program reproducible); with one, a given shape
-/// always gets the same values.
+/// always gets the same values. `args` and `seed` record what the built-in initializers were
+/// made with, for layer configs (nn/serialization.h); a custom initializer may leave them empty.
 struct Initializer {
   std::string name;
   std::function<Tensor(const Shape&, DType)> fn;
+  std::vector<std::pair<std::string, double>> args{};
+  std::optional<uint64_t> seed{};
   Tensor operator()(const Shape& shape, DType dtype = float32) const { return fn(shape, dtype); }
 };
 
@@ -46,7 +51,7 @@ struct Activation {
   Activation() = default;
   /// By name: "linear" (or ""), "relu", "sigmoid", "tanh", "softmax", "softplus", "exponential".
   /// Throws InvalidArgument naming the known activations for another name.
-  Activation(const std::string& name);  // NOLINT
+  Activation(const std::string& name);                             // NOLINT
   Activation(const char* name) : Activation(std::string(name)) {}  // NOLINT
   Activation(std::string name, std::function<Tensor(const Tensor&)> f) : name(std::move(name)), fn(std::move(f)) {}
   Tensor operator()(const Tensor& x) const { return fn ? fn(x) : x; }

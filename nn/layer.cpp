@@ -1,6 +1,7 @@
 // Layer: deferred build, input checks, error context, symbolic application; InputLayer and Input.
 #include "nn/layer.h"
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <tuple>
 
@@ -141,12 +142,57 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape, const In
                            DType dtype) {
   if (!shape.is_fully_defined())
     fail<InvalidArgument>(this->name(), "weight '", name, "' needs a fully known shape, got ", shape_string(shape));
+  WeightBudget::charge(shape.num_elements(), this->name() + "/" + name);
   Tensor initial;
   {
     ops::EagerScope eager;
     initial = init(shape, dtype);
   }
   return register_variable(name, initial, trainable);
+}
+
+nlohmann::json Layer::get_config() const { return {{"name", name()}, {"trainable", trainable()}}; }
+
+std::vector<Tensor> Layer::get_weights() const {
+  std::vector<Tensor> out;
+  for (const Variable& v : variables()) out.push_back(v.read_value());
+  return out;
+}
+
+void Layer::set_weights(const std::vector<Tensor>& weights) {
+  std::vector<Variable> vars = variables();
+  if (weights.size() != vars.size())
+    fail<InvalidArgument>(name(), "set_weights got ", weights.size(), " values for the ", vars.size(),
+                          " weights of layer '", name(), "'");
+  // check everything first, so a mismatch changes nothing
+  for (size_t i = 0; i < vars.size(); ++i) {
+    const Tensor& w = weights[i];
+    if (!w.defined() || w.dtype() != vars[i].dtype() || w.shape() != vars[i].shape())
+      fail<InvalidArgument>(name(), "set_weights: value ", i, " for weight '", vars[i].name(), "' (",
+                            dtype_name(vars[i].dtype()), ", shape ", vars[i].shape().to_string(), ") is ",
+                            w.defined() ? std::string(dtype_name(w.dtype())) + ", shape " + w.shape().to_string()
+                                        : std::string("undefined"));
+  }
+  for (size_t i = 0; i < vars.size(); ++i) vars[i].assign(weights[i]);
+}
+
+namespace {
+thread_local WeightBudget* current_budget = nullptr;
+}  // namespace
+
+WeightBudget::WeightBudget(int64_t max_elements) : max_(max_elements), left_(max_elements), outer_(current_budget) {
+  current_budget = this;
+}
+
+WeightBudget::~WeightBudget() { current_budget = outer_; }
+
+void WeightBudget::charge(int64_t n, const std::string& what) {
+  WeightBudget* b = current_budget;
+  if (!b) return;
+  if (n > b->left_)
+    fail<InvalidArgument>("WeightBudget", "weight '", what, "' has ", n, " elements, past the limit of ", b->max_,
+                          " weight elements in all (", b->max_ - b->left_, " used)");
+  b->left_ -= n;
 }
 
 InputLayerImpl::InputLayerImpl(const Shape& shape, DType dtype, std::string name)
@@ -156,6 +202,17 @@ InputLayerImpl::InputLayerImpl(const Shape& shape, DType dtype, std::string name
   for (int64_t d : shape)
     if (d < -1) fail<InvalidArgument>("Input", "shape ", shape.to_list_string(), " has a dim below -1");
   set_built(shape_);
+}
+
+nlohmann::json InputLayerImpl::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  nlohmann::json dims = nlohmann::json::array();
+  for (int64_t d : shape_) dims.push_back(d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
+  c["batch_input_shape"] = dims;
+  c["dtype"] = std::string(dtype_name(dtype_));
+  c["sparse"] = false;
+  c["ragged"] = false;
+  return c;
 }
 
 std::string InputLayerImpl::output_shape_string() const { return "[" + shape_string(shape_) + "]"; }

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,9 +87,21 @@ class Layer : public Module {
   /// Number of elements of every variable (trainable or not).
   int64_t count_params() const;
 
-  /// Creates a weight `<layer name>/<name>` with `init` and registers it as `name`.
+  /// Creates a weight `<layer name>/<name>` with `init` and registers it as `name`. Throws
+  /// InvalidArgument for a shape with unknown dims, or one past an active WeightBudget.
   Variable add_weight(const std::string& name, const Shape& shape, const Initializer& init, bool trainable = true,
                       DType dtype = float32);
+
+  /// The layer's configuration as a JSON object (Keras' get_config): "name", "trainable" and the
+  /// constructor arguments. Layers with arguments override it, adding theirs to
+  /// Layer::get_config()'s; the factory registered under type_name() (nn/serialization.h) makes
+  /// the same layer, without its weights, from it. Include nn/serialization.h to use the result.
+  virtual nlohmann::json get_config() const;
+  /// Copies of the values of variables(), in that order (Keras' get_weights).
+  std::vector<Tensor> get_weights() const;
+  /// Assigns `weights` to variables() in order (Keras' set_weights). Throws InvalidArgument, and
+  /// assigns nothing, when the count, a dtype or a shape differs.
+  void set_weights(const std::vector<Tensor>& weights);
 
   /// What inputs the layer accepts (checked on every call once set; layers set it in build).
   std::optional<InputSpec> input_spec;
@@ -103,6 +116,25 @@ class Layer : public Module {
   std::optional<Shape> build_shape_, output_shape_;
 };
 
+/// While alive, bounds the number of weight elements that `Layer::add_weight` may create on this
+/// thread: a weight past the bound throws InvalidArgument before anything is allocated.
+/// model_from_json uses one, so a hostile configuration cannot ask for unbounded memory. Budgets
+/// nest (the innermost counts).
+class WeightBudget {
+ public:
+  explicit WeightBudget(int64_t max_elements);
+  ~WeightBudget();
+  WeightBudget(const WeightBudget&) = delete;
+  WeightBudget& operator=(const WeightBudget&) = delete;
+  /// Takes `n` elements from the innermost budget of this thread, if any; InvalidArgument
+  /// naming `what` when they do not fit.
+  static void charge(int64_t n, const std::string& what);
+
+ private:
+  int64_t max_, left_;
+  WeightBudget* outer_;
+};
+
 /// The first layer of a functional model: declares the input's shape and dtype.
 class InputLayerImpl : public Layer {
  public:
@@ -113,6 +145,7 @@ class InputLayerImpl : public Layer {
     return {input_shape, input_dtype};
   }
   std::string type_name() const override { return "InputLayer"; }
+  nlohmann::json get_config() const override;
   std::string default_name() const override { return unique_name("input", /*one_based=*/true); }
   std::string output_shape_string() const override;
   /// The full input shape, batch dim first (-1).

@@ -31,6 +31,7 @@ class DenseImpl : public Layer {
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs, bool training) override;
   std::string type_name() const override { return "Dense"; }
+  nlohmann::json get_config() const override;
 
   int64_t units() const { return units_; }
   const DenseOptions& options() const { return options_; }
@@ -57,10 +58,14 @@ class DropoutImpl : public Layer {
   Tensor call(const Tensor& inputs, bool training) override;
   std::pair<Shape, DType> compute_output_type(const Shape& s, DType d) override { return {s, d}; }
   std::string type_name() const override { return "Dropout"; }
+  nlohmann::json get_config() const override;
   double rate() const { return rate_; }
+  /// The seed given to the constructor (empty when the layer drew one).
+  std::optional<uint64_t> seed() const { return given_seed_; }
 
  private:
   double rate_;
+  std::optional<uint64_t> given_seed_;
   uint64_t seed_;
   Variable counter_;  // RNG state: not a weight, so not registered
 };
@@ -80,5 +85,9 @@ KILN_MODULE(Flatten);
 /// value draws new samples (random ops fix their stream when traced). Deterministic in
 /// (shape, seed, counter).
 Tensor counter_uniform(const Shape& shape, uint64_t seed, const Tensor& counter);
+/// counter_uniform for `like`'s shape, which may have unknown dims while tracing (a symbolic
+/// batch): the samples are those of counter_uniform for the shape the graph runs with. Only
+/// `like`'s shape is read.
+Tensor counter_uniform_like(const Tensor& like, uint64_t seed, const Tensor& counter);
 
 }  // namespace kiln::nn

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <set>
@@ -16,6 +17,7 @@
 
 #include "autodiff/tape.h"
 #include "compiler/trace/function.h"
+#include "nn/serialization.h"
 
 namespace kiln::nn {
 
@@ -98,6 +100,44 @@ std::vector<std::shared_ptr<Layer>> ModelImpl::layers() const {
   return out;
 }
 
+nlohmann::json ModelImpl::get_config() const {
+  if (!graph_)
+    fail<Unimplemented>(name(), "model subclass '", type_name(),
+                        "' has no config: override get_config and register a factory with nn::register_layer "
+                        "to save its architecture as JSON");
+  using nlohmann::json;
+  // a node is named by its layer and its index among that layer's nodes in this model (a shared
+  // layer has several)
+  std::map<const SymbolicNode*, std::pair<std::string, int64_t>> node_ref;
+  std::map<const Layer*, int64_t> count;
+  for (auto& n : graph_->order) node_ref[n.get()] = {n->layer->name(), count[n->layer.get()]++};
+  auto tensor_ref = [&](const SymbolicNode* n) {
+    auto& [layer, index] = node_ref.at(n);
+    return json::array({layer, index, 0});
+  };
+  json layers = json::array();
+  for (const std::shared_ptr<Layer>& l : this->layers()) {
+    json entry = serialize_layer(*l);
+    entry["name"] = l->name();
+    json nodes = json::array();
+    for (auto& n : graph_->order) {
+      if (n->layer != l || n->inputs.empty()) continue;
+      json inbound = tensor_ref(n->inputs[0].get());
+      inbound.push_back(json::object());
+      nodes.push_back(json::array({inbound}));
+    }
+    entry["inbound_nodes"] = nodes;
+    layers.push_back(std::move(entry));
+  }
+  json c = Layer::get_config();
+  c["layers"] = std::move(layers);
+  c["input_layers"] = json::array({tensor_ref(graph_->input.get())});
+  c["output_layers"] = json::array({tensor_ref(graph_->output.get())});
+  return c;
+}
+
+std::string ModelImpl::to_json(int indent) const { return serialize_layer(*this).dump(indent); }
+
 // ---------------------------------------------------------------------------------------------
 // Sequential
 
@@ -157,6 +197,24 @@ std::pair<Shape, DType> SequentialImpl::compute_output_type(const Shape& input_s
 }
 
 std::vector<std::shared_ptr<Layer>> SequentialImpl::layers() const { return layers_; }
+
+nlohmann::json SequentialImpl::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  nlohmann::json layers = nlohmann::json::array();
+  for (auto& l : layers_) layers.push_back(serialize_layer(*l));
+  c["layers"] = std::move(layers);
+  // a model built by a call records the shape it was built for (an InputLayer first declares it)
+  const bool input_first = !layers_.empty() && dynamic_cast<const InputLayerImpl*>(layers_[0].get());
+  if (built() && !input_first && build_input_shape()) {
+    nlohmann::json dims = nlohmann::json::array();
+    for (int64_t i = 0; i < build_input_shape()->rank(); ++i) {
+      int64_t d = build_input_shape()->dim(size_t(i));
+      dims.push_back(i == 0 || d < 0 ? nlohmann::json(nullptr) : nlohmann::json(d));
+    }
+    c["build_input_shape"] = dims;
+  }
+  return c;
+}
 
 // ---------------------------------------------------------------------------------------------
 // summary()
@@ -267,10 +325,75 @@ struct ModelImpl::Compiled {
 
 // The step functions: traced `function`s, or the C++ steps themselves when run eagerly.
 struct ModelImpl::Steps {
-  std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)> train, test;
+  std::function<Tensor(const Tensor&, const Tensor&)> train, test;
   std::function<Tensor(const Tensor&)> predict;
   std::function<size_t()> train_traces;
 };
+
+namespace {
+
+// A step function traced once per relaxed argument type: the first (batch) dim unknown and
+// named "batch" in every argument, so they share one symbol, the other dims as given. Batches of
+// any size, the last partial one included, run the same graph (the CPU backend compiles it per
+// concrete shape, a few of which it keeps).
+template <class Fn>
+class BatchFunction {
+ public:
+  BatchFunction(Fn fn, std::string name, std::vector<std::string> arg_names)
+      : fn_(std::move(fn)), name_(std::move(name)), arg_names_(std::move(arg_names)) {}
+
+  template <class... T>
+  Tensor operator()(const T&... args) const {
+    return for_args({args...})(args...);
+  }
+  size_t tracing_count() const {
+    std::lock_guard lock(mu_);
+    size_t n = 0;
+    for (auto& e : entries_) n += e.second.tracing_count();
+    return n;
+  }
+
+ private:
+  using Traced = decltype(function(std::declval<Fn>()));
+
+  static bool fits(const std::vector<TensorSpec>& specs, std::initializer_list<Tensor> args) {
+    size_t i = 0;
+    for (const Tensor& t : args) {
+      const TensorSpec& s = specs[i++];
+      if (s.dtype != t.dtype() || s.shape.rank() != t.ndim()) return false;
+      for (int64_t d = 1; d < t.ndim(); ++d)
+        if (s.shape.dim(size_t(d)) != t.shape().dim(size_t(d))) return false;
+    }
+    return true;
+  }
+
+  Traced for_args(std::initializer_list<Tensor> args) const {
+    std::lock_guard lock(mu_);
+    for (auto& [specs, f] : entries_)
+      if (fits(specs, args)) return f;
+    std::vector<TensorSpec> specs;
+    size_t i = 0;
+    for (const Tensor& t : args) {
+      TensorSpec s(t.shape(), t.dtype(), arg_names_[i++]);
+      if (s.shape.rank() > 0) {
+        s.shape.mut(0) = -1;
+        s.dim_names = {"batch"};
+      }
+      specs.push_back(std::move(s));
+    }
+    FunctionOptions o{.name = name_, .arg_names = arg_names_, .input_signature = specs};
+    entries_.emplace_back(specs, function(fn_, std::move(o)));
+    return entries_.back().second;
+  }
+
+  Fn fn_;
+  std::string name_;
+  std::vector<std::string> arg_names_;
+  mutable std::mutex mu_;
+  mutable std::vector<std::pair<std::vector<TensorSpec>, Traced>> entries_;
+};
+
+}  // namespace
 
 void ModelImpl::compile(CompileOptions options) {
   if (!options.loss) fail<InvalidArgument>(name(), "compile needs a loss");
@@ -317,32 +440,37 @@ Logs ModelImpl::read_metrics(const std::string& prefix) const {
   return logs;
 }
 
-Tensor ModelImpl::train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
+namespace {
+// The examples in a batch, the loss metric's weight for it (a custom loss may return a scalar).
+Tensor examples(const Tensor& per_example, const Tensor& y) {
+  if (per_example.ndim() == 1) return cast(size(per_example), float32);
+  return cast(shape_of(y).index({0}), float32);
+}
+}  // namespace
+
+Tensor ModelImpl::train_step(const Tensor& x, const Tensor& y) {
   Compiled& c = *compiled_;
   GradientTape tape;
   Tensor pred = (*this)(x, /*training=*/true);
   Tensor per = c.loss.per_example(y, pred);
-  Tensor w = sample_weight.dtype() == per.dtype() ? sample_weight : cast(sample_weight, per.dtype());
-  Tensor weight_sum = reduce_sum(w);
-  Tensor loss = reduce_sum(per * w) / weight_sum;
+  Tensor loss = reduce_mean(per);
   std::vector<Variable> vars = trainable_variables();
   std::vector<Source> sources(vars.begin(), vars.end());
   std::vector<Tensor> grads = tape.gradient(loss, sources);
   c.optimizer->apply_gradients(grads, vars);
-  c.loss_tracker->update(loss, weight_sum);
-  for (auto& m : c.metrics) m->update_state(y, pred, sample_weight);
+  // the epoch's loss is the mean over examples: each batch counts with its size
+  c.loss_tracker->update(loss, examples(per, y));
+  for (auto& m : c.metrics) m->update_state(y, pred);
   return loss;
 }
 
-Tensor ModelImpl::test_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight) {
+Tensor ModelImpl::test_step(const Tensor& x, const Tensor& y) {
   Compiled& c = *compiled_;
   Tensor pred = (*this)(x, /*training=*/false);
   Tensor per = c.loss.per_example(y, pred);
-  Tensor w = sample_weight.dtype() == per.dtype() ? sample_weight : cast(sample_weight, per.dtype());
-  Tensor weight_sum = reduce_sum(w);
-  Tensor loss = reduce_sum(per * w) / weight_sum;
-  c.loss_tracker->update(loss, weight_sum);
-  for (auto& m : c.metrics) m->update_state(y, pred, sample_weight);
+  Tensor loss = reduce_mean(per);
+  c.loss_tracker->update(loss, examples(per, y));
+  for (auto& m : c.metrics) m->update_state(y, pred);
   return loss;
 }
 
@@ -350,25 +478,26 @@ std::shared_ptr<ModelImpl::Steps> ModelImpl::steps() {
   std::lock_guard lock(steps_mu_);
   if (steps_) return steps_;
   auto s = std::make_shared<Steps>();
+  using Step2 = std::function<Tensor(Tensor, Tensor)>;
+  using Step1 = std::function<Tensor(Tensor)>;
+  auto predict_fn = std::make_shared<BatchFunction<Step1>>([this](Tensor x) { return (*this)(x, false); },
+                                                           "predict_function", std::vector<std::string>{"x"});
   if (!compiled_) {
     // predict works without compile: only the prediction function is needed
-    auto predict = function([this](Tensor t) { return (*this)(t, false); }, {.name = "predict_function"});
-    s->predict = [predict](const Tensor& t) { return predict(t); };
+    s->predict = [predict_fn](const Tensor& t) { return (*predict_fn)(t); };
   } else if (compiled_->run_eagerly) {
-    s->train = [this](const Tensor& x, const Tensor& y, const Tensor& w) { return train_step(x, y, w); };
-    s->test = [this](const Tensor& x, const Tensor& y, const Tensor& w) { return test_step(x, y, w); };
+    s->train = [this](const Tensor& x, const Tensor& y) { return train_step(x, y); };
+    s->test = [this](const Tensor& x, const Tensor& y) { return test_step(x, y); };
     s->predict = [this](const Tensor& x) { return (*this)(x, false); };
   } else {
-    auto train = function([this](Tensor x, Tensor y, Tensor w) { return train_step(x, y, w); },
-                          {.name = "train_function", .arg_names = {"x", "y", "sample_weight"}});
-    auto test = function([this](Tensor x, Tensor y, Tensor w) { return test_step(x, y, w); },
-                         {.name = "test_function", .arg_names = {"x", "y", "sample_weight"}});
-    auto predict =
-        function([this](Tensor x) { return (*this)(x, false); }, {.name = "predict_function", .arg_names = {"x"}});
-    s->train = [train](const Tensor& x, const Tensor& y, const Tensor& w) { return train(x, y, w); };
-    s->test = [test](const Tensor& x, const Tensor& y, const Tensor& w) { return test(x, y, w); };
-    s->predict = [predict](const Tensor& x) { return predict(x); };
-    s->train_traces = [train] { return train.tracing_count(); };
+    auto train = std::make_shared<BatchFunction<Step2>>([this](Tensor x, Tensor y) { return train_step(x, y); },
+                                                        "train_function", std::vector<std::string>{"x", "y"});
+    auto test = std::make_shared<BatchFunction<Step2>>([this](Tensor x, Tensor y) { return test_step(x, y); },
+                                                       "test_function", std::vector<std::string>{"x", "y"});
+    s->train = [train](const Tensor& x, const Tensor& y) { return (*train)(x, y); };
+    s->test = [test](const Tensor& x, const Tensor& y) { return (*test)(x, y); };
+    s->predict = [predict_fn](const Tensor& x) { return (*predict_fn)(x); };
+    s->train_traces = [train] { return train->tracing_count(); };
   }
   steps_ = s;
   return s;
@@ -384,29 +513,15 @@ Tensor rows(const Tensor& t, const std::vector<int64_t>& idx) {
   return gather(t, constant(idx, Shape{int64_t(idx.size())}), 0);
 }
 
-// Pads a batch of b rows to `target` rows (repeating row 0) with weights 1 for real rows and 0
-// for padding, so every step has the same shape.
-data::Element pad_batch(const data::Element& e, int64_t target, std::string_view who) {
-  if (e.size() < 2) fail<InvalidArgument>(who, "a training batch needs (x, y), got ", e.size(), " components");
-  const int64_t b = e[0].ndim() > 0 ? e[0].shape().dim(0) : 0;
-  for (size_t i = 1; i < 2; ++i)
-    if (e[i].ndim() == 0 || e[i].shape().dim(0) != b)
-      fail<InvalidArgument>(who, "x and y must have the same number of rows, got shapes ", e[0].shape().to_string(),
-                            " and ", e[i].shape().to_string());
-  if (b > target)
-    fail<InvalidArgument>(who, "a batch has ", b, " rows, more than the first batch's ", target,
-                          "; batches after the first may only be smaller");
-  std::vector<float> w(size_t(target), 0.0f);
-  std::fill(w.begin(), w.begin() + b, 1.0f);
-  data::Element out;
-  if (b == target) {
-    out = {e[0], e[1]};
-  } else {
-    std::vector<int64_t> pad(static_cast<size_t>(target - b), 0);
-    for (size_t i = 0; i < 2; ++i) out.push_back(concat({e[i], rows(e[i], pad)}, 0));
-  }
-  out.push_back(constant(w, Shape{target}));
-  return out;
+// Checks that a batch from a dataset holds (x, y) with as many rows in y as in x.
+void check_batch(const data::Element& e, std::string_view who) {
+  if (e.size() < 2 || e[0].ndim() == 0)
+    fail<InvalidArgument>(who, "dataset elements must be batches (x, y); batch the dataset first (got ", e.size(),
+                          " components, the first of shape ", e.empty() ? std::string("()") : e[0].shape().to_string(),
+                          ")");
+  if (e[1].ndim() == 0 || e[1].shape().dim(0) != e[0].shape().dim(0))
+    fail<InvalidArgument>(who, "x and y must have the same number of rows, got shapes ", e[0].shape().to_string(),
+                          " and ", e[1].shape().to_string());
 }
 
 void check_xy(std::string_view who, const Tensor& x, const Tensor& y) {
@@ -419,7 +534,8 @@ void check_xy(std::string_view who, const Tensor& x, const Tensor& y) {
                           y.shape().dim(0));
 }
 
-// The batches of one pass over (x, y) in `order`, each padded to `step_batch` rows.
+// The batches of one pass over (x, y) in `order`: `step_batch` rows each, the last one smaller when
+// the examples do not divide evenly.
 std::vector<data::Element> tensor_batches(const Tensor& x, const Tensor& y, const std::vector<int64_t>& order,
                                           int64_t step_batch) {
   std::vector<data::Element> out;
@@ -435,7 +551,7 @@ std::vector<data::Element> tensor_batches(const Tensor& x, const Tensor& y, cons
       std::vector<int64_t> idx(order.begin() + start, order.begin() + end);
       e = {rows(x, idx), rows(y, idx)};
     }
-    out.push_back(pad_batch(e, step_batch, "fit"));
+    out.push_back(std::move(e));
   }
   return out;
 }
@@ -489,10 +605,10 @@ std::string bar(int64_t current, int64_t target) {
 // ---------------------------------------------------------------------------------------------
 // fit / evaluate / predict
 
-Logs ModelImpl::run_evaluation(const std::vector<data::Element>& batches, int64_t step_batch) {
+Logs ModelImpl::run_evaluation(const std::vector<data::Element>& batches) {
   std::shared_ptr<Steps> s = steps();
   reset_metrics();
-  for (auto& b : batches) s->test(b[0], b[1], b[2]);
+  for (auto& b : batches) s->test(b[0], b[1]);
   return read_metrics();
 }
 
@@ -526,7 +642,7 @@ History ModelImpl::fit_batches(const std::function<std::vector<data::Element>(in
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t b = 0; b < steps; ++b) {
       for (auto& cb : callbacks) cb->on_train_batch_begin(b, {});
-      s->train(batches[size_t(b)][0], batches[size_t(b)][1], batches[size_t(b)][2]);
+      s->train(batches[size_t(b)][0], batches[size_t(b)][1]);
       if (!callbacks.empty() || tty) {
         Logs batch_logs = read_metrics();
         for (auto& cb : callbacks) cb->on_train_batch_end(b, batch_logs);
@@ -537,7 +653,7 @@ History ModelImpl::fit_batches(const std::function<std::vector<data::Element>(in
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     logs = read_metrics();
     if (!validation.empty()) {
-      Logs val = run_evaluation(validation, 0);
+      Logs val = run_evaluation(validation);
       for (auto& [k, v] : val) logs["val_" + k] = v;
     }
     if (o.verbose == 1) {
@@ -633,7 +749,6 @@ History ModelImpl::fit(const data::Dataset& dataset, FitOptions options) {
     std::iota(order.begin(), order.end(), 0);
     validation = tensor_batches(xv, yv, order, std::min(options.batch_size, int64_t(order.size())));
   }
-  int64_t step_batch = -1;
   std::unique_ptr<data::Iterator> it;
   auto epoch_batches = [&](int64_t) {
     std::vector<data::Element> out;
@@ -645,13 +760,9 @@ History ModelImpl::fit(const data::Dataset& dataset, FitOptions options) {
         it.reset();
         break;
       }
-      if (e->size() < 2 || (*e)[0].ndim() == 0)
-        fail<InvalidArgument>("fit", "dataset elements must be batches (x, y); batch the dataset first");
-      if (step_batch < 0) {
-        step_batch = (*e)[0].shape().dim(0);
-        if (!built()) (*this)((*e)[0]);
-      }
-      out.push_back(pad_batch(*e, step_batch, "fit"));
+      check_batch(*e, "fit");
+      if (!built()) (*this)((*e)[0]);
+      out.push_back(std::move(*e));
     }
     return out;
   };
@@ -667,7 +778,7 @@ Logs ModelImpl::evaluate(const Tensor& x, const Tensor& y, EvaluateOptions optio
   std::iota(order.begin(), order.end(), 0);
   if (!built()) (*this)(rows(x, {0}));
   auto batches = tensor_batches(x, y, order, std::min(options.batch_size, int64_t(order.size())));
-  Logs logs = run_evaluation(batches, 0);
+  Logs logs = run_evaluation(batches);
   if (options.verbose) {
     std::ostream& os = options.out ? *options.out : std::cout;
     std::vector<std::string> names;
@@ -682,17 +793,12 @@ Logs ModelImpl::evaluate(const data::Dataset& dataset, EvaluateOptions options) 
   if (!compiled_) fail<FailedPrecondition>(name(), "the model must be compiled before evaluate (call compile)");
   if (dataset.cardinality() == -2) fail<InvalidArgument>("evaluate", "the dataset repeats forever");
   std::vector<data::Element> batches;
-  int64_t step_batch = -1;
   for (const data::Element& e : dataset) {
-    if (e.size() < 2 || e[0].ndim() == 0)
-      fail<InvalidArgument>("evaluate", "dataset elements must be batches (x, y); batch the dataset first");
-    if (step_batch < 0) {
-      step_batch = e[0].shape().dim(0);
-      if (!built()) (*this)(e[0]);
-    }
-    batches.push_back(pad_batch(e, step_batch, "evaluate"));
+    check_batch(e, "evaluate");
+    if (!built()) (*this)(e[0]);
+    batches.push_back(e);
   }
-  return run_evaluation(batches, step_batch);
+  return run_evaluation(batches);
 }
 
 Tensor ModelImpl::predict(const Tensor& x, PredictOptions options) {
@@ -707,11 +813,7 @@ Tensor ModelImpl::predict(const Tensor& x, PredictOptions options) {
   std::vector<Tensor> outs;
   for (int64_t start = 0; start < n; start += b) {
     int64_t end = std::min(n, start + b);
-    std::vector<int64_t> idx(static_cast<size_t>(b));
-    for (int64_t i = 0; i < b; ++i) idx[size_t(i)] = start + i < end ? start + i : start;
-    Tensor batch = (start == 0 && end == n) ? x : rows(x, idx);
-    Tensor out = s->predict(batch);
-    outs.push_back(end - start == b ? out : out.index({Slice(0, end - start)}));
+    outs.push_back(s->predict((start == 0 && end == n) ? x : x.index({Slice(start, end)})));
   }
   return outs.size() == 1 ? outs[0] : concat(outs, 0);
 }

@@ -94,9 +94,9 @@ struct PredictOptions {
 ///
 /// Training: `compile` sets the optimizer, loss and metrics; `fit` trains on tensors or a
 /// dataset. Unless run_eagerly, each training step (forward, gradients, optimizer update,
-/// metric updates) runs as one traced function. Every step has the same batch shape: the last
-/// partial batch is padded and its padding rows get weight 0 (the loss and metrics average over
-/// the real rows only), so it reuses the traced graph.
+/// metric updates) runs as one traced function whose batch dim is symbolic (unknown): batches of
+/// every size, the last partial one included, run the graph of the first trace. Layers and
+/// custom steps therefore see a batch dim of -1 while tracing (as Keras' None).
 ///
 /// Threads: once the model is built and compiled, `predict` may run on other threads while
 /// `fit` trains. Each weight a prediction reads is whole, but one prediction may combine
@@ -114,6 +114,14 @@ class ModelImpl : public Layer {
   std::string type_name() const override;
   /// "model" for functional models (as Keras), else from the class name.
   std::string default_name() const override;
+  /// A functional model's config: its layers, each with the nodes that apply it, and its input
+  /// and output (Keras' layout, see docs/saving.md). A model subclass has no config unless it
+  /// overrides this (Unimplemented).
+  nlohmann::json get_config() const override;
+  /// The model's architecture as JSON, `{"class_name": ..., "config": get_config()}`, without
+  /// weights (Keras' to_json); model_from_json (nn/serialization.h) rebuilds it. `indent` < 0
+  /// writes one line. Throws as get_config.
+  std::string to_json(int indent = -1) const;
 
   /// The layers: a functional model's in graph order (inputs first), a Sequential's in order, a
   /// subclass's registered layer children.
@@ -137,12 +145,12 @@ class ModelImpl : public Layer {
   /// The outputs for x in batches, concatenated.
   Tensor predict(const Tensor& x, PredictOptions options = {});
 
-  /// One training step on a batch with per-example weights (0 for padding rows): forward,
-  /// gradients, optimizer update, metric updates; returns the loss. Override to customize (it
-  /// is traced unless run_eagerly).
-  virtual Tensor train_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight);
-  /// One evaluation step: forward and metric updates; returns the loss.
-  virtual Tensor test_step(const Tensor& x, const Tensor& y, const Tensor& sample_weight);
+  /// One training step on a batch: forward, gradients, optimizer update, metric updates; returns
+  /// the batch's mean loss. Override to customize (it is traced, with an unknown batch dim,
+  /// unless run_eagerly).
+  virtual Tensor train_step(const Tensor& x, const Tensor& y);
+  /// One evaluation step: forward and metric updates; returns the batch's mean loss.
+  virtual Tensor test_step(const Tensor& x, const Tensor& y);
 
   /// Set by callbacks to end fit after the current epoch.
   bool stop_training = false;
@@ -166,7 +174,7 @@ class ModelImpl : public Layer {
   // The step functions, made on first use; fit, evaluate and predict may run on different
   // threads, so steps_ is read and replaced only under steps_mu_.
   std::shared_ptr<Steps> steps();
-  Logs run_evaluation(const std::vector<data::Element>& batches, int64_t step_batch);
+  Logs run_evaluation(const std::vector<data::Element>& batches);
   History fit_batches(const std::function<std::vector<data::Element>(int64_t epoch)>& epoch_batches, int64_t steps_hint,
                       const std::vector<data::Element>& validation, FitOptions& options);
   std::shared_ptr<Compiled> compiled_;
@@ -188,6 +196,8 @@ class SequentialImpl : public ModelImpl {
   std::pair<Shape, DType> compute_output_type(const Shape& input_shape, DType input_dtype) override;
   std::vector<std::shared_ptr<Layer>> layers() const override;
   std::string type_name() const override { return "Sequential"; }
+  /// The layers' configs, and the build input shape of a model built by a call.
+  nlohmann::json get_config() const override;
 
  private:
   void apply_symbolic(Layer& layer);

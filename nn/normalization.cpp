@@ -3,7 +3,10 @@
 #include "nn/normalization.h"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <vector>
+
+#include "nn/serialization.h"
 
 namespace kiln::nn {
 namespace {
@@ -74,6 +77,14 @@ EmbeddingImpl::EmbeddingImpl(int64_t input_dim, int64_t output_dim, Initializer 
                           ", output_dim=", output_dim);
 }
 
+nlohmann::json EmbeddingImpl::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["input_dim"] = input_dim_;
+  c["output_dim"] = output_dim_;
+  c["embeddings_initializer"] = serialize_initializer(initializer_);
+  return c;
+}
+
 void EmbeddingImpl::build(const Shape& input_shape) {
   embeddings_ = add_weight("embeddings", {input_dim_, output_dim_}, initializer_);
 }
@@ -87,6 +98,15 @@ Tensor EmbeddingImpl::call(const Tensor& inputs, bool training) {
 LayerNormalizationImpl::LayerNormalizationImpl(NormalizationOptions options, std::string name)
     : Layer(std::move(name)), options_(options) {
   check_epsilon("LayerNormalization", options.epsilon);
+}
+
+nlohmann::json LayerNormalizationImpl::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["axis"] = options_.axis;
+  c["epsilon"] = options_.epsilon;
+  c["center"] = options_.center;
+  c["scale"] = options_.scale;
+  return c;
 }
 
 void LayerNormalizationImpl::build(const Shape& input_shape) {
@@ -110,6 +130,16 @@ BatchNormalizationImpl::BatchNormalizationImpl(double momentum, NormalizationOpt
   if (!(momentum >= 0 && momentum <= 1))
     fail<InvalidArgument>("BatchNormalization", "momentum must be in [0, 1], got ", momentum);
   check_epsilon("BatchNormalization", options.epsilon);
+}
+
+nlohmann::json BatchNormalizationImpl::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["axis"] = options_.axis;
+  c["momentum"] = momentum_;
+  c["epsilon"] = options_.epsilon;
+  c["center"] = options_.center;
+  c["scale"] = options_.scale;
+  return c;
 }
 
 void BatchNormalizationImpl::build(const Shape& input_shape) {

@@ -21,9 +21,11 @@ class EmbeddingImpl : public Layer {
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs, bool training) override;
   std::string type_name() const override { return "Embedding"; }
+  nlohmann::json get_config() const override;
 
   int64_t input_dim() const { return input_dim_; }
   int64_t output_dim() const { return output_dim_; }
+  const Initializer& embeddings_initializer() const { return initializer_; }
   /// The table (undefined before the layer is built).
   const Variable& embeddings() const { return embeddings_; }
 
@@ -56,6 +58,7 @@ class LayerNormalizationImpl : public Layer {
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs, bool training) override;
   std::string type_name() const override { return "LayerNormalization"; }
+  nlohmann::json get_config() const override;
   const NormalizationOptions& options() const { return options_; }
   /// The weights (undefined before the build, or when scale / center is off).
   const Variable& gamma() const { return gamma_; }
@@ -83,6 +86,7 @@ class BatchNormalizationImpl : public Layer {
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs, bool training) override;
   std::string type_name() const override { return "BatchNormalization"; }
+  nlohmann::json get_config() const override;
   double momentum() const { return momentum_; }
   const NormalizationOptions& options() const { return options_; }
   /// The weights (undefined before the build; gamma / beta also when scale / center is off).

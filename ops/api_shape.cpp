@@ -68,6 +68,9 @@ Tensor tile(const Tensor& x, std::vector<int64_t> multiples) {
 Tensor broadcast_like(const Tensor& x, const Tensor& like) { return apply1(OpId::BroadcastLike, {x, like}); }
 Tensor reshape_like(const Tensor& x, const Tensor& like) { return apply1(OpId::ReshapeLike, {x, like}); }
 Tensor sum_to_like(const Tensor& x, const Tensor& like) { return apply1(OpId::SumToLike, {x, like}); }
+Tensor range_like(const Tensor& like, int64_t axis, DType dtype) {
+  return apply1(OpId::RangeLike, {like}, {{"axis", axis}, {"dtype", dtype}});
+}
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   return apply1(OpId::BroadcastTo, {x}, {{"shape", shape.as_list()}});

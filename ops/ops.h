@@ -297,6 +297,12 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor broadcast_like(const Tensor& x, const Tensor& like);
 Tensor reshape_like(const Tensor& x, const Tensor& like);
 Tensor sum_to_like(const Tensor& x, const Tensor& like);
+/// Each element's index along `axis` (negative counts from the end) of `like`'s shape, as int32
+/// or int64: range(like.shape[axis]) broadcast along that axis (XLA's broadcasted iota). Only
+/// `like`'s shape is read, so a graph with unknown dims numbers the elements of the shape it runs
+/// with. InvalidArgument for a scalar `like`, an axis out of range, another dtype, or an axis too
+/// long for int32. No gradient.
+Tensor range_like(const Tensor& like, int64_t axis = 0, DType dtype = int64);
 /// Pads each axis with (before, after) elements of `constant_value`.
 Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& paddings, double constant_value = 0);
 /// Gathers slices of `params` along `axis` at integer `indices`; an index out of

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(npy safetensors ir_parser checkpoint saved_model ops)
+((${#targets[@]})) || targets=(npy safetensors ir_parser checkpoint saved_model ops model_json)
 
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 mkdir -p build

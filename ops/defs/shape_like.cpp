@@ -1,7 +1,11 @@
-// broadcast_like, reshape_like and sum_to_like: shape ops that take the target shape from a
-// tensor at run time, so graphs with unknown dims (a symbolic batch) can be differentiated.
-// Their kernels run the static ops' kernels with the run-time shape.
+// broadcast_like, reshape_like, sum_to_like and range_like: shape ops that take the target shape
+// from a tensor at run time, so graphs with unknown dims (a symbolic batch) can be differentiated
+// and can number their elements. The first three run the static ops' kernels with the run-time
+// shape.
+#include <limits>
+
 #include "ops/dispatch.h"
+#include "ops/kernels/cpu/loops.h"
 #include "ops/op_def.h"
 
 namespace kiln::ops {
@@ -86,6 +90,54 @@ void kernel_sum_to_like(KernelContext& ctx) {
   ctx.set_output(0, execute_eager(r, attrs, std::span<const Tensor>(&summed, 1), types)[0]);
 }
 
+// The axis of range_like, made non-negative.
+int64_t range_axis(const OpDef& def, const Attrs& attrs, const Shape& like) {
+  const int64_t axis = attrs.get_int("axis"), r = like.rank();
+  if (axis < -r || axis >= r)
+    fail<InvalidArgument>(def.name, "axis ", axis, " is out of range for the shape of like, ", like.to_list_string(),
+                          " (rank ", r, ")");
+  return axis < 0 ? axis + r : axis;
+}
+
+TypeList infer_range_like(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
+  const Shape& like = in[0].shape();
+  const int64_t axis = range_axis(def, attrs, like);
+  const DType t = attrs.get_type("dtype");
+  if (t != DType::Int32 && t != DType::Int64)
+    fail<InvalidArgument>(def.name, "dtype must be int32 or int64, got ", dtype_name(t));
+  if (t == DType::Int32 && like.dim(size_t(axis)) > std::numeric_limits<int32_t>::max())
+    fail<InvalidArgument>(def.name, "axis ", axis, " of the shape of like, ", like.to_list_string(),
+                          ", has more indices than int32 holds; use dtype int64");
+  return {TensorType{t, like}};
+}
+
+// out[..., i, ...] = i along the axis: rows of `inner` equal values, `n` of them per outer index.
+template <class T>
+void fill_range(T* out, int64_t outer, int64_t n, int64_t inner) {
+  parallel_for(outer * n, std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(inner, 1)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t row = b; row < e; ++row) std::fill_n(out + row * inner, inner, static_cast<T>(row % n));
+               });
+}
+
+void kernel_range_like(KernelContext& ctx) {
+  infer_range_like(ctx.def, ctx.attrs, ctx.inputs);
+  const Shape& like = ctx.inputs[0].shape();
+  const size_t axis = size_t(range_axis(ctx.def, ctx.attrs, like));
+  const DType t = ctx.attrs.get_type("dtype");
+  Tensor out = Tensor::empty(like, t, ctx.device());
+  if (like.num_elements() > 0) {
+    int64_t outer = 1, inner = 1;
+    for (size_t i = 0; i < axis; ++i) outer *= like.dim(i);
+    for (size_t i = axis + 1; i < size_t(like.rank()); ++i) inner *= like.dim(i);
+    if (t == DType::Int32)
+      fill_range(static_cast<int32_t*>(out.mutable_raw_data()), outer, like.dim(axis), inner);
+    else
+      fill_range(static_cast<int64_t*>(out.mutable_raw_data()), outer, like.dim(axis), inner);
+  }
+  ctx.set_output(0, std::move(out));
+}
+
 OpDef like_op(InferFn infer, KernelFn kernel) {
   OpDef d;
   d.traits = kDifferentiable | kView;
@@ -100,5 +152,13 @@ OpDef like_op(InferFn infer, KernelFn kernel) {
 OpDef define_BroadcastLike() { return like_op(infer_broadcast_like, kernel_broadcast_like); }
 OpDef define_ReshapeLike() { return like_op(infer_reshape_like, kernel_reshape_like); }
 OpDef define_SumToLike() { return like_op(infer_sum_to_like, kernel_sum_to_like); }
+OpDef define_RangeLike() {
+  OpDef d;
+  d.traits = kStrings;  // reads only the shape; integer indices have no gradient
+  d.attrs = {{"axis", AttrKind::Int}, {"dtype", AttrKind::Type}};
+  d.infer = infer_range_like;
+  d.cpu_kernel = kernel_range_like;
+  return d;
+}
 
 }  // namespace kiln::ops

@@ -1,6 +1,7 @@
 // Losses against reference values, optimizers against updates computed by hand, metrics, and
 // compile/fit/evaluate/predict: the walkthrough's linear regression trained eagerly and as a
-// traced step (they agree), partial batches without retracing, callbacks, validation, errors.
+// traced step (they agree), partial batches under a symbolic batch dim without retracing (batch
+// statistics and dropout masks included), callbacks, validation, errors.
 #include <catch2/catch.hpp>
 
 #include <kiln/kiln.h>
@@ -302,24 +303,85 @@ TEST_CASE("fit on the linear-regression data: eager and compiled agree", "[nn][t
   CHECK(weights[0].second == Approx(weights[1].second).epsilon(1e-5));
 }
 
-TEST_CASE("the last partial batch is padded and masked, not retraced", "[nn][training]") {
+TEST_CASE("the last partial batch runs the same traced step: the batch dim is symbolic", "[nn][training]") {
   LineData d = line_data();
+  std::vector<std::vector<double>> losses;
   std::vector<float> w;
   for (bool eager : {true, false}) {
     Linear model;
     model->compile({.optimizer = std::make_shared<nn::optim::SGD>(0.05), .loss = "mse", .run_eagerly = eager});
     // 201 examples in batches of 64: three full batches and one of 9
-    model->fit(d.x, d.y, {.epochs = 3, .batch_size = 64, .verbose = 0, .seed = 5});
-    if (!eager) CHECK(model->train_function_tracing_count() == 1);
+    nn::History h = model->fit(d.x, d.y, {.epochs = 3, .batch_size = 64, .verbose = 0, .seed = 5});
+    CHECK(model->train_function_tracing_count() == (eager ? 0u : 1u));
+    // batches of other sizes (a new fit, a smaller batch size) still do not retrace
+    model->fit(d.x, d.y, {.epochs = 1, .batch_size = 50, .verbose = 0, .shuffle = false});
+    CHECK(model->train_function_tracing_count() == (eager ? 0u : 1u));
+    losses.push_back(h.history.at("loss"));
     w.push_back(model->w.item<float>());
   }
+  for (size_t i = 0; i < losses[0].size(); ++i) CHECK(losses[0][i] == Approx(losses[1][i]).epsilon(1e-5));
   CHECK(w[0] == Approx(w[1]).epsilon(1e-5));
-  // evaluate's masked mean equals the plain mean over every example
+  // evaluate's mean over batches of different sizes equals the plain mean over every example
   Linear model;
   model->compile({.optimizer = "sgd", .loss = "mse"});
   nn::Logs logs = model->evaluate(d.x, d.y, {.batch_size = 64});
   float direct = reduce_mean(square(d.y - model(d.x))).item<float>();
   CHECK(logs.at("loss") == Approx(direct).epsilon(1e-5));
+  Tensor p = model->predict(d.x, {.batch_size = 64});
+  CHECK(p.shape() == Shape{201});
+  CHECK(reduce_max(abs(p - model(d.x))).item<float>() < 1e-6f);
+}
+
+TEST_CASE("BatchNormalization's statistics on the last partial batch are the batch's own", "[nn][training]") {
+  // momentum 0: after fit, the moving statistics are those of the last batch, rows 64..69 (no
+  // shuffling), which padding rows would have changed
+  Tensor x = random::normal({70, 3}, 11, 1.0, 2.0), y = random::normal({70, 1}, 12);
+  Tensor last = x.index({Slice(64, 70)});
+  Tensor mean = reduce_mean(last, 0), var = reduce_mean(square(last - mean), 0);
+  std::vector<std::vector<double>> losses;
+  for (bool eager : {true, false}) {
+    nn::clear_session();
+    random::set_seed(5);  // the same initial weights
+    auto bn = nn::BatchNormalization(0.0);
+    nn::Sequential model({nn::InputLayer(Shape{3}), bn, nn::Dense(1)});
+    model->compile({.optimizer = std::make_shared<nn::optim::SGD>(0.1), .loss = "mse", .run_eagerly = eager});
+    nn::History h = model->fit(x, y, {.epochs = 2, .batch_size = 32, .verbose = 0, .shuffle = false});
+    CHECK(model->train_function_tracing_count() == (eager ? 0u : 1u));
+    CHECK(reduce_max(abs(bn->moving_mean().read_value() - mean)).item<float>() < 1e-5f);
+    CHECK(reduce_max(abs(bn->moving_variance().read_value() - var)).item<float>() < 1e-5f);
+    losses.push_back(h.history.at("loss"));
+  }
+  for (size_t i = 0; i < losses[0].size(); ++i) CHECK(losses[0][i] == Approx(losses[1][i]).epsilon(1e-5));
+}
+
+TEST_CASE("Dropout in a traced step draws masks for the batch size that runs", "[nn][training]") {
+  // the dropout mask of a traced step depends on the run-time batch size only through the
+  // element numbers: the same counter and shape give the same mask eagerly and traced
+  auto drop = nn::Dropout(0.5, 9);
+  auto f = function([&](Tensor x) { return drop(x, true); },
+                    {.input_signature = std::vector<TensorSpec>{TensorSpec({-1, 4}, float32)}});
+  auto eager = nn::Dropout(0.5, 9);
+  for (int64_t rows : {3, 5, 1}) {
+    Tensor x = ones({rows, 4});
+    Tensor traced = f(x), direct = eager(x, true);
+    CHECK(traced.shape() == Shape{rows, 4});
+    CHECK(traced.to_vector<float>() == direct.to_vector<float>());
+  }
+  CHECK(f.tracing_count() == 1);
+}
+
+TEST_CASE("a dataset's batches may grow: the step takes any batch size", "[nn][training][data]") {
+  LineData d = line_data();
+  Linear model;
+  model->compile({.optimizer = std::make_shared<nn::optim::SGD>(0.05), .loss = "mse"});
+  // batches of 10, then of 191
+  auto ds = data::Dataset::from_tensor_slices({constant({0, 1})}).map([&](const data::Element& e) {
+    Slice rows = e[0].item<int32_t>() == 0 ? Slice(0, 10) : Slice(10, 201);
+    return data::Element{d.x.index({rows}), d.y.index({rows})};
+  });
+  nn::History h = model->fit(ds, {.epochs = 2, .verbose = 0});
+  CHECK(h.epoch.size() == 2);
+  CHECK(model->train_function_tracing_count() == 1);
 }
 
 TEST_CASE("the learning rate is a variable: changing it between compiled calls takes effect", "[nn][training]") {

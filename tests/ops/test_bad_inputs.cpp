@@ -363,6 +363,16 @@ void add_movement(Catalog& c) {
   sh.push_back({"a dim of 2^32 as int32", [] { shape_of(z({0, int64_t{1} << 32}), int32); }, "4294967296"});
   sh.push_back({"no inputs", [] { call_op("shape_of", {{"out_type", int32}}, {}); }, "got 0"});
   sh.push_back({"an undefined input", [] { shape_of(Tensor()); }, "input 0 is undefined"});
+
+  auto& rl = c["range_like"];
+  rl.push_back(
+      {"a scalar like", [] { range_like(z({})); }, "axis 0 is out of range for the shape of like, [] (rank 0)"});
+  rl.push_back({"axis 2 of a rank-2 like", [] { range_like(z({2, 3}), 2); }, "axis 2 is out of range"});
+  rl.push_back({"axis -3 of a rank-2 like", [] { range_like(z({2, 3}), -3); }, "axis -3"});
+  rl.push_back({"dtype float32", [] { range_like(z({2}), 0, float32); }, "dtype must be int32 or int64, got float32"});
+  rl.push_back({"2^32 indices as int32", [] { range_like(z({0, int64_t{1} << 32}), 1, int32); }, "use dtype int64"});
+  rl.push_back({"no inputs", [] { call_op("range_like", {{"axis", int64_t{0}}, {"dtype", int64}}, {}); }, "got 0"});
+  rl.push_back({"an undefined input", [] { range_like(Tensor()); }, "input 0 is undefined"});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1901,6 +1901,28 @@ void add_movement(std::map<std::string, OpSpec>& t) {
       }
     return cases;
   });
+  // range_like reads only like's shape: each element's index along the axis
+  t["range_like"] = movement([](const std::string& op, DType dt, bool big) {
+    const std::vector<std::pair<Shape, int64_t>> rs = {{{5}, 0},        {{0}, 0},        {{2, 3, 4}, 1},
+                                                       {{2, 3, 4}, -1}, {{2, 0, 3}, 2},  {{1, 7}, 0},
+                                                       {{3, 2}, -2},    {{300, 200}, 0}, {{4, 50000}, 1}};
+    std::vector<Case> cases;
+    uint64_t seed = 9230;
+    for (const auto& [s, axis] : rs)
+      for (DType out : {int32, int64}) {
+        if (!big && s.num_elements() > kSmall) continue;
+        Host x = random_host(dt, s, seed++);
+        cases.push_back(op_case(s.to_string() + " axis " + std::to_string(axis) + " " + std::string(dtype_name(out)),
+                                op, Attrs{{"axis", axis}, {"dtype", out}}, {from_host(x)}, [s, axis, out] {
+                                  Host y = make_host(out, s);
+                                  const size_t a = size_t(axis < 0 ? axis + s.rank() : axis);
+                                  for_each_index(
+                                      s, [&](const I64s& idx, int64_t k) { y.v[size_t(k)] = int_num(idx[a], out); });
+                                  return Refs{y};
+                                }));
+      }
+    return cases;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -448,3 +448,19 @@ TEST_CASE("shape_of, rank and size", "[shape][shape_of]") {
   CHECK(size(scalar(1)).item<int32_t>() == 1);
   CHECK_THROWS_AS(size(m, float32), InvalidArgument);
 }
+
+TEST_CASE("range_like numbers the elements along an axis of a tensor's shape", "[shape][range_like]") {
+  Tensor m = iota<float>({2, 3});
+  Tensor r0 = range_like(m);
+  CHECK(r0.dtype() == int64);
+  CHECK(r0.shape() == Shape{2, 3});
+  CHECK(r0.to_vector<int64_t>() == std::vector<int64_t>{0, 0, 0, 1, 1, 1});
+  CHECK(range_like(m, 1, int32).to_vector<int32_t>() == I32{0, 1, 2, 0, 1, 2});
+  CHECK(range_like(m, -1, int32).to_vector<int32_t>() == I32{0, 1, 2, 0, 1, 2});
+  // only the shape is read: strings and empty tensors work
+  CHECK(range_like(constant({"a", "b"}), 0).to_vector<int64_t>() == std::vector<int64_t>{0, 1});
+  CHECK(range_like(constant(std::vector<float>{}, Shape{3, 0}), 0).shape() == Shape{3, 0});
+  CHECK_THROWS_WITH(range_like(m, 2), Catch::Contains("[range_like] axis 2 is out of range"));
+  CHECK_THROWS_WITH(range_like(scalar(1.0f)), Catch::Contains("(rank 0)"));
+  CHECK_THROWS_WITH(range_like(m, 0, float32), "[range_like] dtype must be int32 or int64, got float32");
+}
