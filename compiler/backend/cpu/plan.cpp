@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "compiler/backend/arena.h"
+#include "compiler/passes/pass.h"
 
 namespace kiln::backend::cpu {
 namespace {
@@ -738,6 +739,11 @@ std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape>
   }
   s->symbols.clear();
   if (!static_types(*s)) return nullptr;
+  // with every shape known, the shape arithmetic a symbolic trace recorded (shape_of, slices
+  // of it, reshapes by computed shapes) folds to constants instead of running as fallbacks
+  bool symbolic = false;
+  for (const ir::Value* v : g.inputs) symbolic = symbolic || !v->type.shape.is_fully_defined();
+  if (symbolic) ir::default_pipeline().run(*s, ir::PassContext{"specialized"});
   return s;
 }
 
