@@ -782,6 +782,10 @@ class Lowering {
     for (size_t i = 0; i < loop.exprs.size(); ++i)
       if (loop.exprs[i].kind == Expr::Kind::Load && loop.exprs[i].buffer != mm.out && users[i] != 1) return false;
     if (ops.empty() || loop.stores[0].first != head) return false;
+    // a relu post-op costs a scan of A and B per call (oneDNN's relu drops NaN; the runtime
+    // checks none can reach it), which must stay well below the pass over the result it saves
+    bool relu = std::any_of(ops.begin(), ops.end(), [](const PostOp& p) { return p.kind == PostOp::Kind::Relu; });
+    if (relu && 2 * mm.k * (mm.m + mm.n) > mm.m * mm.n) return false;
     mm.epilogue = std::move(ops);
     return true;
   }

@@ -170,7 +170,8 @@ struct LowerOptions {
   bool library_matmul = true;
   /// A library matmul with at least 64K output elements whose result only one loop reads, a
   /// loop that only finishes it with post-ops (PostOp) and stores it once, takes that loop as
-  /// its epilogue; off: such loops stay.
+  /// its epilogue (with a relu only when 2·k·(m + n) <= m·n: the runtime scans A and B per call
+  /// for it); off: such loops stay.
   bool fuse_epilogues = true;
 };
 
