@@ -460,6 +460,55 @@ void bench_matmul(Table& tab, const Options& o, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4b. a dense layer relu(x·W + b): the compiled function's matmul takes the bias and relu as its
+// epilogue (oneDNN post-ops) once the result has 64K elements; references: dnnl_sgemm followed
+// by a hand-written bias + relu loop (what the step runs without the epilogue), LibTorch eager
+
+#ifdef KILN_WITH_ONEDNN
+void hand_bias_relu(float* c, const float* bias, int64_t m, int64_t n, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * n + j] = std::max(c[i * n + j] + bias[j], 0.0f);
+}
+#endif
+
+void bench_dense(Table& tab, const Options& o, int64_t m, int64_t k, int64_t n, int threads) {
+  const kiln::Tensor x = kiln::random::normal({m, k}, 22), w = kiln::random::normal({k, n}, 23, 0.0, 0.1),
+                     b = kiln::random::normal({n}, 24);
+  auto fn =
+      kiln::function([](kiln::Tensor x, kiln::Tensor w, kiln::Tensor b) { return kiln::relu(kiln::matmul(x, w) + b); },
+                     {.name = "dense", .arg_names = {"x", "w", "b"}});
+  kiln::Tensor kr = fn(x, w, b);
+  const std::string w_name =
+      "dense relu(xW+b) " + std::to_string(m) + "x" + std::to_string(k) + "->" + std::to_string(n) + " f32";
+  torch::NoGradGuard no_grad;
+  const torch::Tensor tx = to_torch(x), tw = to_torch(w), tb = to_torch(b);
+  auto torch_dense = [&] { return torch::relu(torch::addmm(tb, tx, tw)); };
+  torch::Tensor tr = torch_dense().contiguous();
+  double d_torch = rel_diff(kr.data<float>(), tr.data_ptr<float>(), m * n);
+  tab.check(w_name + ": kiln vs LibTorch", "max rel diff " + fmt("%.2e", d_torch), d_torch <= kFloatTol);
+  std::vector<std::function<void()>> fs = {[&] { keep(fn(x, w, b)); }, [&] { keep(torch_dense()); }};
+#ifdef KILN_WITH_ONEDNN
+  std::vector<float> c(size_t(m * n));
+  const float *xp = x.data<float>(), *wp = w.data<float>(), *bp = b.data<float>();
+  bool ok = true;
+  fs.push_back([&] {
+    ok &= dnnl_sgemm('N', 'N', m, n, k, 1.0f, xp, k, wp, n, 0.0f, c.data(), n) == dnnl_success;
+    hand_bias_relu(c.data(), bp, m, n, threads);
+  });
+#else
+  (void)threads;
+#endif
+  std::vector<Times> t = measure(fs, o);
+#ifdef KILN_WITH_ONEDNN
+  tab.info(w_name, t[0], ok ? "dnnl_sgemm + bias/relu loop" : "dnnl_sgemm + loop (FAILED)", t[2]);
+  tab.info("", t[0], "LibTorch eager (addmm, relu)", t[1]);
+#else
+  tab.info(w_name, t[0], "LibTorch eager (addmm, relu)", t[1]);
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
 // 5. compile time of the MLP step (first call) and the cost of a cache-hit call
 
 struct CompileTime {
@@ -673,6 +722,8 @@ int main(int argc, char** argv) {
     bench_mlp(tab, o, s256, k256);
     bench_matmul(tab, o, 512);
     bench_matmul(tab, o, 1024);
+    bench_dense(tab, o, 256, 784, 256, threads);
+    bench_dense(tab, o, 1024, 64, 1024, threads);
     bench_call_overhead(tab, o, ct);
     bench_math<float>(tab, o, threads);
     bench_math<double>(tab, o, threads);

@@ -219,6 +219,8 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     backend::cpu::LowerOptions lo;
     lo.dedicated_outputs = true;
     lo.library_matmul = options.onednn;
+    // the object calls dnnl_sgemm, which has no post-ops: epilogues stay loops
+    lo.fuse_epilogues = false;
     c.plan = backend::cpu::lower(*c.graph, lo);
     if (!c.plan.fallbacks.empty()) {
       std::string list;

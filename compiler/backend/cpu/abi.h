@@ -24,6 +24,10 @@ typedef struct KilnCpuContext {
   /// Row-major C[m x n] = op(A) op(B) in float32; returns 0 or nonzero on failure.
   int32_t (*sgemm)(int32_t transpose_a, int32_t transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
                    int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc);
+  /// Runs library matmul step `step` (the plan's library_matmuls[step]): every batch of
+  /// C = op(A) op(B), then the step's epilogue, whose operand buffers are `operands` in order
+  /// (one per bias or add post-op); returns 0, or nonzero after recording the error in `state`.
+  int32_t (*matmul)(void* state, int32_t step, const float* a, const float* b, float* c, void* const* operands);
 } KilnCpuContext;
 
 /// A generated entry function: reads `args` (inputs, then variable values), writes `results`

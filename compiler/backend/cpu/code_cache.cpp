@@ -19,7 +19,7 @@ namespace kiln::backend::cpu {
 namespace {
 
 // Bumped whenever generated code changes meaning for the same graph.
-constexpr const char* kCodegenVersion = "kiln-cpu-2";
+constexpr const char* kCodegenVersion = "kiln-cpu-3";
 constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'O', 'B', 'J', '1'};
 constexpr size_t kMemoryEntries = 256;
 constexpr uint64_t kMaxObjectBytes = uint64_t(1) << 30;

@@ -1,10 +1,10 @@
 // LLVM code generation for the CPU backend: a plan becomes one module with an entry function
 // (abi.h) that runs the steps in order — fused loops and reductions as loop nests in functions
 // of their own (noalias buffers, split over threads through the context when large), small
-// matmuls as loops, large float32 ones through the context's sgemm, everything else through
-// the context's fallback. Transcendental functions call SLEEF's vector functions (at the
-// vectorizer's choice of width). The module is optimized at O3 for the host CPU, emitted as an
-// object, and loaded with ORC.
+// matmuls as loops, large float32 ones (with their fused epilogues) through the context's
+// matmul (ahead-of-time objects: its sgemm), everything else through the context's fallback.
+// Transcendental functions call SLEEF's vector functions (at the vectorizer's choice of width).
+// The module is optimized at O3 for the host CPU, emitted as an object, and loaded with ORC.
 #include "compiler/backend/cpu/codegen.h"
 
 #include <chrono>
@@ -133,7 +133,10 @@ bool is_signed(DType t) { return t == DType::Int8 || t == DType::Int16 || t == D
 
 class Emitter {
  public:
-  Emitter(llvm::LLVMContext& ctx, llvm::Module& m, const Plan& plan) : c_(ctx), m_(m), plan_(plan), b_(ctx) {}
+  // `library_matmul_callback`: library matmuls call the context's matmul (the JIT, whose runtime
+  // holds oneDNN primitives per step); otherwise its sgemm (ahead-of-time objects).
+  Emitter(llvm::LLVMContext& ctx, llvm::Module& m, const Plan& plan, bool library_matmul_callback)
+      : c_(ctx), m_(m), plan_(plan), b_(ctx), matmul_callback_(library_matmul_callback) {}
 
   // Emits the plan's entry function (abi.h) named `symbol`.
   llvm::Function* emit(const std::string& symbol, bool exported = true) {
@@ -872,8 +875,26 @@ class Emitter {
 
   void emit_matmul(const MatMulStep& mm, size_t k) {
     const Buffer& out = plan_.buffers[size_t(mm.out)];
+    if (mm.library && matmul_callback_) {
+      // the context's matmul: every batch and the epilogue in one call, given the post-ops'
+      // operand buffers
+      Type* ptr = b_.getPtrTy();
+      std::vector<int> operands;
+      for (const PostOp& p : mm.epilogue)
+        if (p.buffer >= 0) operands.push_back(p.buffer);
+      Value* ops = entry_alloca(ptr, operands.size());
+      for (size_t i = 0; i < operands.size(); ++i)
+        b_.CreateStore(bufs_[size_t(operands[i])], b_.CreateConstInBoundsGEP1_64(ptr, ops, i));
+      auto* fty = llvm::FunctionType::get(b_.getInt32Ty(), {ptr, b_.getInt32Ty(), ptr, ptr, ptr, ptr}, false);
+      Value* fn = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 5));
+      Value* state = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, ctx_, 1));
+      return_if_failed(b_.CreateCall(
+          fty, fn, {state, b_.getInt32(mm.id), bufs_[size_t(mm.a)], bufs_[size_t(mm.b)], bufs_[size_t(mm.out)], ops}));
+      return;
+    }
     if (mm.library) {
-      // the context's sgemm, one call per batch
+      // the context's sgemm, one call per batch (ahead-of-time plans have no epilogues)
+      if (!mm.epilogue.empty()) fail<Internal>("cpu backend", "a matmul epilogue needs the context's matmul");
       Type* ptr = b_.getPtrTy();
       Type* i64 = b_.getInt64Ty();
       Type* i32 = b_.getInt32Ty();
@@ -1153,6 +1174,7 @@ class Emitter {
   Value *ctx_ = nullptr, *args_ = nullptr, *results_ = nullptr, *arena_ = nullptr;
   std::vector<Value*> bufs_;
   size_t next_kernel_ = 0;  // numbers the kernel functions
+  bool matmul_callback_ = true;
 };
 
 // One JIT for the process; each loaded object gets a JITDylib of its own, removed when its
@@ -1248,10 +1270,11 @@ struct ModuleBuild {
 };
 
 // The runtime side of abi.h inside an ahead-of-time object: a serial parallel-for, a fallback
-// that fails (AOT plans have none), and sgemm from oneDNN or a failing stub (AOT plans lower
-// matmuls inline unless oneDNN is asked for).
+// and a matmul that fail (AOT plans have no fallbacks and call sgemm for library matmuls,
+// without epilogues), and sgemm from oneDNN or a failing stub (AOT plans lower matmuls inline
+// unless oneDNN is asked for).
 struct AotRuntime {
-  llvm::Function *parallel, *fallback, *sgemm;
+  llvm::Function *parallel, *fallback, *matmul, *sgemm;
 
   AotRuntime(llvm::Module& m, bool onednn) {
     llvm::LLVMContext& c = m.getContext();
@@ -1268,6 +1291,8 @@ struct AotRuntime {
     b.CreateCall(body_ty, parallel->getArg(2), {parallel->getArg(3), b.getInt64(0), parallel->getArg(0)});
     b.CreateRetVoid();
     fallback = make("kiln_aot_fallback", llvm::FunctionType::get(i32, {ptr, i32, ptr, ptr}, false));
+    b.CreateRet(b.getInt32(1));
+    matmul = make("kiln_aot_matmul", llvm::FunctionType::get(i32, {ptr, i32, ptr, ptr, ptr, ptr}, false));
     b.CreateRet(b.getInt32(1));
     sgemm = make("kiln_aot_sgemm",
                  llvm::FunctionType::get(i32, {i32, i32, i64, i64, i64, ptr, i64, ptr, i64, ptr, i64}, false));
@@ -1299,7 +1324,7 @@ struct AotRuntime {
 std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTimes* times) {
   auto t0 = std::chrono::steady_clock::now();
   ModuleBuild mb(symbol);
-  Emitter(mb.ctx, *mb.m, plan).emit(symbol);
+  Emitter(mb.ctx, *mb.m, plan, true).emit(symbol);
   if (times) times->ir_us = micros_since(t0);
   return mb.finish(symbol, times);
 }
@@ -1321,16 +1346,17 @@ std::string emit_aot_object(std::span<const AotEntry> entries, const AotObjectOp
   Type* ptr = b.getPtrTy();
   AotRuntime rt(m, options.onednn);
   for (const AotEntry& e : entries) {
-    llvm::Function* entry = Emitter(mb.ctx, m, *e.plan).emit(e.symbol + ".entry", false);
+    llvm::Function* entry = Emitter(mb.ctx, m, *e.plan, false).emit(e.symbol + ".entry", false);
     // int32_t symbol(void* const* args, void* const* results, void* arena)
     auto* fn = llvm::Function::Create(llvm::FunctionType::get(b.getInt32Ty(), {ptr, ptr, ptr}, false),
                                       llvm::Function::ExternalLinkage, e.symbol, m);
     fn->addFnAttr(llvm::Attribute::NoUnwind);
     b.SetInsertPoint(llvm::BasicBlock::Create(mb.ctx, "entry", fn));
-    auto* ctx_ty = llvm::StructType::get(mb.ctx, {ptr, ptr, ptr, ptr, ptr});
+    auto* ctx_ty = llvm::StructType::get(mb.ctx, {ptr, ptr, ptr, ptr, ptr, ptr});
     Value* ctx = b.CreateAlloca(ctx_ty);
-    Value* fields[] = {fn->getArg(2), llvm::ConstantPointerNull::get(b.getPtrTy()), rt.fallback, rt.parallel, rt.sgemm};
-    for (unsigned i = 0; i < 5; ++i) b.CreateStore(fields[i], b.CreateStructGEP(ctx_ty, ctx, i));
+    Value* fields[] = {fn->getArg(2), llvm::ConstantPointerNull::get(b.getPtrTy()), rt.fallback, rt.parallel, rt.sgemm,
+                       rt.matmul};
+    for (unsigned i = 0; i < 6; ++i) b.CreateStore(fields[i], b.CreateStructGEP(ctx_ty, ctx, i));
     b.CreateRet(b.CreateCall(entry, {ctx, fn->getArg(0), fn->getArg(1)}));
   }
   if (!options.data_symbol.empty()) {

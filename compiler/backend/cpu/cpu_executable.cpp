@@ -1,21 +1,30 @@
 // The CPU backend's executable: native code for each static shape of a graph, with the
 // runtime side of the calling convention (abi.h) — the arena, the fallback that runs eager
-// kernels and cond/while subgraphs on raw buffers, parallel-for and sgemm.
+// kernels and cond/while subgraphs on raw buffers, parallel-for, sgemm, and library matmuls
+// with their epilogues (oneDNN primitives created with the program).
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 
 #include "compiler/backend/cpu/code_cache.h"
 #include "compiler/backend/cpu/codegen.h"
 #include "compiler/backend/executable.h"
+#include "ops/kernels/cpu/scalar_fn.h"
 #include "ops/variable.h"
 #include "runtime/logging.h"
 #include "runtime/parallel.h"
 
 #ifdef KILN_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl.hpp>
 #endif
 
 namespace kiln::backend {
@@ -72,6 +81,99 @@ int32_t sgemm(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const flo
 #endif
 }
 
+// Applies `mm`'s epilogue to batch `bi` of its result `c` (m x n) in place, element by element
+// with the eager kernels' scalar functions: the path without a oneDNN primitive.
+void apply_epilogue(const cpu::MatMulStep& mm, int64_t bi, float* c, void* const* operands) {
+  const int64_t size = mm.m * mm.n;
+  size_t next = 0;
+  for (const cpu::PostOp& p : mm.epilogue) {
+    const float* x = p.buffer >= 0 ? static_cast<const float*>(operands[next++]) : nullptr;
+    switch (p.kind) {
+      case cpu::PostOp::Kind::Bias:
+        for (int64_t i = 0; i < size; ++i) c[i] += x[i % mm.n];
+        break;
+      case cpu::PostOp::Kind::Add:
+        x += bi * size;
+        for (int64_t i = 0; i < size; ++i) c[i] += x[i];
+        break;
+      case cpu::PostOp::Kind::Scale:
+        for (int64_t i = 0; i < size; ++i) c[i] *= p.scale;
+        break;
+      case cpu::PostOp::Kind::Relu:
+        std::transform(c, c + size, c, [](float v) { return ::kiln::cpu::ReluFn{}(v); });
+        break;
+      case cpu::PostOp::Kind::Tanh:
+        std::transform(c, c + size, c, [](float v) { return ::kiln::cpu::TanhFn{}(v); });
+        break;
+      case cpu::PostOp::Kind::Sigmoid:
+        std::transform(c, c + size, c, [](float v) { return ::kiln::cpu::SigmoidFn{}(v); });
+        break;
+    }
+  }
+}
+
+#ifdef KILN_WITH_ONEDNN
+// The largest |x| over p[0, n), or +inf when an element is infinite or NaN. A float's magnitude
+// bits order like an unsigned integer, so this is an integer max (which vectorizes).
+float max_abs(const float* p, int64_t n) {
+  std::atomic<uint32_t> top{0};
+  parallel_for(n, int64_t(1) << 15, [&](int64_t begin, int64_t end) {
+    uint32_t m = 0;
+    for (int64_t i = begin; i < end; ++i) m = std::max(m, std::bit_cast<uint32_t>(p[i]) & 0x7fffffffu);
+    uint32_t seen = top.load(std::memory_order_relaxed);
+    while (m > seen && !top.compare_exchange_weak(seen, m, std::memory_order_relaxed)) {
+    }
+  });
+  uint32_t m = top.load(std::memory_order_relaxed);
+  return m >= 0x7f800000u ? std::numeric_limits<float>::infinity() : std::bit_cast<float>(m);
+}
+
+// True when no value that reaches a relu of `mm`'s epilogue can be NaN. oneDNN's relu post-op
+// turns NaN into 0 where Kiln's relu keeps it, so the primitive may run only then. The values
+// are bounded from the inputs' largest magnitudes: every partial sum of the product stays
+// within k·max|A|·max|B| (half of FLT_MAX leaves room for rounding), and finite values give no
+// NaN through the post-ops.
+bool nan_free_before_relu(const cpu::MatMulStep& mm, int64_t bi, const float* a, const float* b,
+                          void* const* operands) {
+  double bound = double(mm.k) * max_abs(a, mm.m * mm.k) * max_abs(b, mm.k * mm.n);
+  constexpr double kLimit = std::numeric_limits<float>::max() / 2.0;
+  size_t next = 0;
+  for (const cpu::PostOp& p : mm.epilogue) {
+    const float* x = p.buffer >= 0 ? static_cast<const float*>(operands[next++]) : nullptr;
+    switch (p.kind) {
+      case cpu::PostOp::Kind::Bias:
+        bound += max_abs(x, mm.n);
+        break;
+      case cpu::PostOp::Kind::Add:
+        bound += max_abs(x + bi * mm.m * mm.n, mm.m * mm.n);
+        break;
+      case cpu::PostOp::Kind::Scale:
+        bound *= std::fabs(double(p.scale));
+        break;
+      case cpu::PostOp::Kind::Tanh:
+      case cpu::PostOp::Kind::Sigmoid:
+        if (bound <= kLimit) bound = 1.0;  // otherwise NaN may already have come in
+        break;
+      case cpu::PostOp::Kind::Relu:
+        if (!(bound <= kLimit)) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+// One engine for every program (never destroyed: streams and primitives refer to it); a stream
+// per thread, since a stream is not for concurrent use.
+const dnnl::engine& dnnl_engine() {
+  static const auto* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *e;
+}
+dnnl::stream& dnnl_stream() {
+  thread_local dnnl::stream s(dnnl_engine());
+  return s;
+}
+#endif
+
 KILN_CALLS_GENERATED_CODE int32_t call_entry(KilnCpuEntry entry, const KilnCpuContext* ctx, void* const* args,
                                              void* const* results) {
   return entry(ctx, args, results);
@@ -89,6 +191,7 @@ class Program {
     result_buffers_.resize(plan_.num_results);
     for (const Buffer& b : plan_.buffers)
       if (b.kind == Buffer::Kind::Result) result_buffers_[size_t(b.index)] = &b;
+    make_library_matmuls();
     subs_.resize(plan_.fallback_steps.size());
     for (size_t k = 0; k < plan_.fallback_steps.size(); ++k)
       for (size_t i = 0; i < plan_.fallback_steps[k].node->subgraphs.size() && i < 2; ++i)
@@ -110,6 +213,7 @@ class Program {
         ++stats_.loops;
         stats_.fused_nodes += s.loop.nodes.size();
       }
+    for (const cpu::MatMulStep& mm : plan_.library_matmuls) stats_.fused_nodes += mm.epilogue_nodes.size();
     stats_.fallbacks = plan_.fallbacks.size();
     logging::debug(
         "[cpu] '{}': {} steps ({} loops fusing {} nodes), arena {} B; lower {:.0f} us, code {} in {:.0f} us "
@@ -144,11 +248,12 @@ class Program {
       outs.push_back(Tensor::empty(b->shape, b->dtype));
       results.push_back(data_of(outs.back()));
     }
+    // the arena, then the oneDNN primitives' scratchpad (one at a time: steps run in order)
     Ref<Storage> arena;
-    if (plan_.arena_bytes) arena = Storage::allocate(plan_.arena_bytes);
-    CallState state{this, {}};
-    KilnCpuContext ctx{arena ? static_cast<char*>(arena->data()) : nullptr, &state, &fallback, &detail::parallel_run,
-                       &sgemm};
+    if (scratch_offset_ + scratch_bytes_) arena = Storage::allocate(scratch_offset_ + scratch_bytes_);
+    char* base = arena ? static_cast<char*>(arena->data()) : nullptr;
+    CallState state{this, {}, base ? base + scratch_offset_ : nullptr};
+    KilnCpuContext ctx{base, &state, &fallback, &detail::parallel_run, &sgemm, &library_matmul};
     if (int32_t rc = call_entry(code_->entry, &ctx, args.data(), results.data())) {
       if (state.error) std::rethrow_exception(state.error);
       fail<Internal>(g.name, "generated code failed with code ", rc);
@@ -181,7 +286,155 @@ class Program {
   struct CallState {
     const Program* program;
     std::exception_ptr error;
+    char* scratch;  // the oneDNN primitives' scratchpad in this call's arena
   };
+
+  // The runtime side of one library matmul step: a oneDNN primitive with the epilogue as
+  // post-ops, created once with the program, or none (sgemm, then the epilogue in C++).
+  struct LibraryMatmul {
+    const cpu::MatMulStep* step = nullptr;
+#ifdef KILN_WITH_ONEDNN
+    std::optional<dnnl::matmul> prim;
+    dnnl::memory::desc a, b, c, scratch;
+    struct Operand {
+      int arg = 0;           // DNNL_ARG_BIAS or DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1
+      bool batched = false;  // an add's operand: one matrix per batch
+      dnnl::memory::desc desc;
+    };
+    std::vector<Operand> operands;  // the bias and add post-ops' operands, in order
+    bool relu = false;              // the epilogue has a relu: check its inputs per call
+#endif
+  };
+
+  // Steps with an epilogue get a primitive with post-ops; plain ones call dnnl_sgemm, which
+  // costs less per call for the same kernels (docs/performance.md).
+  static bool use_primitive(const cpu::MatMulStep& mm) { return !mm.epilogue.empty(); }
+
+  void make_library_matmuls() {
+    matmuls_.resize(plan_.library_matmuls.size());
+    for (size_t id = 0; id < matmuls_.size(); ++id) {
+      const cpu::MatMulStep& mm = plan_.library_matmuls[id];
+      matmuls_[id].step = &mm;
+#ifdef KILN_WITH_ONEDNN
+      if (!use_primitive(mm)) continue;
+      using dnnl::algorithm;
+      using md = dnnl::memory::desc;
+      using dims = dnnl::memory::dims;
+      constexpr auto f32 = dnnl::memory::data_type::f32;
+      LibraryMatmul& lm = matmuls_[id];
+      try {
+        // transposes are strides: row-major A is [m, k] with strides {k, 1}, transposed {1, m}
+        lm.a = md({mm.m, mm.k}, f32, mm.ta ? dims{1, mm.m} : dims{mm.k, 1});
+        lm.b = md({mm.k, mm.n}, f32, mm.tb ? dims{1, mm.k} : dims{mm.n, 1});
+        lm.c = md({mm.m, mm.n}, f32, dims{mm.n, 1});
+        // a leading bias is the matmul's own bias argument, which costs oneDNN less than a
+        // binary post-op
+        std::optional<md> bias;
+        dnnl::post_ops po;
+        for (const cpu::PostOp& p : mm.epilogue) {
+          int index = po.len();
+          if (&p == &mm.epilogue.front() && p.kind == cpu::PostOp::Kind::Bias) {
+            bias = md({1, mm.n}, f32, dims{mm.n, 1});
+            lm.operands.push_back({DNNL_ARG_BIAS, false, *bias});
+            continue;
+          }
+          switch (p.kind) {
+            case cpu::PostOp::Kind::Bias:
+            case cpu::PostOp::Kind::Add: {
+              bool row = p.kind == cpu::PostOp::Kind::Bias;
+              md d({row ? 1 : mm.m, mm.n}, f32, dims{mm.n, 1});
+              po.append_binary(algorithm::binary_add, d);
+              lm.operands.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1, !row, d});
+              break;
+            }
+            case cpu::PostOp::Kind::Scale:
+              po.append_eltwise(1.0f, algorithm::eltwise_linear, p.scale, 0.0f);
+              break;
+            case cpu::PostOp::Kind::Relu:
+              po.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+              break;
+            case cpu::PostOp::Kind::Tanh:
+              po.append_eltwise(1.0f, algorithm::eltwise_tanh, 0.0f, 0.0f);
+              break;
+            case cpu::PostOp::Kind::Sigmoid:
+              po.append_eltwise(1.0f, algorithm::eltwise_logistic, 0.0f, 0.0f);
+              break;
+          }
+        }
+        dnnl::primitive_attr attr;
+        attr.set_post_ops(po);
+        // the caller's scratchpad: the primitive holds no memory of its own, so any number of
+        // threads may run it at once
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        dnnl::matmul::primitive_desc pd(
+            bias ? dnnl::matmul::desc(lm.a, lm.b, *bias, lm.c) : dnnl::matmul::desc(lm.a, lm.b, lm.c), attr,
+            dnnl_engine());
+        lm.scratch = pd.scratchpad_desc();
+        lm.prim.emplace(pd);
+        lm.relu = std::any_of(mm.epilogue.begin(), mm.epilogue.end(),
+                              [](const cpu::PostOp& p) { return p.kind == cpu::PostOp::Kind::Relu; });
+        scratch_bytes_ = std::max(scratch_bytes_, lm.scratch.get_size());
+      } catch (const dnnl::error& e) {
+        // a post-op combination this oneDNN does not implement: sgemm and the epilogue in C++
+        logging::debug("[cpu] '{}': no oneDNN matmul primitive for {}x{}x{} with {} post-op(s) ({}): sgemm instead",
+                       graph_->name, mm.m, mm.n, mm.k, mm.epilogue.size(), e.what());
+        lm.prim.reset();
+        lm.operands.clear();
+      }
+#endif
+    }
+    scratch_offset_ = (plan_.arena_bytes + 63) / 64 * 64;  // 64-byte aligned, as the arena
+  }
+
+  static int32_t library_matmul(void* state, int32_t step, const float* a, const float* b, float* c,
+                                void* const* operands) noexcept {
+    auto* st = static_cast<CallState*>(state);
+    try {
+      st->program->run_matmul(size_t(step), a, b, c, operands, st->scratch);
+      return 0;
+    } catch (...) {
+      st->error = std::current_exception();
+      return 1;
+    }
+  }
+
+  void run_matmul(size_t id, const float* a, const float* b, float* c, void* const* operands, char* scratch) const {
+    const LibraryMatmul& lm = matmuls_[id];
+    const cpu::MatMulStep& mm = *lm.step;
+    for (int64_t bi = 0; bi < mm.batch; ++bi) {
+      const float* ab = a + bi * mm.a_stride;
+      const float* bb = b + bi * mm.b_stride;
+      float* cb = c + bi * mm.m * mm.n;
+#ifdef KILN_WITH_ONEDNN
+      // (inputs that could make NaN before a relu take the path below, which keeps NaN)
+      if (lm.prim && (!lm.relu || nan_free_before_relu(mm, bi, ab, bb, operands))) {
+        const dnnl::engine& eng = dnnl_engine();
+        try {
+          std::unordered_map<int, dnnl::memory> args{
+              {DNNL_ARG_SRC, dnnl::memory(lm.a, eng, const_cast<float*>(ab))},
+              {DNNL_ARG_WEIGHTS, dnnl::memory(lm.b, eng, const_cast<float*>(bb))},
+              {DNNL_ARG_DST, dnnl::memory(lm.c, eng, cb)}};
+          for (size_t i = 0; i < lm.operands.size(); ++i) {
+            float* x = static_cast<float*>(operands[i]) + (lm.operands[i].batched ? bi * mm.m * mm.n : 0);
+            args.emplace(lm.operands[i].arg, dnnl::memory(lm.operands[i].desc, eng, x));
+          }
+          if (lm.scratch.get_size()) args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(lm.scratch, eng, scratch));
+          dnnl::stream& s = dnnl_stream();
+          lm.prim->execute(s, args);
+          s.wait();
+        } catch (const dnnl::error& e) {
+          fail<Internal>(graph_->name, "oneDNN matmul ", mm.m, "x", mm.n, "x", mm.k, " failed: ", e.what());
+        }
+        continue;
+      }
+#endif
+      (void)scratch;
+      int64_t lda = mm.ta ? mm.m : mm.k, ldb = mm.tb ? mm.k : mm.n;
+      if (sgemm(mm.ta, mm.tb, mm.m, mm.n, mm.k, ab, lda, bb, ldb, cb, mm.n))
+        fail<Internal>(graph_->name, "sgemm ", mm.m, "x", mm.n, "x", mm.k, " failed");
+      apply_epilogue(mm, bi, cb, operands);
+    }
+  }
 
   static int32_t fallback(void* state, int32_t step, void* const* ins, void* const* outs) noexcept {
     auto* st = static_cast<CallState*>(state);
@@ -226,6 +479,8 @@ class Program {
   Plan plan_;
   std::vector<const Buffer*> result_buffers_;         // by result index
   std::vector<std::array<Ref<Executable>, 2>> subs_;  // per fallback: its cond/while subgraphs
+  std::vector<LibraryMatmul> matmuls_;                // per library matmul step
+  size_t scratch_offset_ = 0, scratch_bytes_ = 0;     // the scratchpad's place in the arena
   Ref<cpu::NativeCode> code_;
   BackendStats stats_;
 };

@@ -1,6 +1,7 @@
 // Lowering a static graph to the CPU backend's plan: elementwise chains fuse into loops, views
-// alias their inputs' buffers, matmuls and reductions become steps of their own, and anything
-// the code generator does not handle runs its eager kernel through the context.
+// alias their inputs' buffers, matmuls and reductions become steps of their own (a large
+// matmul takes the loop that only finishes its result as its epilogue), and anything the code
+// generator does not handle runs its eager kernel through the context.
 #include "compiler/backend/cpu/plan.h"
 
 #include <algorithm>
@@ -108,6 +109,10 @@ bool native_reduce(OpId op, DType t) {
       return false;
   }
 }
+
+// Library matmuls with fewer output elements take no epilogue: their result stays in cache, and
+// a loop over it costs less than oneDNN's post-ops (docs/performance.md).
+constexpr int64_t kEpilogueMinElements = int64_t(1) << 16;
 
 // Row-major element strides of `s` seen from a loop over `dims` (numpy broadcasting: size-1
 // and missing leading dims get stride 0).
@@ -580,9 +585,16 @@ class Lowering {
     plan_.steps[size_t(s)].fallback = std::move(f);
   }
 
-  // Drops emptied loops, collapses loop dims, then assigns every computed buffer a Result slot
-  // (it escapes) or an arena offset (planned from its live range over the steps).
+  // Fuses matmul epilogues, drops emptied loops, collapses loop dims, then assigns every
+  // computed buffer a Result slot (it escapes) or an arena offset (planned from its live range
+  // over the steps).
   void finish() {
+    if (options_.fuse_epilogues) {
+      count_reads(plan_.steps);
+      for (const OutputRef& o : plan_.outputs) ++reads_[o.buffer];
+      for (auto [slot, b] : plan_.assigns) ++reads_[b];
+      fuse_epilogues(plan_.steps);
+    }
     prepare(plan_.steps);
 
     size_t nb = plan_.buffers.size();
@@ -606,6 +618,8 @@ class Lowering {
             break;
           case Step::Kind::MatMul:
             for (int b : {s.matmul.a, s.matmul.b, s.matmul.out}) here(b);
+            for (const PostOp& p : s.matmul.epilogue)
+              if (p.buffer >= 0) here(p.buffer);
             break;
           case Step::Kind::Reduce:
             for (int b : {s.reduce.in, s.reduce.out}) here(b);
@@ -650,6 +664,133 @@ class Lowering {
     for (size_t i = 0; i < blocks.size(); ++i) plan_.buffers[size_t(owner[i])].index = int64_t(blocks[i].offset);
   }
 
+  // How often each buffer is read: loads, step inputs, control predicates (nested lists too).
+  void count_reads(const std::vector<Step>& list) {
+    for (const Step& s : list) {
+      switch (s.kind) {
+        case Step::Kind::Loop:
+          for (const Expr& e : s.loop.exprs)
+            if (e.kind == Expr::Kind::Load) ++reads_[e.buffer];
+          break;
+        case Step::Kind::MatMul:
+          ++reads_[s.matmul.a];
+          ++reads_[s.matmul.b];
+          break;
+        case Step::Kind::Reduce:
+          ++reads_[s.reduce.in];
+          break;
+        case Step::Kind::Fallback:
+          for (int b : s.fallback.ins) ++reads_[b];
+          break;
+        case Step::Kind::Cond:
+        case Step::Kind::While:
+          ++reads_[s.control.pred];
+          count_reads(s.control.first);
+          count_reads(s.control.second);
+          break;
+      }
+    }
+  }
+
+  // A library matmul whose result only one loop of the same list reads, where that loop does
+  // nothing but finish the result with post-ops (PostOp) and store it once, takes the loop as
+  // its epilogue: the matmul moves to the loop's place (safe: the steps between neither read its
+  // result nor write anything but buffers of their own) and writes the loop's buffer. A loop
+  // that does more (other nodes, reductions, more stores) stays, as then fusing would save no
+  // pass over the result.
+  void fuse_epilogues(std::vector<Step>& list) {
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i].kind == Step::Kind::Cond || list[i].kind == Step::Kind::While) {
+        fuse_epilogues(list[i].control.first);
+        fuse_epilogues(list[i].control.second);
+      }
+      const MatMulStep& mm = list[i].matmul;
+      if (list[i].kind != Step::Kind::MatMul || !mm.library || mm.batch * mm.m * mm.n < kEpilogueMinElements ||
+          reads_[mm.out] != 1)
+        continue;
+      for (size_t j = i + 1; j < list.size(); ++j) {
+        if (list[j].kind != Step::Kind::Loop || !as_epilogue(list[i].matmul, list[j].loop)) continue;
+        Step fused = std::move(list[i]);
+        fused.matmul.out = list[j].loop.stores[0].second;
+        fused.matmul.epilogue_nodes = std::move(list[j].loop.nodes);
+        list[j] = std::move(fused);
+        list[i] = Step{};
+        list[i].kind = Step::Kind::Fallback;  // emptied: dropped by prepare()
+        break;
+      }
+    }
+  }
+
+  // Fills mm.epilogue when `loop` is a chain of post-ops from one load of mm's result to its
+  // one store: relu, tanh, sigmoid, an add of a row ([n]) or of a tensor of the result's shape,
+  // a multiply by a scalar constant; every other load feeds one of those adds or multiplies.
+  bool as_epilogue(MatMulStep& mm, const LoopStep& loop) const {
+    const Buffer& out = plan_.buffers[size_t(mm.out)];
+    if (loop.stores.size() != 1 || !loop.reduces.empty() || loop.nodes.empty() ||
+        !std::equal(loop.dims.begin(), loop.dims.end(), out.shape.dims().begin(), out.shape.dims().end()))
+      return false;
+    const SmallVector<int64_t, 6> whole = broadcast_strides(out.shape, loop.dims);
+    SmallVector<int64_t, 6> row(loop.dims.size(), 0);
+    row.back() = loop.dims.back() == 1 ? 0 : 1;
+    std::vector<PostOp> ops;
+    std::vector<int> users(loop.exprs.size(), 0);
+    int head = -1;  // the chain's value so far
+    for (size_t i = 0; i < loop.exprs.size(); ++i) {
+      const Expr& e = loop.exprs[i];
+      if (e.dtype != DType::Float32) return false;
+      if (e.kind == Expr::Kind::Load) {
+        if (e.buffer != mm.out) continue;  // an operand, checked where it is used
+        if (head >= 0 || !std::equal(e.stride.begin(), e.stride.end(), whole.begin(), whole.end())) return false;
+        head = int(i);
+        continue;
+      }
+      if (head < 0) return false;
+      PostOp p;
+      if (e.kind == Expr::Kind::Unary && e.a == head) {
+        if (e.op == OpId::Relu)
+          p.kind = PostOp::Kind::Relu;
+        else if (e.op == OpId::Tanh)
+          p.kind = PostOp::Kind::Tanh;
+        else if (e.op == OpId::Sigmoid)
+          p.kind = PostOp::Kind::Sigmoid;
+        else
+          return false;
+      } else if (e.kind == Expr::Kind::Binary && (e.a == head) != (e.b == head)) {
+        int other = e.a == head ? e.b : e.a;
+        const Expr& x = loop.exprs[size_t(other)];
+        if (x.kind != Expr::Kind::Load || x.buffer == mm.out) return false;
+        ++users[size_t(other)];
+        auto same = [&](std::span<const int64_t> st) {
+          return std::equal(x.stride.begin(), x.stride.end(), st.begin());
+        };
+        const Buffer& xb = plan_.buffers[size_t(x.buffer)];
+        if (e.op == OpId::Add && (same(whole) || same(row))) {
+          p.kind = same(whole) ? PostOp::Kind::Add : PostOp::Kind::Bias;
+          p.buffer = x.buffer;
+        } else if (e.op == OpId::Multiply && xb.kind == Buffer::Kind::Constant && xb.shape.num_elements() == 1) {
+          p.kind = PostOp::Kind::Scale;
+          p.scale = plan_.constants[size_t(xb.index)].data<float>()[0];
+        } else {
+          return false;
+        }
+      } else {
+        return false;
+      }
+      ops.push_back(p);
+      head = int(i);
+    }
+    // each operand load feeds one post-op, and the chain's end is what the loop stores
+    for (size_t i = 0; i < loop.exprs.size(); ++i)
+      if (loop.exprs[i].kind == Expr::Kind::Load && loop.exprs[i].buffer != mm.out && users[i] != 1) return false;
+    if (ops.empty() || loop.stores[0].first != head) return false;
+    // a relu post-op costs a scan of A and B per call (oneDNN's relu drops NaN; the runtime
+    // checks none can reach it), which must stay well below the pass over the result it saves
+    bool relu = std::any_of(ops.begin(), ops.end(), [](const PostOp& p) { return p.kind == PostOp::Kind::Relu; });
+    if (relu && 2 * mm.k * (mm.m + mm.n) > mm.m * mm.n) return false;
+    mm.epilogue = std::move(ops);
+    return true;
+  }
+
   // Drops emptied loops and collapses loop dims (nested lists too), and numbers the fallbacks.
   void prepare(std::vector<Step>& list) {
     std::vector<Step> kept;
@@ -661,6 +802,10 @@ class Lowering {
       if (s.kind == Step::Kind::Fallback) {
         s.fallback.id = int(plan_.fallback_steps.size());
         plan_.fallback_steps.push_back(s.fallback);
+      }
+      if (s.kind == Step::Kind::MatMul && s.matmul.library) {
+        s.matmul.id = int(plan_.library_matmuls.size());
+        plan_.library_matmuls.push_back(s.matmul);
       }
       if (s.kind == Step::Kind::Cond || s.kind == Step::Kind::While) {
         prepare(s.control.first);
@@ -699,7 +844,8 @@ class Lowering {
   Plan plan_;
   std::unordered_map<const ir::Value*, Val> vals_;
   std::vector<Val> var_value_;
-  std::vector<int> open_;  // loop steps that later nodes may still join
+  std::vector<int> open_;               // loop steps that later nodes may still join
+  std::unordered_map<int, int> reads_;  // buffer -> readers, for epilogue fusion
 };
 
 bool static_types(const ir::Graph& g) {
@@ -769,7 +915,15 @@ void print_steps(std::ostringstream& os, const std::vector<Step>& steps, const s
         break;
       case Step::Kind::MatMul:
         os << "matmul " << s.matmul.batch << "x" << s.matmul.m << "x" << s.matmul.n << "x" << s.matmul.k
-           << (s.matmul.library ? " library" : " inline") << "\n";
+           << (s.matmul.library ? " library" : " inline");
+        if (!s.matmul.epilogue.empty()) {
+          static constexpr const char* kNames[] = {"bias", "add", "scale", "relu", "tanh", "sigmoid"};
+          os << " {";
+          for (size_t i = 0; i < s.matmul.epilogue.size(); ++i)
+            os << (i ? ", " : "") << kNames[size_t(s.matmul.epilogue[i].kind)];
+          os << "}";
+        }
+        os << "\n";
         break;
       case Step::Kind::Reduce:
         os << ops::op_def(s.reduce.op).name << " [" << s.reduce.outer << ", " << s.reduce.reduced << ", "

@@ -59,13 +59,36 @@ struct LoopStep {
   std::vector<const ir::Node*> nodes;  // the fused nodes, for dumps and logs
 };
 
+/// One elementwise operation a library matmul applies to each element x of its result before
+/// storing it (a oneDNN post-op); an epilogue applies them in order.
+struct PostOp {
+  enum class Kind : uint8_t {
+    Bias,     // x + buffer[j]: `buffer` holds n elements, broadcast over the rows ([n], [1, n], ...)
+    Add,      // x + buffer[i, j]: `buffer` has the result's shape (batch dims included)
+    Scale,    // x * scale (a multiply by a float32 scalar constant)
+    Relu,     // relu(x)
+    Tanh,     // tanh(x)
+    Sigmoid,  // sigmoid(x)
+  };
+  Kind kind = Kind::Bias;
+  int buffer = -1;  // Bias, Add
+  float scale = 1;  // Scale
+};
+
 /// out[i] = op(a[i]) · op(b[i]) for `batch` matrices, a[i] at element i * a_stride (0: one
-/// matrix broadcast over the batch).
+/// matrix broadcast over the batch), then `epilogue` applied to every element.
 struct MatMulStep {
   int a = -1, b = -1, out = -1;
   int64_t batch = 1, m = 0, n = 0, k = 0, a_stride = 0, b_stride = 0;
   bool ta = false, tb = false;
-  bool library = false;  // float32 and large: the context's sgemm (oneDNN)
+  bool library = false;  // float32 and large: oneDNN, through the context
+  /// Library matmuls only: the loop that did nothing but finish the result (bias, residual
+  /// add, scale, activation), fused; `out` is then that loop's buffer.
+  std::vector<PostOp> epilogue;
+  std::vector<const ir::Node*> epilogue_nodes;  // the fused loop's nodes, for logs and stats
+  /// Library matmuls: the index in Plan::library_matmuls, which the generated code passes to
+  /// the context's matmul.
+  int id = -1;
 };
 
 /// A reduction of `in` viewed as [outer, reduced, inner] to `out` viewed as [outer, inner].
@@ -123,6 +146,8 @@ struct Plan {
   std::vector<std::string> fallbacks;
   /// Every fallback step (nested ones included), by id.
   std::vector<FallbackStep> fallback_steps;
+  /// Every library matmul step (nested ones included), by id.
+  std::vector<MatMulStep> library_matmuls;
   /// A readable listing of the steps (fused regions with their ops), for logs and tests.
   std::string to_string() const;
 };
@@ -141,8 +166,13 @@ struct LowerOptions {
   /// constant, another output or an assigned value), so a caller can pass its own memory for
   /// each output (ahead-of-time entry points do).
   bool dedicated_outputs = false;
-  /// Large float32 matmuls call the context's sgemm (oneDNN); off: every matmul is generated.
+  /// Large float32 matmuls call oneDNN through the context; off: every matmul is generated.
   bool library_matmul = true;
+  /// A library matmul with at least 64K output elements whose result only one loop reads, a
+  /// loop that only finishes it with post-ops (PostOp) and stores it once, takes that loop as
+  /// its epilogue (with a relu only when 2·k·(m + n) <= m·n: the runtime scans A and B per call
+  /// for it); off: such loops stay.
+  bool fuse_epilogues = true;
 };
 
 /// Lowers a static graph (is_static) to a plan: fuses elementwise chains, plans the arena,
