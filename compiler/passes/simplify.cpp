@@ -2,6 +2,7 @@
 // chains of reshape/squeeze/expand_dims, and casts, reshapes and broadcasts to the input's own
 // type. A node is replaced by another value only when that value has exactly the node's output
 // type: broadcasting against a constant can change a shape or a dtype, and then nothing fires.
+// `sum_to_like` with known shapes becomes its input or a reduce_sum (gradients of broadcasts).
 #include <vector>
 
 #include "compiler/passes/pass.h"
@@ -170,6 +171,9 @@ class Simplifier {
       case OpId::ExpandDims:
         view(n);
         break;
+      case OpId::SumToLike:
+        sum_to_like(n);
+        break;
       case OpId::BroadcastTo:
       case OpId::Cast:
         // to the input's own type they copy, and a copy of an immutable tensor is the tensor (a
@@ -179,6 +183,33 @@ class Simplifier {
       default:
         break;
     }
+  }
+
+  // sum_to_like(x, like) with both shapes known: x itself when they are equal; otherwise a
+  // reduce_sum over the leading axes (or over the axes where like has 1), which backends compile
+  // like any reduction and which no longer reads `like`. Mixed cases (leading axes and size-1
+  // axes both) stay.
+  void sum_to_like(Node& n) {
+    Value* x = n.inputs[0];
+    const Shape& xs = x->type.shape;
+    const Shape& ls = type(n).shape;
+    if (!xs.is_fully_defined() || !ls.is_fully_defined()) return;
+    if (replace(n, x)) return;
+    const int64_t lead = xs.rank() - ls.rank();
+    std::vector<int64_t> inner;
+    for (int64_t i = lead; i < xs.rank(); ++i)
+      if (ls.dim(size_t(i - lead)) == 1 && xs.dim(size_t(i)) != 1) inner.push_back(i);
+    if (lead > 0 && !inner.empty()) return;
+    std::vector<int64_t> axes = inner;
+    for (int64_t i = 0; i < lead; ++i) axes.push_back(i);
+    if (axes.empty()) return;  // only size-1 dims differ: a reshape, left to the kernel
+    if (Node* old = n.inputs[1]->producer) touched_.push_back(old);
+    n.inputs.resize(1);
+    n.def = &ops::op_def(OpId::ReduceSum);
+    n.attrs = ops::Attrs{};
+    n.attrs.set("axes", axes);
+    n.attrs.set("keepdims", lead == 0);
+    ++changes_;
   }
 
   // x op k -> x (and k op x -> x when `commutes`), for a constant k of all `unit`s.

@@ -457,6 +457,33 @@ graph @f(%x: f32[3], %y: f32[1], %u: f32[n], %i: i32[3]) symbols(n) {
   CHECK(g->nodes.size() == 8);
 }
 
+TEST_CASE("simplify turns sum_to_like with known shapes into its input or a reduce_sum", "[passes][simplify]") {
+  const std::string text = R"(kiln.ir 1
+graph @f(%x: f32[4, 3], %b: f32[3], %c: f32[4, 1], %r: f32[1, 3], %u: f32[n, 3], %y: f32[2, 4, 3]) symbols(n) {
+  %same = sum_to_like(%x, %x) : f32[4, 3]
+  %lead = sum_to_like(%x, %b) : f32[3]
+  %ones = sum_to_like(%x, %c) : f32[4, 1]
+  %rows = sum_to_like(%x, %r) : f32[1, 3]
+  %mixed = sum_to_like(%y, %r) : f32[1, 3]
+  %unknown = sum_to_like(%u, %b) : f32[3]
+  return %same, %lead, %ones, %rows, %mixed, %unknown
+}
+)";
+  std::vector<float> v(12), w(6), y(24);
+  for (size_t k = 0; k < v.size(); ++k) v[k] = float(k) - 5.5f;
+  for (size_t k = 0; k < w.size(); ++k) w[k] = float(k * k);
+  for (size_t k = 0; k < y.size(); ++k) y[k] = float(k % 7) * 0.5f;
+  auto g = run_pass("simplify", text,
+                    {f32(v, {4, 3}), f32({1, 2, 3}, {3}), f32({1, 2, 3, 4}, {4, 1}), f32({1, 2, 3}, {1, 3}),
+                     f32(w, {2, 3}), f32(y, {2, 4, 3})});
+  // same -> x; lead, ones and rows -> reduce_sum; mixed (a leading axis and a size-1 axis) and
+  // the unknown batch dim stay
+  CHECK(g->outputs[0] == g->inputs[0]);
+  CHECK(op_counts(*g) == std::map<std::string, int>{{"reduce_sum", 3}, {"sum_to_like", 2}});
+  for (auto& n : g->nodes)
+    if (std::string(n->name()) == "reduce_sum") CHECK(n->inputs.size() == 1);
+}
+
 TEST_CASE("simplify composes transposes", "[passes][simplify]") {
   const std::string text = R"(kiln.ir 1
 graph @f(%x: f32[2, 3, 4]) {
