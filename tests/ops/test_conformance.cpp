@@ -2650,6 +2650,14 @@ void check_traced_rejected(const std::string& op, DType dt, const Case& c) {
 
 }  // namespace
 
+namespace {
+// Whether `spec`'s op accepts inputs of `dt`.
+bool accepts(const OpSpec& spec, DType dt) {
+  return spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
+                           : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+}
+}  // namespace
+
 TEST_CASE("every registered op has a conformance entry", "[conformance]") {
   const auto& table = spec_table();
   for (const ops::OpDef& def : ops::all_ops())
@@ -2673,8 +2681,7 @@ TEST_CASE("every op matches its reference for each dtype it accepts and rejects 
     }
     const OpSpec& spec = it->second;
     for (DType dt : kAllDTypes) {
-      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
-                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+      const bool accepted = accepts(spec, dt);
       const std::vector<Case> cases = it->second.cases(op, dt, accepted && runs_big_cases(dt));
       for (const Case& c : cases) {
         if (accepted)
@@ -2700,8 +2707,7 @@ TEST_CASE("every op traced into a function gives the eager op's results", "[conf
     if (it == table.end()) continue;  // reported by the tests above
     const OpSpec& spec = it->second;
     for (DType dt : kAllDTypes) {
-      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
-                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+      const bool accepted = accepts(spec, dt);
       for (const Case& c : spec.cases(op, dt, false)) {
         if (accepted)
           run_traced(op, dt, c);
@@ -2722,8 +2728,7 @@ TEST_CASE("every op traced with unknown dims gives the eager op's results", "[co
     if (it == table.end()) continue;
     const OpSpec& spec = it->second;
     for (DType dt : kAllDTypes) {
-      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
-                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+      const bool accepted = accepts(spec, dt);
       if (!accepted) continue;
       for (const Case& c : spec.cases(op, dt, false)) run_traced(op, dt, c, /*unknown_dims=*/true);
     }
@@ -2758,8 +2763,7 @@ TEST_CASE("every op on the GPU gives the CPU's results", "[.cuda]") {
     if (it == table.end()) continue;
     const OpSpec& spec = it->second;
     for (DType dt : kAllDTypes) {
-      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
-                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+      const bool accepted = accepts(spec, dt);
       if (!accepted) continue;
       for (const Case& c : spec.cases(op, dt, runs_big_cases(dt))) {
         INFO("op " << op << " dtype " << dtype_name(dt) << " case " << c.what);
