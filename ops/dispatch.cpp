@@ -174,18 +174,23 @@ TensorList execute_gpu(const OpDef& def, const Attrs& attrs, std::span<const Ten
   bool strings = false;
   for (const Tensor& t : inputs) strings = strings || (t.defined() && t.dtype() == DType::String);
   for (const TensorType& t : types) strings = strings || t.dtype == DType::String;
+  static std::array<std::atomic<bool>, kNumOps> logged{};
   if (def.cuda_kernel && !strings) {
     TensorList moved;
     for (const Tensor& t : inputs) moved.push_back(t.defined() && t.device() != dev ? t.to(dev) : t);
     TensorList outputs(types.size());
     KernelContext ctx{def, attrs, moved, types, outputs};
-    def.cuda_kernel(ctx);
-    return outputs;
-  }
-  static std::array<std::atomic<bool>, kNumOps> logged{};
-  if (!logged[size_t(def.id)].exchange(true))
+    try {
+      def.cuda_kernel(ctx);
+      return outputs;
+    } catch (const Unimplemented& e) {  // thrown before any launch: a dtype or layout it lacks
+      if (!logged[size_t(def.id)].exchange(true))
+        logging::info("[device] {}; it runs on CPU:0 and its outputs are copied to {}", e.what(), dev.to_string());
+    }
+  } else if (!logged[size_t(def.id)].exchange(true)) {
     logging::info("[device] {} has no GPU kernel: it runs on CPU:0 and its outputs are copied to {}", def.name,
                   dev.to_string());
+  }
   TensorList host;
   for (const Tensor& t : inputs) host.push_back(t.defined() ? t.to(kCPU) : t);
   TensorList outputs;

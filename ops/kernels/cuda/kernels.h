@@ -10,7 +10,9 @@
 namespace kiln::ops::cuda {
 
 /// The GPU kernel of `op`, or nullptr when the op has none (dispatch then runs the CPU kernel
-/// and copies, and logs it once). Null in builds without CUDA.
+/// and copies, and logs it once). A kernel throws Unimplemented, before launching anything,
+/// for dtypes or layouts it does not cover (complex, broadcast batch axes of a matmul), and
+/// dispatch falls back the same way. Null in builds without CUDA.
 KernelFn kernel_for(OpId op);
 
 /// Whether NVRTC loads on this machine (no GPU needed); `why` says why not.
