@@ -1331,7 +1331,7 @@ std::string emit_object(const Plan& plan, const std::string& symbol, CodegenTime
 
 std::string optimized_ir(const Plan& plan, const std::string& symbol) {
   ModuleBuild mb(symbol);
-  Emitter(mb.ctx, *mb.m, plan).emit(symbol);
+  Emitter(mb.ctx, *mb.m, plan, true).emit(symbol);
   mb.optimize(symbol, nullptr);
   std::string ir;
   llvm::raw_string_ostream os(ir);
