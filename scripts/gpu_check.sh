@@ -8,7 +8,8 @@
 #                                  carried there: correctness first (every [.cuda] test), then
 #                                  the GPU timings; logs go to $OUT when set (the device tool)
 # The binaries are built without LLVM and oneDNN, so nothing large travels (traced functions
-# run on the interpreter there; the CPU results the GPU is compared with use Kiln's own matmul),
+# called on the CPU run on the interpreter there, on the GPU on the CUDA backend; the CPU results
+# the GPU is compared with use Kiln's own matmul),
 # and for x86-64-v3 (AVX2), since the GPU machine's processor may lack AVX-512.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +21,11 @@ prepare)
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_LLVM=OFF -DKILN_WITH_ONEDNN=OFF \
     -DKILN_BUILD_BENCH=OFF -DKILN_WITH_CUDA=ON -DKILN_ARCH=x86-64-v3 >build-gpu.configure.log 2>&1 || { cat build-gpu.configure.log; exit 1; }
   grep -q "building the GPU runtime" build-gpu.configure.log || { echo "no CUDA toolkit found" >&2; exit 1; }
-  cmake --build build-gpu -j "$(nproc)" --target test_ops test_conformance
+  cmake --build build-gpu -j "$(nproc)" --target test_ops test_conformance test_compiler
   rm -rf .gpu && mkdir -p .gpu/lib
-  cp build-gpu/tests/test_ops build-gpu/tests/test_conformance .gpu/
+  cp build-gpu/tests/test_ops build-gpu/tests/test_conformance build-gpu/tests/test_compiler .gpu/
   # the libraries a plain Ubuntu/Debian machine with the CUDA toolkit does not have
-  for lib in $(ldd .gpu/test_ops .gpu/test_conformance | awk '/=>/ {print $3}' | sort -u); do
+  for lib in $(ldd .gpu/test_ops .gpu/test_conformance .gpu/test_compiler | awk '/=>/ {print $3}' | sort -u); do
     case "$(basename "$lib")" in
     libspdlog* | libfmt* | libgomp*) cp -L "$lib" .gpu/lib/ ;;
     esac
@@ -41,6 +42,8 @@ run)
   status=0
   echo "== correctness: [.cuda] tests" | tee -a "$log"
   .gpu/test_ops "[.cuda]" 2>&1 | tee -a "$log" || status=1
+  # traced functions on the CUDA backend (compiler/backend/cuda)
+  .gpu/test_compiler "[.cuda]" 2>&1 | tee -a "$log" || status=1
   .gpu/test_conformance "[.cuda]" 2>&1 | tail -200 | tee -a "$log" || status=1
   exit $status
   ;;

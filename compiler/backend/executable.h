@@ -1,6 +1,6 @@
-// Executables: a compiled graph ready to run. Backends (the interpreter today; LLVM and CUDA
-// later) produce them; concrete functions hold them by reference count, so evicting a cache
-// entry never frees code that another thread is running.
+// Executables: a compiled graph ready to run. Backends (the interpreter, the CPU backend with
+// LLVM, the CUDA backend with NVRTC) produce them; concrete functions hold them by reference
+// count, so evicting a cache entry never frees code that another thread is running.
 #pragma once
 
 #include <memory>
@@ -17,7 +17,8 @@ struct BackendStats {
   /// Lowering to a plan; LLVM IR generation, O3 and object emission; linking into the process
   /// (microseconds).
   double lower_us = 0, codegen_us = 0, load_us = 0;
-  /// Where the object code came from: "compiled", "memory" or "disk" (the caches).
+  /// Where the object code came from: "compiled", "memory" or "disk" (the caches); "none" for
+  /// a CUDA program without kernels of its own. The CUDA backend's codegen_us is NVRTC's.
   std::string code_source;
   /// Plan steps; fused loops and the nodes in them; nodes run by eager kernels.
   size_t steps = 0, loops = 0, fused_nodes = 0, fallbacks = 0;
@@ -54,20 +55,36 @@ inline Ref<Executable> make_interpreter(std::shared_ptr<const ir::Graph> graph) 
 /// generation fails.
 Ref<Executable> make_cpu(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph);
 
-/// Which backend runs traced functions.
+/// The CUDA backend (compiler/backend/cuda/): for each GPU and input shape a call runs with,
+/// the graph specialized, lowered to the CPU backend's plan and generated as one CUDA C
+/// program (a kernel per fused loop and per reduction) compiled with NVRTC; matmuls go to
+/// cuBLAS (float32/float64) or the eager integer kernel, nodes without a kernel run as eager
+/// GPU ops, cond/while are driven from the host. Up to 8 specializations; later shapes, graphs
+/// whose shapes depend on values and graphs that fail to compile (logged) run node by node
+/// through dispatch. Calls that do not run on a GPU run node by node as well.
+Ref<Executable> make_cuda(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph);
+
+/// `host` for calls on the CPU; calls that run on a GPU (runs_on_gpu) go to make_cuda's
+/// executable, created on the first such call, so CPU-only use never touches CUDA. Builds
+/// without CUDA get `host` itself. stats(), backend() and arena_bytes() are `host`'s.
+Ref<Executable> with_gpu(Ref<Executable> host, std::shared_ptr<const ir::Graph> root, const ir::Graph& graph);
+
+/// Which backend runs traced functions. Cpu: the compiled backends, native CPU code for calls
+/// on the CPU and generated CUDA kernels for calls on a GPU. Interpreter: node by node on the
+/// eager kernels of the call's device.
 enum class BackendKind { Cpu, Interpreter };
 
 /// The process default: KILN_BACKEND=interpreter or cpu, else the CPU backend. Throws
 /// InvalidArgument for another value.
 BackendKind default_backend();
 
-/// Makes an executable for `graph` on `kind`.
+/// Makes an executable for `graph` on `kind` (Cpu: make_cpu with_gpu).
 Ref<Executable> make_executable(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph,
                                 BackendKind kind = default_backend());
 
 /// Whether a call with these inputs runs on a GPU: inside a GPU device scope, or outside any
-/// scope with an input on a GPU (the placement rule of eager ops). Such calls run node by
-/// node on the GPU's eager kernels (the CUDA backend's compiled kernels are not built yet).
+/// scope with an input on a GPU (the placement rule of eager ops). Such calls run on the CUDA
+/// backend (BackendKind::Cpu) or node by node on the GPU's eager kernels (the interpreter).
 bool runs_on_gpu(std::span<const Tensor> inputs);
 /// Runs a cond node: inputs = {pred, captures...}; runs `then_graph` or `else_graph` on the
 /// captures. Throws InvalidArgument for a predicate that is not one element.

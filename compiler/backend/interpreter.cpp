@@ -284,7 +284,8 @@ BackendKind default_backend() {
 }
 
 Ref<Executable> make_executable(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph, BackendKind kind) {
-  return kind == BackendKind::Cpu ? make_cpu(std::move(root), graph) : make_interpreter(std::move(root), graph);
+  if (kind == BackendKind::Interpreter) return make_interpreter(std::move(root), graph);
+  return with_gpu(make_cpu(root, graph), root, graph);
 }
 
 Ref<Executable> make_interpreter(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {

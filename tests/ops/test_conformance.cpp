@@ -16,6 +16,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <set>
 #include <span>
 #include <sstream>
 #include <string>
@@ -24,8 +25,12 @@
 #include <variant>
 #include <vector>
 
+#include "compiler/backend/cpu/plan.h"
+#include "compiler/backend/cuda/cuda_backend.h"
 #include "compiler/trace/function.h"
 #include "ops/dispatch.h"
+#include "ops/kernels/cuda/kernels.h"
+#include "ops/kernels/cuda/source.h"
 #include "ops/ops.h"
 #include "runtime/printing.h"
 #include "runtime/string_tensor.h"
@@ -2787,6 +2792,122 @@ TEST_CASE("every op on the GPU gives the CPU's results", "[.cuda]") {
           INFO("output " << i << ": " << diff);
           CHECK(diff.empty());
         }
+      }
+    }
+  }
+}
+
+// The CUDA backend's program of every traced case (compiler/backend/cuda): generated from the
+// graph's plan and compiled with NVRTC for sm_90, which needs no GPU. Kernels that come out the
+// same (the same op, dtype and shape) are compiled once, all in one program.
+TEST_CASE("every op's traced graph has a CUDA program that compiles", "[cuda-source]") {
+  std::string why;
+  if (!ops::cuda::nvrtc_available(why)) {
+    WARN("NVRTC is not available, the CUDA programs are not compiled: " << why);
+    return;
+  }
+  const auto& table = spec_table();
+  std::set<std::string> seen;
+  std::string program = ops::cuda::gpu_prelude();
+  size_t graphs = 0;
+  for (const ops::OpDef& def : ops::all_ops()) {
+    const std::string op(def.name);
+    auto it = table.find(op);
+    if (it == table.end()) continue;
+    const OpSpec& spec = it->second;
+    for (DType dt : kAllDTypes) {
+      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
+                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+      if (!accepted) continue;
+      for (const Case& c : spec.cases(op, dt, false)) {
+        INFO("op " << op << " dtype " << dtype_name(dt) << " case " << c.what);
+        Ref<trace::ConcreteState> cs;
+        try {
+          cs = trace_case(op, c);
+        } catch (const std::exception&) {
+          continue;  // the traced tests above report it
+        }
+        if (!backend::cpu::is_static(*cs->optimized)) continue;
+        ++graphs;
+        std::string kernels;
+        try {
+          kernels = backend::cuda::program_kernels(backend::cpu::lower(*cs->optimized, backend::cuda::lower_options()),
+                                                   "kernel");
+        } catch (const Internal& e) {
+          FAIL_CHECK(e.what());
+          continue;
+        }
+        // one kernel per `extern "C"`, its name the text up to the first '('
+        for (size_t at = kernels.find("extern \"C\""); at != std::string::npos;) {
+          const size_t next = kernels.find("extern \"C\"", at + 1);
+          std::string k = kernels.substr(at, next == std::string::npos ? std::string::npos : next - at);
+          const size_t name = k.find("void ") + 5, paren = k.find('(');
+          k.replace(name, paren - name, "NAME");
+          if (seen.insert(k).second) {
+            k.replace(name, 4, "k" + std::to_string(seen.size()));
+            program += k;
+          }
+          at = next;
+        }
+      }
+    }
+  }
+  INFO(graphs << " graphs, " << seen.size() << " distinct kernels");
+  CHECK(graphs > 1000);
+  CHECK(seen.size() > 100);
+  try {
+    ops::cuda::compile_cubin(program, "conformance", 90);
+  } catch (const Internal& e) {
+    FAIL_CHECK(e.what());
+  }
+}
+
+// The first case of every op and dtype traced and called with its inputs on GPU:0 ([.cuda]):
+// the CUDA backend's program (its kernels, and the eager GPU ops of its fallbacks) gives the
+// CPU's eager results (floats at the traced tier), the same printed text and the same errors.
+// One case per op and dtype keeps it to about 300 NVRTC compiles.
+TEST_CASE("every op traced and called on the GPU gives the eager results", "[.cuda]") {
+  if (gpu_count() == 0) FAIL("no GPU");
+  const Device gpu{DeviceType::GPU, 0};
+  const auto& table = spec_table();
+  for (const ops::OpDef& def : ops::all_ops()) {
+    const std::string op(def.name);
+    auto it = table.find(op);
+    if (it == table.end()) continue;
+    const OpSpec& spec = it->second;
+    for (DType dt : kAllDTypes) {
+      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
+                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
+      if (!accepted) continue;
+      const std::vector<Case> cases = spec.cases(op, dt, false);
+      if (cases.empty()) continue;
+      const Case& c = cases.front();
+      INFO("op " << op << " traced on the GPU, dtype " << dtype_name(dt) << ", case " << c.what);
+      Ref<trace::ConcreteState> cs;
+      try {
+        cs = trace_case(op, c);
+      } catch (const std::exception&) {
+        continue;  // the traced tests on the CPU report it
+      }
+      const ConcreteFunction f(cs);
+      const Outcome eager = outcome_of([&c] { return c.run(); });
+      const Outcome on_gpu = outcome_of([&] {
+        std::vector<Tensor> in;
+        for (const Tensor& t : c.inputs) in.push_back(t.defined() && t.dtype() != DType::String ? t.to(gpu) : t);
+        Outputs out = f(in);
+        for (Tensor& t : out)
+          if (t.defined()) t = t.to(kCPU);
+        return out;
+      });
+      CHECK(on_gpu.printed == eager.printed);
+      CHECK(on_gpu.error == eager.error);
+      if (!eager.error.empty() || !on_gpu.error.empty()) continue;
+      REQUIRE(on_gpu.out.size() == eager.out.size());
+      for (size_t i = 0; i < eager.out.size(); ++i) {
+        if (!eager.out[i].defined()) continue;
+        const std::string diff = traced_mismatch(on_gpu.out[i], eager.out[i]);
+        INFO("output " << i << ": " << diff);
+        CHECK(diff.empty());
       }
     }
   }

@@ -375,7 +375,7 @@ class Lowering {
       return;
     }
     if (op == OpId::MatMul && native_dtype(out.dtype) && out.dtype != DType::Bool && lower_matmul(n)) return;
-    if (native_reduce(op, in0) && (fuse_reduce(n) || lower_reduce(n))) return;
+    if (native_reduce(op, in0) && ((options_.fuse_reductions && fuse_reduce(n)) || lower_reduce(n))) return;
     fallback(n);
   }
 

@@ -173,6 +173,10 @@ struct LowerOptions {
   /// its epilogue (with a relu only when 2·k·(m + n) <= m·n: the runtime scans A and B per call
   /// for it); off: such loops stay.
   bool fuse_epilogues = true;
+  /// A reduction of a value still open in a loop of the same shape joins that loop (LoopReduce,
+  /// which accumulates in place: right for one thread per output, not for a GPU's many); off:
+  /// it becomes a ReduceStep of its own (or a fallback when its axes are not one run).
+  bool fuse_reductions = true;
 };
 
 /// Lowers a static graph (is_static) to a plan: fuses elementwise chains, plans the arena,

@@ -262,11 +262,6 @@ void kernel_cast(KernelContext& ctx) {
   launch("cast", dev, fn, n, args);
 }
 
-struct Reduce {
-  int rank_out, rank_red;
-  long long out_dims[kMaxGpuRank], out_strides[kMaxGpuRank], red_dims[kMaxGpuRank], red_strides[kMaxGpuRank], count;
-};
-
 void kernel_reduce(KernelContext& ctx) {
   const Tensor& x = ctx.inputs[0];
   if (!gpu_reduce_supported(ctx.def.id, x.dtype()))
@@ -275,8 +270,7 @@ void kernel_reduce(KernelContext& ctx) {
   const std::vector<int64_t> axes = normalize_reduction_axes(ctx.def.name, ctx.attrs.get_ints("axes"), x.ndim());
   std::vector<bool> reduced(size_t(x.ndim()), false);
   for (int64_t a : axes) reduced[size_t(a)] = true;
-  Reduce r{};
-  r.count = 1;
+  ReduceLayout r;
   long long stride = 1;
   for (int64_t i = x.ndim() - 1; i >= 0; --i) {  // innermost first, then reversed below
     const long long d = x.shape().dim(i);
@@ -362,47 +356,8 @@ void kernel_matmul(KernelContext& ctx) {
   };
   const int64_t sa = batch_stride(a), sb = batch_stride(b);
   if (out.num_elements() == 0) return;
-  const int dev = out.device().index;
-  if (k == 0) {
-    kiln::cuda::check(
-        kiln::cuda::driver().cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(data_ptr(out)), 0, out.nbytes(),
-                                             static_cast<CUstream>(kiln::cuda::stream(dev))),
-        "matmul", "cuMemsetD8Async");
-    return;
-  }
-  if (dt == DType::Float32 || dt == DType::Float64) {
-    // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands
-    BlasHandle& h = blas_handle(dev);
-    std::lock_guard lock(h.mu);
-    const Cublas& api = cublas();
-    api.cublasSetStream_v2(h.handle, static_cast<cudaStream_t>(kiln::cuda::stream(dev)));
-    const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const int ldb = int(tb ? k : n), lda = int(ta ? m : k), ldc = int(n);
-    cublasStatus_t st;
-    if (dt == DType::Float32) {
-      const float one = 1.0f, zero = 0.0f;
-      st = api.cublasSgemmStridedBatched(h.handle, opb, opa, int(n), int(m), int(k), &one,
-                                         static_cast<const float*>(b.device_data()), ldb, sb,
-                                         static_cast<const float*>(a.device_data()), lda, sa, &zero,
-                                         static_cast<float*>(data_ptr(out)), ldc, m * n, int(batches));
-    } else {
-      const double one = 1.0, zero = 0.0;
-      st = api.cublasDgemmStridedBatched(h.handle, opb, opa, int(n), int(m), int(k), &one,
-                                         static_cast<const double*>(b.device_data()), ldb, sb,
-                                         static_cast<const double*>(a.device_data()), lda, sa, &zero,
-                                         static_cast<double*>(data_ptr(out)), ldc, m * n, int(batches));
-    }
-    if (st != CUBLAS_STATUS_SUCCESS) fail<Internal>("matmul", "cuBLAS gemm failed with status ", int(st));
-    return;
-  }
-  std::string name = kernel_name("matmul", "matmul", dt, dt);
-  CUfunction fn = get_kernel(dev, name, [&] { return matmul_kernel_source(dt, name); });
-  MatmulShape s{m, n, k, batches, ta, tb, sa, sb};
-  void* pa = data_ptr(a);
-  void* pb = data_ptr(b);
-  void* pc = data_ptr(out);
-  void* args[] = {&pa, &pb, &pc, &s};
-  launch("matmul", dev, fn, out.num_elements(), args);
+  matmul_on_device("matmul", out.device().index, dt, a.device_data(), b.device_data(), data_ptr(out), m, n, k, batches,
+                   ta, tb, sa, sb);
 }
 
 }  // namespace
@@ -410,6 +365,51 @@ void kernel_matmul(KernelContext& ctx) {
 bool nvrtc_available(std::string& why) {
   why = nvrtc().error;
   return why.empty();
+}
+
+void matmul_on_device(std::string_view who, int device, DType dtype, const void* a, const void* b, void* c, int64_t m,
+                      int64_t n, int64_t k, int64_t batches, bool ta, bool tb, int64_t a_stride, int64_t b_stride) {
+  if (is_complex(dtype) || dtype == DType::Bool || dtype == DType::String)
+    fail<Unimplemented>(who, "matmul of ", dtype_name(dtype), " has no GPU kernel in this build");
+  if (m * n * batches == 0) return;
+  if (k == 0) {
+    kiln::cuda::check(kiln::cuda::driver().cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(c), 0,
+                                                           size_t(m * n * batches) * dtype_size(dtype),
+                                                           static_cast<CUstream>(kiln::cuda::stream(device))),
+                      who, "cuMemsetD8Async");
+    return;
+  }
+  if (dtype == DType::Float32 || dtype == DType::Float64) {
+    // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands
+    BlasHandle& h = blas_handle(device);
+    std::lock_guard lock(h.mu);
+    const Cublas& api = cublas();
+    api.cublasSetStream_v2(h.handle, static_cast<cudaStream_t>(kiln::cuda::stream(device)));
+    const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int ldb = int(tb ? k : n), lda = int(ta ? m : k), ldc = int(n);
+    cublasStatus_t st;
+    if (dtype == DType::Float32) {
+      const float one = 1.0f, zero = 0.0f;
+      st = api.cublasSgemmStridedBatched(h.handle, opb, opa, int(n), int(m), int(k), &one, static_cast<const float*>(b),
+                                         ldb, b_stride, static_cast<const float*>(a), lda, a_stride, &zero,
+                                         static_cast<float*>(c), ldc, m * n, int(batches));
+    } else {
+      const double one = 1.0, zero = 0.0;
+      st = api.cublasDgemmStridedBatched(h.handle, opb, opa, int(n), int(m), int(k), &one,
+                                         static_cast<const double*>(b), ldb, b_stride, static_cast<const double*>(a),
+                                         lda, a_stride, &zero, static_cast<double*>(c), ldc, m * n, int(batches));
+    }
+    if (st != CUBLAS_STATUS_SUCCESS) fail<Internal>(who, "cuBLAS gemm failed with status ", int(st));
+    return;
+  }
+  std::string name = kernel_name("matmul", "matmul", dtype, dtype);
+  CUfunction fn = get_kernel(device, name, [&] { return matmul_kernel_source(dtype, name); });
+  MatmulShape s{m, n, k, batches, ta, tb, a_stride, b_stride};
+  void* pa = const_cast<void*>(a);
+  void* pb = const_cast<void*>(b);
+  void* pc = c;
+  void* args[] = {&pa, &pb, &pc, &s};
+  launch(who, device, fn, m * n * batches, args);
 }
 
 std::string compile_cubin(const std::string& source, const std::string& name, int arch) {
@@ -480,6 +480,11 @@ KernelFn kernel_for(OpId) { return nullptr; }
 bool nvrtc_available(std::string& why) {
   why = "this build of Kiln has no CUDA support (KILN_WITH_CUDA is off)";
   return false;
+}
+
+void matmul_on_device(std::string_view who, int, DType, const void*, const void*, void*, int64_t, int64_t, int64_t,
+                      int64_t, bool, bool, int64_t, int64_t) {
+  fail<InvalidArgument>(who, "no GPU is available: this build of Kiln has no CUDA support");
 }
 
 std::string compile_cubin(const std::string&, const std::string&, int) {

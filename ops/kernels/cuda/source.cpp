@@ -236,6 +236,15 @@ const char* compute_type(DType d) { return d == DType::Float16 || d == DType::BF
 
 std::string gpu_prelude() { return kPrelude; }
 
+std::string gpu_type_name(DType d) { return cuda_type(d); }
+
+std::string gpu_compute_type_name(DType d) { return compute_type(d); }
+
+std::string gpu_functor(OpId op) {
+  const char* f = fn_info(op).functor;
+  return f ? f : "";
+}
+
 bool gpu_elementwise_supported(OpId op, DType in) {
   FnInfo f = fn_info(op);
   return f.functor && (dtype_class(in) & f.classes) != 0 && !is_complex(in) && in != DType::String;
@@ -287,12 +296,10 @@ std::string binary_kernel_source(OpId op, DType in, DType out, const std::string
   return s;
 }
 
-std::string cast_kernel_source(DType in, DType out, const std::string& name) {
-  const std::string T = cuda_type(in), O = cuda_type(out);
-  std::string conv;
-  if (out == DType::Bool) {
-    conv = "v != 0";
-  } else if (is_floating(in) && is_integer(out)) {
+std::string gpu_cast_expr(DType in, DType out, const std::string& v) {
+  const std::string O = cuda_type(out);
+  if (out == DType::Bool) return "(" + v + " != 0)";
+  if (is_floating(in) && is_integer(out)) {
     // truncate toward zero, saturate at the range, NaN to 0 (ops/defs/cast.cpp)
     const char* lo = nullptr;
     const char* hi = nullptr;
@@ -318,24 +325,24 @@ std::string cast_kernel_source(DType in, DType out, const std::string& name) {
       default:
         break;
     }
-    if (lo) {
-      conv = "(" + O + ")(v != v ? 0.0 : fmin(fmax((double)v, " + lo + "), " + hi + "))";
-    } else if (out == DType::Int64) {
-      conv =
-          "(v != v ? 0LL : (double)v >= 9223372036854775808.0 ? 9223372036854775807LL : (double)v <= "
-          "-9223372036854775808.0 ? (-9223372036854775807LL - 1) : (long long)v)";
-    } else {
-      conv =
-          "(v != v || (double)v <= -1.0 ? 0ULL : (double)v >= 18446744073709551616.0 ? 18446744073709551615ULL : "
-          "(unsigned long long)v)";
-    }
-  } else {
-    conv = std::string("(") + compute_type(out) + ")v";
+    if (lo)
+      return "((" + O + ")(" + v + " != " + v + " ? 0.0 : fmin(fmax((double)" + v + ", " + lo + "), " + hi + ")))";
+    if (out == DType::Int64)
+      return "(" + v + " != " + v + " ? 0LL : (double)" + v +
+             " >= 9223372036854775808.0 ? 9223372036854775807LL : (double)" + v +
+             " <= -9223372036854775808.0 ? (-9223372036854775807LL - 1) : (long long)" + v + ")";
+    return "(" + v + " != " + v + " || (double)" + v + " <= -1.0 ? 0ULL : (double)" + v +
+           " >= 18446744073709551616.0 ? 18446744073709551615ULL : (unsigned long long)" + v + ")";
   }
+  return std::string("((") + compute_type(out) + ")" + v + ")";
+}
+
+std::string cast_kernel_source(DType in, DType out, const std::string& name) {
+  const std::string T = cuda_type(in), O = cuda_type(out);
   std::string s;
   s += "extern \"C\" __global__ void " + name + "(const " + T + "* __restrict__ a, " + O +
        "* __restrict__ o, long long n) {\n  KILN_GRID_LOOP(i, n) { const " + compute_type(in) + " v = io<" + T +
-       ">::ld(a[i]); o[i] = io<" + O + ">::st(" + conv + "); }\n}\n";
+       ">::ld(a[i]); o[i] = io<" + O + ">::st(" + gpu_cast_expr(in, out, "v") + "); }\n}\n";
   return s;
 }
 

@@ -52,4 +52,30 @@ std::string matmul_kernel_source(DType dtype, const std::string& name);
 /// The maximum rank a broadcast kernel takes after collapsing axes.
 inline constexpr int kMaxGpuRank = 8;
 
+/// The host side of the prelude's `Reduce`, the layout argument of reduce_kernel_source's
+/// kernels: output elements index the kept axes (`out_dims`, with the input strides
+/// `out_strides`), each combines `count` elements over the reduced axes (`red_dims`,
+/// `red_strides`). Axes are listed outermost first; unused entries are ignored.
+struct ReduceLayout {
+  int rank_out = 0, rank_red = 0;
+  long long out_dims[kMaxGpuRank] = {}, out_strides[kMaxGpuRank] = {}, red_dims[kMaxGpuRank] = {},
+            red_strides[kMaxGpuRank] = {}, count = 1;
+};
+
+/// The device-side type a tensor of `d` is stored as in the prelude ("float", "kiln_half",
+/// "unsigned char", ...). Throws Unimplemented for complex and string dtypes.
+std::string gpu_type_name(DType d);
+
+/// The type a value of `d` computes in on the device: `d`'s own, float for the 16-bit floats.
+std::string gpu_compute_type_name(DType d);
+
+/// The prelude functor computing elementwise `op` ("AddFn", "ExpFn"), or empty when `op` is
+/// not in ops/scalar_fn.def. Called as `AddFn()(a, b)` on values of the op's compute dtype.
+std::string gpu_functor(OpId op);
+
+/// A C expression converting `v` (a value of `in`'s compute type) to `out`'s compute type with
+/// the CPU cast's rules (floats to integers truncate and saturate, NaN to 0; anything to bool
+/// compares with zero). The cast kernels use it.
+std::string gpu_cast_expr(DType in, DType out, const std::string& v);
+
 }  // namespace kiln::ops::cuda

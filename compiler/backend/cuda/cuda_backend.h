@@ -1,0 +1,42 @@
+// The CUDA backend: a traced function called on a GPU runs as one generated CUDA C program per
+// concrete function and input shape, built from the same Plan the CPU backend lowers. This
+// header holds the program generator (no GPU or CUDA headers needed: tests compile its output
+// with NVRTC anywhere); make_cuda in executable.h builds the executable.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compiler/backend/cpu/plan.h"
+
+namespace kiln::backend::cuda {
+
+/// How the CUDA backend lowers a graph: reductions stay steps of their own (a thread block per
+/// output element, not accumulated in place by a fused loop), every matmul is a step (cuBLAS
+/// or the eager integer kernel) without epilogues.
+cpu::LowerOptions lower_options();
+
+/// The steps of `plan` that are kernels of its program, in program order: every loop and
+/// reduce step, those of cond branches and while bodies included (depth first). Kernel i is
+/// named `<prefix>_k<i>`.
+std::vector<const cpu::Step*> kernel_steps(const cpu::Plan& plan);
+
+/// The buffers a loop step's kernel takes as its parameters, in order: each buffer the loop
+/// loads or stores, once, by first use (loads, then stores).
+std::vector<int> loop_kernel_buffers(const cpu::LoopStep& loop);
+
+/// The kernels of `plan` without the prelude: per loop step a grid-stride kernel over the
+/// loop's elements with its dims and strides as constants, per reduce step the eager
+/// reduction kernel (ops/kernels/cuda/source.h). Throws Internal for what has no kernel here
+/// (a fused LoopReduce: lower with lower_options()).
+std::string program_kernels(const cpu::Plan& plan, const std::string& prefix);
+
+/// The whole CUDA C program of `plan`: gpu_prelude() followed by program_kernels(plan, "kiln").
+std::string cuda_program_source(const cpu::Plan& plan);
+
+/// How many programs the CUDA backend has compiled with NVRTC in this process (for tests and
+/// logs: a function called again with the same shapes reuses its program).
+uint64_t programs_compiled();
+
+}  // namespace kiln::backend::cuda

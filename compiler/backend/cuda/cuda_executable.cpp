@@ -1,0 +1,499 @@
+// The CUDA backend's executable: per GPU and input shape, the graph's plan with its kernels
+// compiled by NVRTC into one module; the host walks the plan's steps and queues them on the
+// device's stream (loop and reduce kernels, matmuls through the eager GPU matmul, fallbacks as
+// eager GPU ops, cond/while decided by reading the predicate back). Also the executable that
+// sends each call to the CPU executable or, created on the first GPU call, to this one.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "compiler/backend/cuda/cuda_backend.h"
+#include "compiler/backend/executable.h"
+#include "runtime/cuda/cuda.h"
+#include "runtime/logging.h"
+
+#if KILN_WITH_CUDA
+#include "ops/dispatch.h"
+#include "ops/kernels/cuda/kernels.h"
+#include "ops/kernels/cuda/source.h"
+#include "ops/variable.h"
+#include "runtime/cuda/driver_api.h"
+#endif
+
+namespace kiln::backend {
+namespace {
+
+std::atomic<uint64_t> g_programs_compiled{0};
+
+// `host` for calls on the CPU; calls that run on a GPU go to the CUDA executable, made on the
+// first of them so that CPU-only use never loads CUDA.
+class DeviceSplit final : public Executable {
+ public:
+  DeviceSplit(Ref<Executable> host, std::shared_ptr<const ir::Graph> root, const ir::Graph& g)
+      : host_(std::move(host)), root_(std::move(root)), g_(g) {}
+
+  std::string_view backend() const override { return host_->backend(); }
+  size_t arena_bytes() const override { return host_->arena_bytes(); }
+  BackendStats stats() const override { return host_->stats(); }
+
+  ops::TensorList run(std::span<const Tensor> inputs) const override {
+    if (!runs_on_gpu(inputs)) return host_->run(inputs);
+    std::call_once(once_, [this] { gpu_ = make_cuda(root_, g_); });
+    return gpu_->run(inputs);
+  }
+
+ private:
+  Ref<Executable> host_;
+  std::shared_ptr<const ir::Graph> root_;
+  const ir::Graph& g_;
+  mutable std::once_flag once_;
+  mutable Ref<Executable> gpu_;
+};
+
+}  // namespace
+
+uint64_t cuda::programs_compiled() { return g_programs_compiled.load(std::memory_order_relaxed); }
+
+Ref<Executable> with_gpu(Ref<Executable> host, std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
+  if (!::kiln::cuda::built_with_cuda()) return host;
+  return make_ref<DeviceSplit>(std::move(host), std::move(root), graph);
+}
+
+#if KILN_WITH_CUDA
+
+namespace {
+
+using cpu::Buffer;
+using cpu::Plan;
+using cpu::Step;
+
+// Specializations kept per executable (over all GPUs); later shapes run node by node.
+constexpr size_t kMaxSpecializations = 8;
+
+double micros_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Tensor view_as(const Tensor& t, const Shape& shape) {
+  if (t.shape() == shape) return t;
+  auto impl = make_ref<TensorImpl>();
+  impl->dtype = t.dtype();
+  impl->shape = shape;
+  impl->numel = t.num_elements();
+  impl->storage = t.impl()->storage;
+  impl->offset = t.impl()->offset;
+  return Tensor(std::move(impl));
+}
+
+// The GPU a call runs on: the device scope's, else the first GPU input's (the eager ops' rule).
+Device call_device(std::span<const Tensor> inputs) {
+  if (in_device_scope()) return current_device();
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.device().type == DeviceType::GPU) return t.device();
+  return kCPU;
+}
+
+// One specialization: the plan, its module and kernels on one GPU, the uploaded constants.
+class Program {
+ public:
+  Program(std::shared_ptr<const ir::Graph> root, std::shared_ptr<const ir::Graph> graph, int device)
+      : root_(std::move(root)), graph_(std::move(graph)), device_(device), gpu_{DeviceType::GPU, device} {
+    auto t0 = std::chrono::steady_clock::now();
+    plan_ = cpu::lower(*graph_, cuda::lower_options());
+    stats_.lower_us = micros_since(t0);
+    result_buffers_.resize(plan_.num_results);
+    for (const Buffer& b : plan_.buffers)
+      if (b.kind == Buffer::Kind::Result) result_buffers_[size_t(b.index)] = &b;
+    subs_.resize(plan_.fallback_steps.size());
+    for (size_t k = 0; k < plan_.fallback_steps.size(); ++k)
+      for (size_t i = 0; i < plan_.fallback_steps[k].node->subgraphs.size() && i < 2; ++i)
+        subs_[k][i] = make_executable(root_, *plan_.fallback_steps[k].node->subgraphs[i]);
+    const std::vector<const Step*> steps = cuda::kernel_steps(plan_);
+    stats_.code_source = "none";
+    if (!steps.empty()) {
+      auto t1 = std::chrono::steady_clock::now();
+      const std::string cubin = ops::cuda::compile_cubin(cuda::cuda_program_source(plan_), graph_->name,
+                                                         ::kiln::cuda::compute_capability(device_));
+      stats_.codegen_us = micros_since(t1);
+      stats_.code_source = "compiled";
+      g_programs_compiled.fetch_add(1, std::memory_order_relaxed);
+      t1 = std::chrono::steady_clock::now();
+      ::kiln::cuda::set_device(device_);
+      const auto& api = ::kiln::cuda::driver();
+      ::kiln::cuda::check(api.cuModuleLoadData(&module_, cubin.data()), graph_->name, "cuModuleLoadData");
+      for (size_t i = 0; i < steps.size(); ++i) {
+        Kernel k;
+        const std::string name = "kiln_k" + std::to_string(i);
+        ::kiln::cuda::check(api.cuModuleGetFunction(&k.fn, module_, name.c_str()), graph_->name, "cuModuleGetFunction");
+        if (steps[i]->kind == Step::Kind::Loop) {
+          k.params = cuda::loop_kernel_buffers(steps[i]->loop);
+          k.elements = 1;
+          for (int64_t d : steps[i]->loop.dims) k.elements *= d;
+        } else {
+          set_reduce_layout(steps[i]->reduce, k);
+        }
+        kernels_.emplace(steps[i], std::move(k));
+      }
+      stats_.load_us = micros_since(t1);
+    }
+    for (const Tensor& c : plan_.constants) constants_.push_back(c.to(gpu_));
+    stats_.steps = plan_.steps.size();
+    for (const Step& s : plan_.steps)
+      if (s.kind == Step::Kind::Loop) {
+        ++stats_.loops;
+        stats_.fused_nodes += s.loop.nodes.size();
+      }
+    stats_.fallbacks = plan_.fallbacks.size();
+    logging::debug(
+        "[cuda] '{}' on GPU:{}: {} steps ({} loops fusing {} nodes, {} kernels), arena {} B; lower {:.0f} us, NVRTC "
+        "{:.0f} us, load {:.0f} us; total {:.0f} us",
+        graph_->name, device_, plan_.steps.size(), stats_.loops, stats_.fused_nodes, steps.size(), plan_.arena_bytes,
+        stats_.lower_us, stats_.codegen_us, stats_.load_us, micros_since(t0));
+    if (!plan_.fallbacks.empty()) {
+      std::string list;
+      for (const auto& f : plan_.fallbacks) list += (list.empty() ? "" : ", ") + f;
+      logging::info("[cuda] '{}': {} node(s) run as eager GPU ops: {}", graph_->name, plan_.fallbacks.size(), list);
+    }
+  }
+
+  ~Program() {
+    if (!module_) return;
+    // kernels of this module may still be queued; a failure here was (or will be) reported to
+    // the call that queued them
+    try {
+      ::kiln::cuda::synchronize(device_, graph_->name);
+      ::kiln::cuda::driver().cuModuleUnload(module_);
+    } catch (const Error&) {
+    }
+  }
+
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  const BackendStats& stats() const { return stats_; }
+
+  ops::TensorList run(std::span<const Tensor> inputs) const {
+    const ir::Graph& g = *graph_;
+    ::kiln::cuda::set_device(device_);
+    Call c;
+    // inputs and variables elsewhere are copied to this GPU; results are fresh GPU tensors
+    for (const Tensor& t : inputs) c.args.push_back(t.device() == gpu_ ? t : t.to(gpu_));
+    for (const auto& slot : g.variables) {
+      std::shared_ptr<VariableImpl> v = slot.var.lock();
+      if (!v)
+        fail<FailedPrecondition>(g.name, "variable '", slot.name,
+                                 "' captured by this function no longer exists (it was destroyed after tracing)");
+      Tensor value = v->value();
+      c.args.push_back(value.device() == gpu_ ? value : value.to(gpu_));
+    }
+    for (const Buffer* b : result_buffers_) c.outs.push_back(Tensor::empty(b->shape, b->dtype, gpu_));
+    if (plan_.arena_bytes) c.arena = Storage::allocate(plan_.arena_bytes, gpu_);
+    run_steps(plan_.steps, c);
+    for (auto [slot, id] : plan_.assigns) {
+      std::shared_ptr<VariableImpl> v = g.variables[size_t(slot)].var.lock();
+      if (!v) continue;
+      Tensor value = tensor_of(id, v->shape(), c);
+      // a fresh result on the variable's device becomes its value; anything else is copied
+      if (plan_.buffers[size_t(id)].kind == Buffer::Kind::Result && v->device() == gpu_)
+        v->replace(std::move(value));
+      else
+        v->write(value);
+    }
+    ops::TensorList out;
+    for (const cpu::OutputRef& o : plan_.outputs) out.push_back(tensor_of(o.buffer, o.shape, c));
+    return out;
+  }
+
+ private:
+  struct Kernel {
+    CUfunction fn = nullptr;
+    std::vector<int> params;         // loops: the buffers passed, in order
+    int64_t elements = 0;            // loops: the grid-stride loop's length
+    ops::cuda::ReduceLayout layout;  // reductions
+    long long outputs = 0;
+    unsigned threads = 0, blocks = 0;
+  };
+
+  // What one call works on: the buffers' tensors and the arena.
+  struct Call {
+    SmallVector<Tensor, 16> args, outs;
+    Ref<Storage> arena;
+  };
+
+  // The eager reduction kernel's layout of [outer, reduced, inner] (input strides), and its
+  // launch: a block per output element (as many as 2^20, then blocks stride), a power of two
+  // from 32 to 256 threads.
+  static void set_reduce_layout(const cpu::ReduceStep& r, Kernel& k) {
+    ops::cuda::ReduceLayout& l = k.layout;
+    auto out_axis = [&](int64_t d, int64_t stride) {
+      if (d == 1) return;
+      l.out_dims[l.rank_out] = d;
+      l.out_strides[l.rank_out++] = stride;
+    };
+    out_axis(r.outer, r.reduced * r.inner);
+    out_axis(r.inner, 1);
+    if (r.reduced != 1) {
+      l.red_dims[0] = r.reduced;
+      l.red_strides[0] = r.inner;
+      l.rank_red = 1;
+    }
+    l.count = r.reduced;
+    k.outputs = r.outer * r.inner;
+    k.threads = 32;
+    while (k.threads < 256 && k.threads < uint64_t(r.reduced)) k.threads *= 2;
+    k.blocks = unsigned(std::min<long long>(k.outputs, 1 << 20));
+  }
+
+  void* ptr(int id, const Call& c) const {
+    const Buffer& b = plan_.buffers[size_t(id)];
+    switch (b.kind) {
+      case Buffer::Kind::Arg:
+        return const_cast<void*>(c.args[size_t(b.index)].device_data());
+      case Buffer::Kind::Constant:
+        return const_cast<void*>(constants_[size_t(b.index)].device_data());
+      case Buffer::Kind::Result:
+        return const_cast<void*>(c.outs[size_t(b.index)].device_data());
+      case Buffer::Kind::Temp:
+        break;
+    }
+    return c.arena ? static_cast<char*>(c.arena->data()) + b.index : nullptr;
+  }
+
+  // Buffer `id` as a GPU tensor of `shape` (views of the call's tensors and arena).
+  Tensor tensor_of(int id, const Shape& shape, const Call& c) const {
+    const Buffer& b = plan_.buffers[size_t(id)];
+    switch (b.kind) {
+      case Buffer::Kind::Arg:
+        return view_as(c.args[size_t(b.index)], shape);
+      case Buffer::Kind::Constant:
+        return view_as(constants_[size_t(b.index)], shape);
+      case Buffer::Kind::Result:
+        return view_as(c.outs[size_t(b.index)], shape);
+      case Buffer::Kind::Temp:
+        break;
+    }
+    if (!c.arena) return Tensor::empty(shape, b.dtype, gpu_);  // an empty buffer in an empty arena
+    auto impl = make_ref<TensorImpl>();
+    impl->dtype = b.dtype;
+    impl->shape = shape;
+    impl->numel = shape.num_elements();
+    impl->storage = c.arena;
+    impl->offset = size_t(b.index);
+    return Tensor(std::move(impl));
+  }
+
+  void launch(CUfunction fn, unsigned blocks, unsigned threads, void** args) const {
+    ::kiln::cuda::check(
+        ::kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0,
+                                              static_cast<CUstream>(::kiln::cuda::stream(device_)), args, nullptr),
+        graph_->name, "cuLaunchKernel");
+  }
+
+  void run_steps(const std::vector<Step>& list, Call& c) const {
+    for (const Step& s : list) {
+      switch (s.kind) {
+        case Step::Kind::Loop: {
+          const Kernel& k = kernels_.at(&s);
+          if (k.elements == 0) break;
+          SmallVector<void*, 16> ptrs, args;
+          for (int b : k.params) ptrs.push_back(ptr(b, c));
+          for (void*& p : ptrs) args.push_back(&p);
+          constexpr int64_t kBlock = 256, kMaxBlocks = 65536;
+          launch(k.fn, unsigned(std::min((k.elements + kBlock - 1) / kBlock, kMaxBlocks)), unsigned(kBlock),
+                 args.data());
+          break;
+        }
+        case Step::Kind::Reduce: {
+          const Kernel& k = kernels_.at(&s);
+          if (k.outputs == 0) break;
+          void* in = ptr(s.reduce.in, c);
+          void* out = ptr(s.reduce.out, c);
+          long long outputs = k.outputs;
+          ops::cuda::ReduceLayout layout = k.layout;
+          void* args[] = {&in, &out, &outputs, &layout};
+          launch(k.fn, k.blocks, k.threads, args);
+          break;
+        }
+        case Step::Kind::MatMul: {
+          const cpu::MatMulStep& mm = s.matmul;
+          ops::cuda::matmul_on_device(graph_->name, device_, plan_.buffers[size_t(mm.out)].dtype, ptr(mm.a, c),
+                                      ptr(mm.b, c), ptr(mm.out, c), mm.m, mm.n, mm.k, mm.batch, mm.ta, mm.tb,
+                                      mm.a_stride, mm.b_stride);
+          break;
+        }
+        case Step::Kind::Fallback:
+          run_fallback(s.fallback, c);
+          break;
+        case Step::Kind::Cond:
+          run_steps(predicate(s.control.pred, c) ? s.control.first : s.control.second, c);
+          break;
+        case Step::Kind::While:
+          for (;;) {
+            run_steps(s.control.first, c);
+            if (!predicate(s.control.pred, c)) break;
+            run_steps(s.control.second, c);
+          }
+          break;
+      }
+    }
+  }
+
+  // A cond or while predicate, read back from the GPU (which waits for the steps before it).
+  bool predicate(int id, const Call& c) const {
+    const Buffer& b = plan_.buffers[size_t(id)];
+    if (b.shape.num_elements() != 1)
+      fail<InvalidArgument>("cond", "the predicate must have one element, got shape ", b.shape.to_string());
+    if (b.dtype != DType::Bool) return false;  // as the interpreter
+    uint8_t value = 0;
+    ::kiln::cuda::copy_device_to_host(&value, ptr(id, c), 1, device_);
+    return value != 0;
+  }
+
+  // A node the kernels do not cover: its eager op on this GPU (or its subgraphs, for cond and
+  // while), the results copied into the planned buffers.
+  void run_fallback(const cpu::FallbackStep& f, Call& c) const {
+    const ir::Node& n = *f.node;
+    SmallVector<Tensor, 4> in;
+    for (size_t i = 0; i < f.ins.size(); ++i) in.push_back(tensor_of(f.ins[i], n.inputs[i]->type.shape, c));
+    std::span<const Tensor> in_span(in.data(), in.size());
+    ops::TensorList result;
+    {
+      DeviceScope scope(gpu_);  // the op runs here, and tensors it makes are placed here
+      if (n.kind == ir::NodeKind::Op) {
+        ops::TypeList types;
+        for (const auto& o : n.outputs) types.push_back(o->type);
+        result = ops::execute_eager(*n.def, n.attrs, in_span, types);
+      } else {
+        const auto& sub = subs_[size_t(f.id)];
+        result = n.kind == ir::NodeKind::Cond ? run_cond(*sub[0], *sub[1], in_span)
+                                              : run_while(*sub[0], *sub[1], in_span, n.outputs.size());
+      }
+    }
+    for (size_t k = 0; k < n.outputs.size(); ++k) {
+      const Buffer& b = plan_.buffers[size_t(f.outs[k])];
+      Tensor r = result[k];
+      if (r.num_elements() == 0) continue;
+      if (r.nbytes() != b.bytes())
+        fail<Internal>(graph_->name, n.name(), " returned ", r.nbytes(), " bytes for a buffer of ", b.bytes());
+      if (r.device() != gpu_) r = r.to(gpu_);
+      void* dst = ptr(f.outs[k], c);
+      if (r.device_data() != dst) ::kiln::cuda::copy_device_to_device(dst, r.device_data(), r.nbytes(), device_);
+    }
+  }
+
+  std::shared_ptr<const ir::Graph> root_, graph_;
+  int device_;
+  Device gpu_;
+  Plan plan_;
+  std::vector<const Buffer*> result_buffers_;         // by result index
+  std::vector<std::array<Ref<Executable>, 2>> subs_;  // per fallback: its cond/while subgraphs
+  std::vector<Tensor> constants_;                     // plan_.constants on the GPU
+  CUmodule module_ = nullptr;
+  std::unordered_map<const Step*, Kernel> kernels_;
+  BackendStats stats_;
+};
+
+class CudaExecutable final : public Executable {
+ public:
+  CudaExecutable(std::shared_ptr<const ir::Graph> root, const ir::Graph& g)
+      : root_(std::move(root)), g_(g), static_(cpu::is_static(g)), interp_(make_interpreter(root_, g_)) {}
+
+  std::string_view backend() const override { return "cuda"; }
+  BackendStats stats() const override {
+    std::shared_lock lock(mu_);
+    return specs_.empty() ? BackendStats{} : specs_.front().program->stats();
+  }
+
+  ops::TensorList run(std::span<const Tensor> inputs) const override {
+    const Device d = call_device(inputs);
+    if (d.type == DeviceType::GPU)
+      if (const Program* p = program(d.index, inputs)) return p->run(inputs);
+    return interp_->run(inputs);
+  }
+
+ private:
+  struct Spec {
+    int device;
+    std::vector<Shape> shapes;
+    std::shared_ptr<Program> program;
+  };
+
+  static bool matches(const Spec& s, int device, std::span<const Tensor> inputs) {
+    if (s.device != device) return false;
+    for (size_t i = 0; i < s.shapes.size(); ++i)
+      if (s.shapes[i] != inputs[i].shape()) return false;
+    return true;
+  }
+
+  const Program* program(int device, std::span<const Tensor> inputs) const {
+    {
+      std::shared_lock lock(mu_);
+      for (const Spec& s : specs_)
+        if (matches(s, device, inputs)) return s.program.get();
+      if (gave_up_) return nullptr;
+    }
+    std::unique_lock lock(mu_);
+    for (const Spec& s : specs_)
+      if (matches(s, device, inputs)) return s.program.get();
+    if (gave_up_) return nullptr;
+    if (specs_.size() >= kMaxSpecializations) {
+      logging::warn("[cuda] '{}' has run with {} different input shapes; further new shapes run node by node", g_.name,
+                    specs_.size());
+      gave_up_ = true;
+      return nullptr;
+    }
+    std::vector<Shape> key;
+    for (const Tensor& t : inputs) key.push_back(t.shape());
+    std::shared_ptr<const ir::Graph> graph;
+    if (static_)
+      graph = std::shared_ptr<const ir::Graph>(root_, &g_);  // the caller's graph, owned through the root
+    else
+      graph = cpu::specialize(g_, key);
+    if (!graph) {
+      logging::info("[cuda] '{}': some shapes depend on values; it runs node by node", g_.name);
+      gave_up_ = true;
+      return nullptr;
+    }
+    try {
+      auto p = std::make_shared<Program>(static_ ? root_ : graph, graph, device);
+      specs_.push_back({device, std::move(key), std::move(p)});
+    } catch (const Internal& e) {
+      logging::warn("[cuda] '{}' could not be compiled, it runs node by node: {}", g_.name, e.what());
+      gave_up_ = true;
+      return nullptr;
+    } catch (const InvalidArgument& e) {  // NVRTC missing
+      logging::warn("[cuda] '{}' could not be compiled, it runs node by node: {}", g_.name, e.what());
+      gave_up_ = true;
+      return nullptr;
+    }
+    return specs_.back().program.get();
+  }
+
+  std::shared_ptr<const ir::Graph> root_;
+  const ir::Graph& g_;
+  bool static_;
+  Ref<Executable> interp_;
+  mutable std::shared_mutex mu_;
+  mutable std::vector<Spec> specs_;
+  mutable bool gave_up_ = false;
+};
+
+}  // namespace
+
+Ref<Executable> make_cuda(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
+  return make_ref<CudaExecutable>(std::move(root), graph);
+}
+
+#else  // !KILN_WITH_CUDA
+
+Ref<Executable> make_cuda(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
+  return make_interpreter(std::move(root), graph);  // GPU calls cannot happen in this build
+}
+
+#endif
+
+}  // namespace kiln::backend

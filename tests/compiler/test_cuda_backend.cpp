@@ -1,0 +1,414 @@
+// The CUDA backend (compiler/backend/cuda). Everywhere ([cuda-source]): the programs of a set
+// of graphs (an elementwise chain, softmax, broadcasts and reductions, an MLP training step,
+// cond/while, an elementwise chain per dtype) are generated and compiled with NVRTC for sm_90,
+// which needs no GPU, and the lowering option it adds leaves the CPU plans alone. On a GPU
+// ([.cuda], scripts/gpu_check.sh): the same graphs called with GPU inputs give the
+// interpreter's results, update variables, and reuse their compiled program.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/backend/cpu/plan.h"
+#include "compiler/backend/cuda/cuda_backend.h"
+#include "compiler/ir/parser.h"
+#include "kiln/kiln.h"
+#include "ops/kernels/cuda/kernels.h"
+#include "ops/kernels/cuda/source.h"
+#include "runtime/cuda/cuda.h"
+
+using namespace kiln;
+namespace cpu = kiln::backend::cpu;
+namespace gpu_backend = kiln::backend::cuda;
+
+namespace {
+
+const DType kChainDTypes[] = {DType::Bool,     DType::Int8,    DType::Int16,  DType::Int32,  DType::Int64,
+                              DType::UInt8,    DType::UInt16,  DType::UInt32, DType::UInt64, DType::Float16,
+                              DType::BFloat16, DType::Float32, DType::Float64};
+
+FunctionOptions on(backend::BackendKind kind, std::string name) {
+  FunctionOptions o;
+  o.name = std::move(name);
+  o.backend = kind;
+  return o;
+}
+
+// ---- the graphs, shared by both halves --------------------------------------------------------
+
+Tensor chain(Tensor x, Tensor a, Tensor b, Tensor c) { return relu(x * a + b) * c; }
+
+Tensor softmax_fn(Tensor x) { return softmax(x, -1); }
+
+// a row broadcast into a [4, 5, 6] value, reduced over a contiguous run (a reduce step), over
+// the outer axis with a mean, and over two separate axes (an eager GPU reduction)
+Tensor broadcast_reduce(Tensor x, Tensor row) {
+  Tensor y = exp(-abs(x + row)) * 2.0f;
+  return reduce_sum(y, {1, 2}, true) + reduce_mean(y, {0}) - reduce_max(y, {0, 2}, true);
+}
+
+// integer and bool elementwise ops, a comparison and a cast; true division of integers gives a
+// float, integer floordiv runs on the eager kernel (it checks for zero)
+Tensor dtype_chain(Tensor x, Tensor y) {
+  if (x.dtype() == DType::Bool) return logical_xor(logical_and(x, y), logical_not(x));
+  Tensor s = x * y + x;
+  Tensor picked = where(greater(s, y), s, y - x) + cast(equal(x, y), x.dtype());
+  if (is_floating(x.dtype())) return relu(picked) + exp(-abs(x)) + sigmoid(y) - tanh(x * 0.5);
+  return maximum(picked, abs(x)) - cast(cast(s, DType::Float32) * 0.5f, x.dtype());
+}
+
+// Fibonacci by while_loop (the body swaps its values), then a cond on the input's sum
+Tensor fib(Tensor n, Tensor x) {
+  std::vector<Tensor> r = while_loop([&](std::span<const Tensor> v) { return v[0] < n; },
+                                     [](std::span<const Tensor> v) {
+                                       return std::vector<Tensor>{v[0] + 1, v[2], v[1] + v[2]};
+                                     },
+                                     {constant(0), constant(0.0f), constant(1.0f)});
+  return cond(
+      reduce_sum(x) > 0.0f, [&] { return x * r[1]; }, [&] { return x - r[2]; });
+}
+
+Tensor mlp_loss(Tensor x, Tensor y, Tensor w1, Tensor b1, Tensor w2, Tensor b2) {
+  Tensor h = tanh(matmul(x, w1) + b1);
+  return reduce_mean(square(matmul(h, w2) + b2 - y));
+}
+
+// One SGD step on variables: the loss's gradients by a tape inside the trace, then assigns.
+struct Mlp {
+  std::optional<Variable> w1, b1, w2, b2;
+  explicit Mlp(Device d) {
+    DeviceScope scope(d);
+    w1.emplace(random::normal({16, 32}, 13, 0.0, 0.2), "w1");
+    b1.emplace(random::normal({32}, 14), "b1");
+    w2.emplace(random::normal({32, 4}, 15, 0.0, 0.1), "w2");
+    b2.emplace(random::normal({4}, 16), "b2");
+  }
+  Tensor step(Tensor x, Tensor y) {
+    GradientTape tape;
+    Tensor loss = mlp_loss(x, y, *w1, *b1, *w2, *b2);
+    std::vector<Tensor> g = tape.gradient(loss, {*w1, *b1, *w2, *b2});
+    w1->assign_sub(g[0] * 0.1f);
+    b1->assign_sub(g[1] * 0.1f);
+    w2->assign_sub(g[2] * 0.1f);
+    b2->assign_sub(g[3] * 0.1f);
+    return loss;
+  }
+};
+
+Tensor inputs_of(DType dt, const Shape& shape, uint64_t seed) {
+  if (dt == DType::Bool) return greater(random::uniform(shape, seed), constant(0.5f));
+  if (is_floating(dt)) return cast(random::uniform(shape, seed, -2, 2), dt);
+  return cast(random::uniform(shape, seed, -40, 40), dt);
+}
+
+// ---- without a GPU ------------------------------------------------------------------------------
+
+bool have_nvrtc() {
+  std::string why;
+  if (ops::cuda::nvrtc_available(why)) return true;
+  WARN("NVRTC is not available, the CUDA programs are not compiled: " << why);
+  return false;
+}
+
+// A graph and the plan the CUDA backend makes of it (the plan points into the graph).
+struct Lowered {
+  std::shared_ptr<const ir::Graph> graph;
+  cpu::Plan plan;
+  std::string to_string() const { return plan.to_string(); }
+};
+
+Lowered lowered(const ir::Graph& g, const cpu::LowerOptions& options = gpu_backend::lower_options()) {
+  std::shared_ptr<const ir::Graph> own = g.clone();
+  cpu::Plan plan = cpu::lower(*own, options);
+  return {std::move(own), std::move(plan)};
+}
+
+// The CUDA backend's plan of a function's graph for these arguments.
+template <class F, class... A>
+Lowered plan_of(F f, const std::string& name, const A&... args) {
+  auto fn = function(f, on(backend::BackendKind::Cpu, name));
+  return lowered(fn.get_concrete_function(args...).graph());
+}
+
+// Compiles the plan's program for sm_90; returns its kernel count.
+size_t compile(const Lowered& lowered) {
+  const cpu::Plan& plan = lowered.plan;
+  INFO(plan.to_string());
+  const std::string source = gpu_backend::cuda_program_source(plan);
+  try {
+    ops::cuda::compile_cubin(source, "test_program", 90);
+  } catch (const Internal& e) {
+    FAIL_CHECK(e.what() << "\n" << source.substr(ops::cuda::gpu_prelude().size()));
+  }
+  return gpu_backend::kernel_steps(plan).size();
+}
+
+}  // namespace
+
+TEST_CASE("CUDA programs: an elementwise chain is one kernel of constants and prelude functors", "[cuda-source]") {
+  Tensor x = random::normal({4, 3}, 1), a = constant(1.5f), b = random::normal({3}, 2), c = constant(2.0f);
+  Lowered plan = plan_of(chain, "chain", x, a, b, c);
+  CHECK(plan.to_string() == "loop [4, 3] {multiply, add, relu, multiply} stores 1\n");
+  const std::string kernels = gpu_backend::program_kernels(plan.plan, "t");
+  INFO(kernels);
+  // dims and strides are constants; the bias broadcasts over the rows (stride 0 on dim 0)
+  CHECK(kernels.find("extern \"C\" __global__ void t_k0(") != std::string::npos);
+  CHECK(kernels.find("KILN_GRID_LOOP(i, 12LL)") != std::string::npos);
+  CHECK(kernels.find("i1 = r % 3LL") != std::string::npos);
+  CHECK(kernels.find("[i1 * 1LL]") != std::string::npos);
+  CHECK(kernels.find("ReluFn()(") != std::string::npos);
+  CHECK(kernels.find("MultiplyFn()(") != std::string::npos);
+  if (have_nvrtc()) CHECK(compile(plan) == 1);
+}
+
+TEST_CASE("CUDA programs: softmax, broadcasts and reductions keep reductions as steps", "[cuda-source]") {
+  Tensor x = random::normal({8, 33}, 3);
+  Lowered plan = plan_of(softmax_fn, "softmax", x);
+  const std::string steps = plan.to_string();
+  INFO(steps);
+  CHECK(steps.find("reduce_max [8, 33, 1]") != std::string::npos);
+  CHECK(steps.find("reduce_sum [8, 33, 1]") != std::string::npos);
+  CHECK(steps.find("reduces") == std::string::npos);  // nothing fused into a loop
+  Lowered br = plan_of(broadcast_reduce, "broadcast_reduce", random::normal({4, 5, 6}, 4), random::normal({6}, 5));
+  INFO(br.to_string());
+  CHECK(br.to_string().find("reduce_sum [4, 30, 1]") != std::string::npos);
+  CHECK(br.to_string().find("reduce_mean [1, 4, 30]") != std::string::npos);
+  CHECK(br.to_string().find("fallback reduce_max") != std::string::npos);
+  if (!have_nvrtc()) return;
+  CHECK(compile(plan) >= 4);
+  CHECK(compile(br) >= 4);
+}
+
+TEST_CASE("CUDA programs: an MLP training step, by value_and_grad and with variables", "[cuda-source]") {
+  if (!have_nvrtc()) return;
+  Tensor x = random::normal({64, 16}, 11), y = random::normal({64, 4}, 12);
+  std::vector<Tensor> p{random::normal({16, 32}, 13), random::normal({32}, 14), random::normal({32, 4}, 15),
+                        random::normal({4}, 16)};
+  auto vg = value_and_grad(mlp_loss, on(backend::BackendKind::Cpu, "mlp_vg"));
+  Lowered plan = lowered(vg.get_concrete_function(x, y, p[0], p[1], p[2], p[3]).graph());
+  CHECK(plan.to_string().find("matmul") != std::string::npos);
+  CHECK(compile(plan) >= 3);
+  Mlp mlp(kCPU);
+  Lowered step = plan_of([&mlp](Tensor a, Tensor b) { return mlp.step(a, b); }, "mlp_step", x, y);
+  CHECK(step.plan.assigns.size() == 4);
+  CHECK(compile(step) >= 3);
+}
+
+TEST_CASE("CUDA programs: cond and while steps nest their kernels", "[cuda-source]") {
+  Lowered plan = plan_of(fib, "fib", constant(3), constant({1.0f, 2.0f}));
+  INFO(plan.to_string());
+  CHECK(plan.plan.fallbacks.empty());
+  CHECK(plan.to_string().find("while cond:") != std::string::npos);
+  CHECK(plan.to_string().find("cond then:") != std::string::npos);
+  if (have_nvrtc()) CHECK(compile(plan) >= 5);
+}
+
+TEST_CASE("CUDA programs: an elementwise chain of every dtype compiles", "[cuda-source]") {
+  if (!have_nvrtc()) return;
+  for (DType dt : kChainDTypes) {
+    INFO(dtype_name(dt));
+    Tensor x = inputs_of(dt, {3, 4}, 7), y = inputs_of(dt, {4}, 8);
+    Lowered plan = plan_of(dtype_chain, std::string("chain_") + std::string(dtype_name(dt)), x, y);
+    const size_t kernels = compile(plan);
+    // the 16-bit floats run on the eager GPU kernels; every other dtype has fused loops
+    if (dt != DType::Float16 && dt != DType::BFloat16) CHECK(kernels >= 1);
+  }
+  // casts between every pair of the dtypes loops compute in
+  const DType natives[] = {DType::Bool,   DType::Int8,   DType::Int16,  DType::Int32,   DType::Int64,  DType::UInt8,
+                           DType::UInt16, DType::UInt32, DType::UInt64, DType::Float32, DType::Float64};
+  std::string text = "kiln.ir 1\ngraph @casts(%x: f64[5]) {\n";
+  int k = 0;
+  for (DType a : natives) {
+    const std::string from = "%a" + std::to_string(k);
+    const std::string ta(ir::dtype_short_name(a));
+    text += "  " + from + " = cast(%x) {dtype = " + ta + "} : " + ta + "[5]\n";
+    for (DType b : natives) {
+      const std::string tb(ir::dtype_short_name(b));
+      text += "  %c" + std::to_string(k++) + " = cast(" + from + ") {dtype = " + tb + "} : " + tb + "[5]\n";
+    }
+  }
+  text += "  return";
+  for (int i = 0; i < k; ++i) text += std::string(i ? "," : "") + " %c" + std::to_string(i);
+  text += "\n}\n";
+  Lowered casts = lowered(*ir::parse_graph(text));
+  CHECK(compile(casts) >= 1);
+}
+
+TEST_CASE("CUDA programs: what has no kernel is an Internal error, NVRTC's log included", "[cuda-source]") {
+  // a reduction fused into a loop (the CPU lowering) has no GPU kernel
+  auto fn = function(softmax_fn, on(backend::BackendKind::Cpu, "fused"));
+  Lowered fused = lowered(fn.get_concrete_function(random::normal({2, 3}, 1)).graph(), cpu::LowerOptions{});
+  CHECK_THROWS_AS(gpu_backend::cuda_program_source(fused.plan), Internal);
+  if (!have_nvrtc()) return;
+  Lowered plan = plan_of(chain, "chain", random::normal({4, 3}, 1), constant(1.5f), constant(0.5f), constant(2.0f));
+  const std::string broken =
+      gpu_backend::cuda_program_source(plan.plan) + "extern \"C\" __global__ void k() { nope(); }\n";
+  try {
+    ops::cuda::compile_cubin(broken, "broken", 90);
+    FAIL("a broken program must not compile");
+  } catch (const Internal& e) {
+    const std::string what = e.what();
+    CHECK(what.find("NVRTC could not compile broken") != std::string::npos);
+    CHECK(what.find("nope") != std::string::npos);  // the log names the undefined identifier
+  }
+}
+
+TEST_CASE("lowering: reductions fuse into loops unless fuse_reductions is off", "[cuda-source]") {
+  const char* text = R"(kiln.ir 1
+graph @f(%x: f32[4, 6]) {
+  %e = exp(%x) : f32[4, 6]
+  %s = reduce_sum(%e) {axes = [1], keepdims = false} : f32[4]
+  return %s
+}
+)";
+  auto g = ir::parse_graph(text);
+  cpu::LowerOptions fused;
+  fused.fuse_reductions = true;
+  // the default (the CPU backend's) is unchanged: the reduction joins exp's loop
+  CHECK(cpu::lower(*g).to_string() == "loop [4, 6] {exp, reduce_sum} stores 0 reduces 1\n");
+  CHECK(cpu::lower(*g, fused).to_string() == cpu::lower(*g).to_string());
+  CHECK(cpu::lower(*g, gpu_backend::lower_options()).to_string() == "loop [24] {exp} stores 1\nreduce_sum [4, 6, 1]\n");
+}
+
+// ---- with a GPU ---------------------------------------------------------------------------------
+
+namespace {
+
+const Device kGPU{DeviceType::GPU, 0};
+
+void require_gpu() {
+  if (gpu_count() == 0) FAIL("[.cuda] tests need a GPU: " << cuda::unavailable_reason());
+}
+
+// `got` (on the GPU) against `want` (the interpreter's, on the CPU): integers and bools exactly,
+// floats within `tol` relative to 1 + |want|.
+void check_same(const Tensor& got, const Tensor& want, double tol = 1e-5) {
+  CHECK(got.device() == kGPU);
+  Tensor g = got.to(kCPU);
+  REQUIRE(g.dtype() == want.dtype());
+  REQUIRE(g.shape() == want.shape());
+  if (g.num_elements() == 0) return;
+  if (!is_floating(g.dtype())) {
+    CHECK(std::memcmp(g.raw_data(), want.raw_data(), g.nbytes()) == 0);
+    return;
+  }
+  Tensor a = cast(g, float64), b = cast(want, float64);
+  const double diff = reduce_max(abs(a - b) / (abs(b) + 1.0)).item<double>();
+  CHECK(diff <= tol);
+}
+
+std::vector<Tensor> to_gpu(std::vector<Tensor> ts) {
+  for (Tensor& t : ts) t = t.to(kGPU);
+  return ts;
+}
+
+}  // namespace
+
+TEST_CASE("CUDA backend: the graphs on GPU inputs give the interpreter's results", "[.cuda]") {
+  require_gpu();
+  {
+    auto native = function(chain, on(backend::BackendKind::Cpu, "chain"));
+    auto interp = function(chain, on(backend::BackendKind::Interpreter, "chain"));
+    std::vector<Tensor> in{random::normal({300, 70}, 1), constant(1.5f), random::normal({70}, 2), constant(2.0f)};
+    std::vector<Tensor> g = to_gpu(in);
+    const uint64_t before = gpu_backend::programs_compiled();
+    check_same(native(g[0], g[1], g[2], g[3]), interp(in[0], in[1], in[2], in[3]));
+    CHECK(gpu_backend::programs_compiled() == before + 1);
+    // called again, with the same shapes: the same program
+    for (int i = 0; i < 3; ++i) check_same(native(g[0], g[1], g[2], g[3]), interp(in[0], in[1], in[2], in[3]));
+    CHECK(gpu_backend::programs_compiled() == before + 1);
+    // the CPU call of the same function still runs natively on the CPU
+    CHECK(native(in[0], in[1], in[2], in[3]).device() == kCPU);
+  }
+  {
+    auto native = function(softmax_fn, on(backend::BackendKind::Cpu, "softmax"));
+    auto interp = function(softmax_fn, on(backend::BackendKind::Interpreter, "softmax"));
+    for (const Shape& s : {Shape{8, 33}, Shape{3, 1000}, Shape{1, 1}}) {
+      Tensor x = random::normal(s, 3) * 4.0f;
+      check_same(native(x.to(kGPU)), interp(x));
+    }
+  }
+  {
+    auto native = function(broadcast_reduce, on(backend::BackendKind::Cpu, "broadcast_reduce"));
+    auto interp = function(broadcast_reduce, on(backend::BackendKind::Interpreter, "broadcast_reduce"));
+    Tensor x = random::normal({4, 5, 6}, 4), row = random::normal({6}, 5);
+    check_same(native(x.to(kGPU), row.to(kGPU)), interp(x, row));
+  }
+  {
+    auto native = function(fib, on(backend::BackendKind::Cpu, "fib"));
+    auto interp = function(fib, on(backend::BackendKind::Interpreter, "fib"));
+    for (int n : {0, 1, 2, 10}) {
+      for (float sign : {1.0f, -1.0f}) {
+        Tensor x = constant({sign * 1.0f, sign * 2.0f});
+        check_same(native(constant(n).to(kGPU), x.to(kGPU)), interp(constant(n), x), 0.0);
+      }
+    }
+  }
+}
+
+TEST_CASE("CUDA backend: an elementwise chain of every dtype, and integer division by zero", "[.cuda]") {
+  require_gpu();
+  for (DType dt : kChainDTypes) {
+    INFO(dtype_name(dt));
+    auto native = function(dtype_chain, on(backend::BackendKind::Cpu, "chain"));
+    auto interp = function(dtype_chain, on(backend::BackendKind::Interpreter, "chain"));
+    Tensor x = inputs_of(dt, {37, 41}, 7), y = inputs_of(dt, {41}, 8);
+    const double tol = dt == DType::Float16 || dt == DType::BFloat16 ? 1e-2 : 1e-5;
+    check_same(native(x.to(kGPU), y.to(kGPU)), interp(x, y), tol);
+  }
+  auto div = function([](Tensor x, Tensor y) { return floordiv(x * 2, y) + 1; }, on(backend::BackendKind::Cpu, "div"));
+  Tensor x = constant({1, 2, 3}), y = constant({1, 0, 1});
+  try {
+    (void)div(x.to(kGPU), y.to(kGPU));
+    FAIL("division by zero must throw");
+  } catch (const InvalidArgument& e) {
+    CHECK(std::string(e.what()) == "[floordiv] integer division by zero");
+  }
+  check_same(div(x.to(kGPU), constant({1, 2, 3}).to(kGPU)), constant({3, 3, 3}), 0.0);
+}
+
+TEST_CASE("CUDA backend: an MLP training step updates variables on the GPU and on the CPU", "[.cuda]") {
+  require_gpu();
+  Tensor x = random::normal({64, 16}, 11), y = random::normal({64, 4}, 12);
+  for (Device d : {kGPU, kCPU}) {
+    INFO("variables on " << d.to_string());
+    Mlp ref_copy(kCPU), m(d);  // the reference: the interpreter on the CPU
+    auto ref_fn = function([&ref_copy](Tensor a, Tensor b) { return ref_copy.step(a, b); },
+                           on(backend::BackendKind::Interpreter, "ref_step"));
+    auto step = function([&m](Tensor a, Tensor b) { return m.step(a, b); }, on(backend::BackendKind::Cpu, "step"));
+    for (int i = 0; i < 3; ++i) check_same(step(x.to(kGPU), y.to(kGPU)), ref_fn(x, y), 1e-4);
+    CHECK(m.w1->device() == d);  // the variables stay where they live
+    for (auto [v, r] :
+         {std::pair{&m.w1, &ref_copy.w1}, {&m.b1, &ref_copy.b1}, {&m.w2, &ref_copy.w2}, {&m.b2, &ref_copy.b2}})
+      check_same((*v)->read_value().to(kGPU), (*r)->read_value(), 1e-4);
+  }
+  // value_and_grad's graph on GPU inputs
+  std::vector<Tensor> p{random::normal({16, 32}, 13), random::normal({32}, 14), random::normal({32, 4}, 15),
+                        random::normal({4}, 16)};
+  auto vg = value_and_grad(mlp_loss, on(backend::BackendKind::Cpu, "mlp_vg"));
+  auto vg_ref = value_and_grad(mlp_loss, on(backend::BackendKind::Interpreter, "mlp_vg"));
+  std::vector<Tensor> g = to_gpu(p);
+  auto [l, grads] = vg(x.to(kGPU), y.to(kGPU), g[0], g[1], g[2], g[3]);
+  auto [l_ref, grads_ref] = vg_ref(x, y, p[0], p[1], p[2], p[3]);
+  check_same(l, l_ref, 1e-4);
+  REQUIRE(grads.size() == grads_ref.size());
+  for (size_t i = 0; i < grads.size(); ++i) check_same(grads[i], grads_ref[i], 1e-4);
+}
+
+TEST_CASE("CUDA backend: unknown dims compile one program per shape", "[.cuda]") {
+  require_gpu();
+  auto f = [](Tensor x) { return reduce_sum(relu(x * 2.0f - 1.0f), {1}) + reduce_mean(x); };
+  FunctionOptions o = on(backend::BackendKind::Cpu, "batched");
+  o.input_signature = std::vector<TensorSpec>{TensorSpec({-1, 3}, float32)};
+  auto native = function(f, o);
+  const uint64_t before = gpu_backend::programs_compiled();
+  for (int64_t b = 1; b <= 4; ++b) {
+    Tensor x = random::normal({b, 3}, uint64_t(b));
+    check_same(native(x.to(kGPU)), f(x));
+    check_same(native(x.to(kGPU)), f(x));  // the second call reuses the specialization
+  }
+  CHECK(gpu_backend::programs_compiled() == before + 4);
+  CHECK(native.tracing_count() == 1);
+}
