@@ -82,6 +82,10 @@ BackendKind default_backend();
 Ref<Executable> make_executable(std::shared_ptr<const ir::Graph> root, const ir::Graph& graph,
                                 BackendKind kind = default_backend());
 
+/// `t`'s elements seen with `shape` (same element count), sharing its storage and device:
+/// how backends hand out planned buffers as outputs of the graph's declared shapes.
+Tensor view_as(const Tensor& t, const Shape& shape);
+
 /// Whether a call with these inputs runs on a GPU: inside a GPU device scope, or outside any
 /// scope with an input on a GPU (the placement rule of eager ops). Such calls run on the CUDA
 /// backend (BackendKind::Cpu) or node by node on the GPU's eager kernels (the interpreter).

@@ -237,6 +237,18 @@ void Interpreter::plan() {
 
 }  // namespace
 
+Tensor view_as(const Tensor& t, const Shape& shape) {
+  if (t.shape() == shape) return t;
+  auto impl = make_ref<TensorImpl>();
+  impl->dtype = t.dtype();
+  impl->shape = shape;
+  impl->numel = t.num_elements();
+  impl->storage = t.impl()->storage;
+  impl->offset = t.impl()->offset;
+  impl->device = t.device();  // a GPU buffer's view stays a GPU tensor
+  return Tensor(std::move(impl));
+}
+
 bool runs_on_gpu(std::span<const Tensor> inputs) {
   if (in_device_scope()) return current_device().type == DeviceType::GPU;
   for (const Tensor& t : inputs)

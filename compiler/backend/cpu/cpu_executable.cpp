@@ -51,17 +51,6 @@ Tensor wrap(void* data, DType dtype, const Shape& shape) {
   return Tensor(std::move(impl));
 }
 
-Tensor view_as(const Tensor& t, const Shape& shape) {
-  if (t.shape() == shape) return t;
-  auto impl = make_ref<TensorImpl>();
-  impl->dtype = t.dtype();
-  impl->shape = shape;
-  impl->numel = t.num_elements();
-  impl->storage = t.impl()->storage;
-  impl->offset = t.impl()->offset;
-  return Tensor(std::move(impl));
-}
-
 void* data_of(const Tensor& t) { return t.num_elements() ? t.mutable_raw_data() : nullptr; }
 
 int32_t sgemm(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,

@@ -78,17 +78,6 @@ double micros_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
 }
 
-Tensor view_as(const Tensor& t, const Shape& shape) {
-  if (t.shape() == shape) return t;
-  auto impl = make_ref<TensorImpl>();
-  impl->dtype = t.dtype();
-  impl->shape = shape;
-  impl->numel = t.num_elements();
-  impl->storage = t.impl()->storage;
-  impl->offset = t.impl()->offset;
-  return Tensor(std::move(impl));
-}
-
 // The GPU a call runs on: the device scope's, else the first GPU input's (the eager ops' rule).
 Device call_device(std::span<const Tensor> inputs) {
   if (in_device_scope()) return current_device();
