@@ -272,6 +272,7 @@ class Program {
     impl->numel = shape.num_elements();
     impl->storage = c.arena;
     impl->offset = size_t(b.index);
+    impl->device = gpu_;  // device memory: eager ops on it must run on the GPU
     return Tensor(std::move(impl));
   }
 
