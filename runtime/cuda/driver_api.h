@@ -18,10 +18,11 @@ namespace kiln::cuda {
 #define KILN_CUDA_DRIVER_FUNCTIONS(X)                                                                                  \
   X(cuInit)                                                                                                            \
   X(cuDriverGetVersion)                                                                                                \
-  X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetAttribute) X(cuDeviceGetName) X(cuDevicePrimaryCtxRetain)            \
-      X(cuCtxSetCurrent) X(cuCtxGetCurrent) X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamBeginCapture)           \
-          X(cuStreamEndCapture) X(cuStreamIsCapturing) X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy)    \
-              X(cuGraphDestroy) X(cuMemAlloc) X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync)   \
+  X(cuDeviceGetCount)                                                                                                  \
+  X(cuDeviceGet) X(cuDeviceGetAttribute) X(cuDeviceGetName) X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent)             \
+      X(cuCtxGetCurrent) X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamBeginCapture) X(cuStreamEndCapture)        \
+          X(cuStreamIsCapturing) X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuGraphDestroy)        \
+              X(cuMemAlloc) X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync)                     \
                   X(cuMemcpyDtoDAsync) X(cuMemsetD8Async) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) \
                       X(cuLaunchKernel) X(cuGetErrorName) X(cuGetErrorString)
 

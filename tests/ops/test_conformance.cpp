@@ -2656,6 +2656,27 @@ void check_traced_rejected(const std::string& op, DType dt, const Case& c) {
 }  // namespace
 
 namespace {
+// Copies of `ts` on `device` (undefined and string tensors stay where they are).
+Outputs on_device(std::span<const Tensor> ts, Device device) {
+  Outputs out;
+  for (const Tensor& t : ts) out.push_back(t.defined() && t.dtype() != DType::String ? t.to(device) : t);
+  return out;
+}
+
+// A GPU run printed, threw and returned what the reference run did (floats at the traced tier).
+void check_same_outcome(const Outcome& got, const Outcome& want) {
+  CHECK(got.printed == want.printed);
+  CHECK(got.error == want.error);
+  if (!want.error.empty() || !got.error.empty()) return;
+  REQUIRE(got.out.size() == want.out.size());
+  for (size_t i = 0; i < want.out.size(); ++i) {
+    if (!want.out[i].defined()) continue;
+    const std::string diff = traced_mismatch(got.out[i], want.out[i]);
+    INFO("output " << i << ": " << diff);
+    CHECK(diff.empty());
+  }
+}
+
 // Whether `spec`'s op accepts inputs of `dt`.
 bool accepts(const OpSpec& spec, DType dt) {
   return spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
@@ -2774,24 +2795,11 @@ TEST_CASE("every op on the GPU gives the CPU's results", "[.cuda]") {
         INFO("op " << op << " dtype " << dtype_name(dt) << " case " << c.what);
         const Outcome cpu = outcome_of([&c] { return c.run(); });
         const Outcome on_gpu = outcome_of([&] {
-          std::vector<Tensor> in;
-          for (const Tensor& t : c.inputs) in.push_back(t.defined() && t.dtype() != DType::String ? t.to(gpu) : t);
+          const std::vector<Tensor> in = on_device(c.inputs, gpu);
           DeviceScope scope(gpu);
-          Outputs out = c.body(in);
-          for (Tensor& t : out)
-            if (t.defined()) t = t.to(kCPU);
-          return out;
+          return on_device(c.body(in), kCPU);
         });
-        CHECK(on_gpu.printed == cpu.printed);
-        CHECK(on_gpu.error == cpu.error);
-        if (!cpu.error.empty() || !on_gpu.error.empty()) continue;
-        REQUIRE(on_gpu.out.size() == cpu.out.size());
-        for (size_t i = 0; i < cpu.out.size(); ++i) {
-          if (!cpu.out[i].defined()) continue;
-          const std::string diff = traced_mismatch(on_gpu.out[i], cpu.out[i]);
-          INFO("output " << i << ": " << diff);
-          CHECK(diff.empty());
-        }
+        check_same_outcome(on_gpu, cpu);
       }
     }
   }
@@ -2891,24 +2899,8 @@ TEST_CASE("every op traced and called on the GPU gives the eager results", "[.cu
       }
       const ConcreteFunction f(cs);
       const Outcome eager = outcome_of([&c] { return c.run(); });
-      const Outcome on_gpu = outcome_of([&] {
-        std::vector<Tensor> in;
-        for (const Tensor& t : c.inputs) in.push_back(t.defined() && t.dtype() != DType::String ? t.to(gpu) : t);
-        Outputs out = f(in);
-        for (Tensor& t : out)
-          if (t.defined()) t = t.to(kCPU);
-        return out;
-      });
-      CHECK(on_gpu.printed == eager.printed);
-      CHECK(on_gpu.error == eager.error);
-      if (!eager.error.empty() || !on_gpu.error.empty()) continue;
-      REQUIRE(on_gpu.out.size() == eager.out.size());
-      for (size_t i = 0; i < eager.out.size(); ++i) {
-        if (!eager.out[i].defined()) continue;
-        const std::string diff = traced_mismatch(on_gpu.out[i], eager.out[i]);
-        INFO("output " << i << ": " << diff);
-        CHECK(diff.empty());
-      }
+      const Outcome on_gpu = outcome_of([&] { return on_device(f(on_device(c.inputs, gpu)), kCPU); });
+      check_same_outcome(on_gpu, eager);
     }
   }
 }

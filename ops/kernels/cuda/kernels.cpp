@@ -28,11 +28,11 @@ namespace kiln::ops::cuda {
 
 namespace {
 
-#define KILN_NVRTC_FUNCTIONS(X)                                                                                \
-  X(nvrtcCreateProgram)                                                                                        \
-  X(nvrtcCompileProgram)                                                                                       \
-  X(nvrtcDestroyProgram) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) \
-      X(nvrtcGetErrorString)
+#define KILN_NVRTC_FUNCTIONS(X) \
+  X(nvrtcCreateProgram)         \
+  X(nvrtcCompileProgram)        \
+  X(nvrtcDestroyProgram)        \
+  X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcGetErrorString)
 #define KILN_CUBLAS_FUNCTIONS(X) \
   X(cublasCreate_v2)             \
   X(cublasSetStream_v2) X(cublasSetMathMode) X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)
