@@ -88,10 +88,28 @@ template <> struct kt<double> { static const bool is_int = false, is_signed = tr
 
 // loads and stores: the 16-bit floats compute in float, with round-to-nearest-even stores
 template <class T> struct io { typedef T C; static __device__ C ld(T v) { return v; } static __device__ T st(C v) { return v; } };
+#ifdef __CUDA_ARCH__
+__device__ float half_to_float(unsigned short x) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x)); return f; }
+__device__ unsigned short float_to_half(float f) { unsigned short x; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(x) : "f"(f)); return x; }
+#else  // the host compiler of the CUDA emulator (tests/cuda_emulator): the same conversions in integer code
+float half_to_float(unsigned short h) {
+  const unsigned sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0) { const float f = (float)m * 5.9604644775390625e-8f; return sign ? -f : f; }
+  return __int_as_float(int(sign | (e == 0x1fu ? 0x7f800000u | (m << 13) : ((e + 112u) << 23) | (m << 13))));
+}
+unsigned short float_to_half(float f) {
+  const unsigned x = (unsigned)__float_as_int(f), sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+  if (a > 0x7f800000u) return (unsigned short)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+  if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);
+  if (a < 0x38800000u) return (unsigned short)(sign | (unsigned)rintf(__int_as_float(int(a)) * 16777216.0f));
+  const unsigned r = a - 0x38000000u;
+  return (unsigned short)(sign | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
+}
+#endif
 template <> struct io<kiln_half> {
   typedef float C;
-  static __device__ float ld(kiln_half h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h.x)); return f; }
-  static __device__ kiln_half st(float f) { kiln_half h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.x) : "f"(f)); return h; }
+  static __device__ float ld(kiln_half h) { return half_to_float(h.x); }
+  static __device__ kiln_half st(float f) { kiln_half h; h.x = float_to_half(f); return h; }
 };
 template <> struct io<kiln_bf16> {
   typedef float C;
