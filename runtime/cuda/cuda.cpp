@@ -28,6 +28,7 @@ struct Device {
   CUdevice dev = 0;
   CUcontext ctx = nullptr;
   CUstream stream = nullptr;
+  CUstream capture_stream = nullptr;                           // created by the first capture
   std::once_flag once;                                         // context and stream creation
   std::mutex mu;                                               // guards the allocator state below
   std::unordered_map<size_t, std::vector<CUdeviceptr>> cache;  // free blocks by rounded size
@@ -100,6 +101,10 @@ Device& device(int index) {
   });
   return d;
 }
+
+// The GPU this thread is capturing (capture_graph), and the stream it captures on.
+thread_local int t_capture_device = -1;
+thread_local CUstream t_capture_stream = nullptr;
 
 // Small blocks round to 512 bytes, large ones to 2 MiB, so freed blocks fit later requests.
 size_t round_size(size_t n) {
@@ -182,16 +187,22 @@ void set_device(int index) {
 
 void* stream(int index) {
   set_device(index);
+  if (index == t_capture_device) return t_capture_stream;
   return device(index).stream;
 }
 
 void synchronize(int index, std::string_view who) {
+  if (index == t_capture_device)
+    fail<Internal>(who, "waits for GPU:", index, " while its work is captured into a CUDA graph");
   set_device(index);
   check(runtime().api.cuStreamSynchronize(device(index).stream), who, "cuStreamSynchronize");
 }
 
 void* device_alloc(size_t nbytes, int index) {
   if (nbytes == 0) return nullptr;
+  if (index == t_capture_device)
+    fail<Internal>("cuda", "allocating ", nbytes, " bytes on GPU:", index,
+                   " while its work is captured into a CUDA graph (a replay would not allocate)");
   set_device(index);
   Device& d = device(index);
   const DriverApi& api = runtime().api;
@@ -272,6 +283,58 @@ void copy_device_to_device(void* dst, const void* src, size_t nbytes, int index)
         "copy", "cuMemcpyDtoDAsync");
 }
 
+CapturedGraph::~CapturedGraph() {
+  const DriverApi& api = runtime().api;
+  try {
+    synchronize(device_, "cuda graph");  // a replay may still be running
+  } catch (const Error&) {
+  }
+  api.cuGraphExecDestroy(static_cast<CUgraphExec>(exec_));
+}
+
+void CapturedGraph::launch(std::string_view who) const {
+  check(runtime().api.cuGraphLaunch(static_cast<CUgraphExec>(exec_), static_cast<CUstream>(stream(device_))), who,
+        "cuGraphLaunch");
+}
+
+bool capturing(int index) { return index == t_capture_device; }
+
+std::unique_ptr<CapturedGraph> capture_graph(int index, std::string_view who, const std::function<void()>& work) {
+  if (t_capture_device >= 0) fail<Internal>(who, "CUDA graph captures do not nest");
+  set_device(index);
+  Device& d = device(index);
+  const DriverApi& api = runtime().api;
+  {
+    std::lock_guard lock(d.mu);
+    if (!d.capture_stream) check(api.cuStreamCreate(&d.capture_stream, CU_STREAM_NON_BLOCKING), who, "cuStreamCreate");
+  }
+  // each thread captures on its own: with one capture stream per device, two threads would
+  // record into one graph
+  static std::mutex capture_mu;
+  std::lock_guard capture_lock(capture_mu);
+  // thread-local mode: only this thread's unsafe calls (allocations, waits) break the capture
+  check(api.cuStreamBeginCapture(d.capture_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), who, "cuStreamBeginCapture");
+  t_capture_device = index;
+  t_capture_stream = d.capture_stream;
+  CUgraph graph = nullptr;
+  try {
+    work();
+  } catch (...) {
+    t_capture_device = -1;
+    t_capture_stream = nullptr;
+    if (api.cuStreamEndCapture(d.capture_stream, &graph) == CUDA_SUCCESS && graph) api.cuGraphDestroy(graph);
+    throw;
+  }
+  t_capture_device = -1;
+  t_capture_stream = nullptr;
+  check(api.cuStreamEndCapture(d.capture_stream, &graph), who, "cuStreamEndCapture");
+  CUgraphExec exec = nullptr;
+  CUresult r = api.cuGraphInstantiate(&exec, graph, 0);
+  api.cuGraphDestroy(graph);
+  check(r, who, "cuGraphInstantiate");
+  return std::make_unique<CapturedGraph>(exec, index);
+}
+
 #else  // !KILN_WITH_CUDA
 
 namespace {
@@ -294,6 +357,10 @@ void empty_cache() {}
 void copy_host_to_device(void*, const void*, size_t, int) { no_cuda("copy"); }
 void copy_device_to_host(void*, const void*, size_t, int) { no_cuda("copy"); }
 void copy_device_to_device(void*, const void*, size_t, int) { no_cuda("copy"); }
+CapturedGraph::~CapturedGraph() {}
+void CapturedGraph::launch(std::string_view who) const { no_cuda(who); }
+bool capturing(int) { return false; }
+std::unique_ptr<CapturedGraph> capture_graph(int, std::string_view who, const std::function<void()>&) { no_cuda(who); }
 
 #endif
 

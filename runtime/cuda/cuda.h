@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace kiln::cuda {
@@ -59,5 +61,32 @@ void empty_cache();
 void copy_host_to_device(void* dst, const void* src, size_t nbytes, int index);
 void copy_device_to_host(void* dst, const void* src, size_t nbytes, int index);
 void copy_device_to_device(void* dst, const void* src, size_t nbytes, int index);
+
+/// A CUDA graph: GPU work captured once and replayed with one launch.
+class CapturedGraph {
+ public:
+  CapturedGraph(void* exec, int device) : exec_(exec), device_(device) {}
+  ~CapturedGraph();
+  CapturedGraph(const CapturedGraph&) = delete;
+  CapturedGraph& operator=(const CapturedGraph&) = delete;
+  /// Queues the captured work on the device's stream; throws Internal naming `who` when the
+  /// driver refuses.
+  void launch(std::string_view who) const;
+
+ private:
+  void* exec_;  // CUgraphExec
+  int device_;
+};
+
+/// Captures the work that `work` queues on GPU `index` from this thread into a CUDA graph,
+/// without running it: while it runs, stream(index) on this thread is a capture stream, and
+/// device_alloc and synchronize for that GPU throw Internal (a graph cannot replay either, so
+/// work that allocates or waits is not capturable). Other threads keep using the device
+/// normally. Throws what `work` throws, and Internal naming `who` when the driver refuses the
+/// capture; the capture is abandoned either way.
+std::unique_ptr<CapturedGraph> capture_graph(int index, std::string_view who, const std::function<void()>& work);
+
+/// Whether this thread is capturing GPU `index`'s work (inside capture_graph).
+bool capturing(int index);
 
 }  // namespace kiln::cuda

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifndef KILN_EMU_SHIM
@@ -46,6 +47,8 @@ struct Graph {
   std::vector<Work> nodes;
 };
 struct Stream {
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+  std::thread::id owner;  // the thread that began the capture
   bool capturing = false;
   bool invalidated = false;
   Graph* graph = nullptr;
@@ -81,16 +84,21 @@ State& state() {
   return *s;
 }
 
-bool capturing_anywhere(State& s) {
+// Whether a capture under way forbids the calling thread's unsafe calls (allocating, freeing,
+// waiting): every global-mode capture does, a thread-local one only on its own thread.
+bool capture_forbids(State& s) {
   for (Stream* st : s.streams)
-    if (st->capturing) return true;
+    if (st->capturing && (st->mode == CU_STREAM_CAPTURE_MODE_GLOBAL ||
+                          (st->mode == CU_STREAM_CAPTURE_MODE_THREAD_LOCAL && st->owner == std::this_thread::get_id())))
+      return true;
   return false;
 }
 
-// An operation the driver refuses during a global-mode capture: every capture is invalidated.
+// An unsafe call during a capture that forbids it: those captures are invalidated.
 CUresult refuse_in_capture(State& s) {
   for (Stream* st : s.streams)
-    if (st->capturing) st->invalidated = true;
+    if (st->capturing && (st->mode == CU_STREAM_CAPTURE_MODE_GLOBAL || st->owner == std::this_thread::get_id()))
+      st->invalidated = true;
   return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 }
 
@@ -293,13 +301,15 @@ CUresult cuStreamSynchronize(CUstream stream) {
   if (st && st->capturing) return refuse_in_capture(s);
   return CUDA_SUCCESS;
 }
-CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode) {
+CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode mode) {
   State& s = state();
   std::lock_guard lock(s.mu);
   auto* st = reinterpret_cast<Stream*>(stream);
   if (!st) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;  // the legacy stream cannot be captured
   if (st->capturing) return CUDA_ERROR_ILLEGAL_STATE;
   st->capturing = true;
+  st->mode = mode;
+  st->owner = std::this_thread::get_id();
   st->invalidated = false;
   st->graph = new Graph();
   return CUDA_SUCCESS;
@@ -355,7 +365,7 @@ CUresult cuGraphDestroy(CUgraph graph) {
 CUresult cuMemAlloc(CUdeviceptr* p, size_t bytes) {
   State& s = state();
   std::lock_guard lock(s.mu);
-  if (capturing_anywhere(s)) return refuse_in_capture(s);
+  if (capture_forbids(s)) return refuse_in_capture(s);
   if (bytes == 0) return CUDA_ERROR_INVALID_VALUE;
   const size_t size = (bytes + 255) / 256 * 256;
   if (s.used + size > s.limit) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -370,7 +380,7 @@ CUresult cuMemAlloc(CUdeviceptr* p, size_t bytes) {
 CUresult cuMemFree(CUdeviceptr p) {
   State& s = state();
   std::lock_guard lock(s.mu);
-  if (capturing_anywhere(s)) return refuse_in_capture(s);
+  if (capture_forbids(s)) return refuse_in_capture(s);
   auto it = s.allocations.find(uintptr_t(p));
   if (it == s.allocations.end()) return CUDA_ERROR_INVALID_VALUE;
   s.used -= it->second;
@@ -577,6 +587,7 @@ nvrtcResult nvrtcGetCUBIN(nvrtcProgram prog, char* out) {
 
 struct cublasContext {
   CUstream stream = nullptr;
+  bool user_workspace = false;  // cuBLAS forgets it when the stream is set
 };
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t* h) {
@@ -585,6 +596,13 @@ cublasStatus_t cublasCreate_v2(cublasHandle_t* h) {
 }
 cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
   h->stream = reinterpret_cast<CUstream>(s);
+  h->user_workspace = false;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t h, void* workspace, size_t bytes) {
+  std::lock_guard lock(state().mu);
+  if (!in_device_memory(workspace, bytes)) return CUBLAS_STATUS_INVALID_VALUE;
+  h->user_workspace = true;
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
@@ -601,6 +619,12 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
   State& s = state();
   std::lock_guard lock(s.mu);
   if (m < 0 || n < 0 || k < 0 || batches < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  auto* st = reinterpret_cast<Stream*>(h->stream);
+  if (st && st->capturing && !h->user_workspace) {
+    // cuBLAS would take workspace from its pool, which a capture cannot replay reliably
+    fprintf(stderr, "[cuda emulator] a GEMM captured without cublasSetWorkspace\n");
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
   if (m == 0 || n == 0 || batches == 0) return CUBLAS_STATUS_SUCCESS;
   const size_t last = size_t(batches - 1);
   const size_t a_extent = (ta == CUBLAS_OP_N ? size_t(lda) * (k ? k - 1 : 0) + m : size_t(lda) * (m - 1) + k);

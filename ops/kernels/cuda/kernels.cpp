@@ -35,7 +35,8 @@ namespace {
   X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcGetErrorString)
 #define KILN_CUBLAS_FUNCTIONS(X) \
   X(cublasCreate_v2)             \
-  X(cublasSetStream_v2) X(cublasSetMathMode) X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)
+  X(cublasSetStream_v2)          \
+  X(cublasSetWorkspace_v2) X(cublasSetMathMode) X(cublasSgemmStridedBatched) X(cublasDgemmStridedBatched)
 
 struct Nvrtc {
 #define KILN_MEMBER(name) decltype(&::name) name = nullptr;
@@ -306,10 +307,15 @@ void kernel_reduce(KernelContext& ctx) {
                     ctx.def.name, "cuLaunchKernel");
 }
 
-// One cuBLAS handle per device, used under its lock (handles are not thread-safe).
+// One cuBLAS handle per device, used under its lock (handles are not thread-safe), with a
+// workspace of its own: cuBLAS would otherwise take one from its pool, which a CUDA graph
+// capture cannot replay. Setting a stream resets the workspace, so both change together.
 struct BlasHandle {
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS's advice for Hopper
   std::mutex mu;
   cublasHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  cudaStream_t stream = nullptr;
 };
 
 BlasHandle& blas_handle(int dev) {
@@ -325,6 +331,7 @@ BlasHandle& blas_handle(int dev) {
       fail<Internal>("matmul", "cublasCreate failed on GPU:", dev);
     // float32 stays float32: no TF32 tensor-core rounding (CUBLAS_DEFAULT_MATH allows none)
     api.cublasSetMathMode(fresh->handle, CUBLAS_PEDANTIC_MATH);
+    fresh->workspace = kiln::cuda::device_alloc(BlasHandle::kWorkspaceBytes, dev);  // kept for the process
     h = fresh;
   }
   return *h;
@@ -384,7 +391,12 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
     BlasHandle& h = blas_handle(device);
     std::lock_guard lock(h.mu);
     const Cublas& api = cublas();
-    api.cublasSetStream_v2(h.handle, static_cast<cudaStream_t>(kiln::cuda::stream(device)));
+    if (auto stream = static_cast<cudaStream_t>(kiln::cuda::stream(device)); stream != h.stream) {
+      api.cublasSetStream_v2(h.handle, stream);
+      if (api.cublasSetWorkspace_v2(h.handle, h.workspace, BlasHandle::kWorkspaceBytes) != CUBLAS_STATUS_SUCCESS)
+        fail<Internal>(who, "cublasSetWorkspace failed on GPU:", device);
+      h.stream = stream;
+    }
     const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     const int ldb = int(tb ? k : n), lda = int(ta ? m : k), ldc = int(n);
     cublasStatus_t st;
