@@ -194,14 +194,9 @@ void kernel_one_hot(KernelContext& ctx) {
 // ---------------------------------------------------------------------------------------------
 // strided_slice (TensorFlow's ValidateStridedSliceOp, restated)
 
-// For each input dim: the first element, the step and the element count of the slice; and the
-// final shape after new axes are inserted and shrunk axes dropped.
-struct SliceSpec {
-  SmallVector<int64_t, 8> begin, stride, size;
-  Shape out;
-};
-
 constexpr int64_t kNewAxisDim = -1, kShrinkDim = -2;
+
+}  // namespace
 
 SliceSpec make_slice_spec(const OpDef& def, const Attrs& attrs, const Shape& in) {
   const auto& b = attrs.get_ints("begin");
@@ -307,6 +302,8 @@ SliceSpec make_slice_spec(const OpDef& def, const Attrs& attrs, const Shape& in)
   }
   return spec;
 }
+
+namespace {
 
 TypeList infer_strided_slice(const OpDef& def, const Attrs& attrs, std::span<const Tensor> in) {
   return {TensorType{in[0].dtype(), make_slice_spec(def, attrs, in[0].shape()).out}};

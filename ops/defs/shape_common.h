@@ -73,6 +73,16 @@ void fill_elements(char* dst, int64_t n, int64_t esize, const void* value);
 /// `what`); floating dtypes round, but a finite value that overflows to infinity throws.
 void scalar_to_bytes(std::string_view op, std::string_view what, double v, DType dtype, unsigned char out[16]);
 
+/// A strided_slice's attributes resolved against an input shape (TensorFlow's
+/// ValidateStridedSliceOp): for each input dim the first element, the step and the element
+/// count of the slice, and the final shape after new axes are inserted and shrunk axes dropped.
+/// Throws InvalidArgument naming `def` for a bad spec.
+struct SliceSpec {
+  SmallVector<int64_t, 8> begin, stride, size;
+  Shape out;
+};
+SliceSpec make_slice_spec(const OpDef& def, const Attrs& attrs, const Shape& in);
+
 /// Multiplies two non-negative dims, throwing InvalidArgument naming `op` on int64 overflow.
 int64_t checked_mul(std::string_view op, int64_t a, int64_t b);
 /// Adds two non-negative dims, throwing InvalidArgument naming `op` on int64 overflow.

@@ -11,6 +11,7 @@
 #include "kiln/kiln.h"
 #include "ops/defs/elementwise_common.h"
 #include "ops/kernels/cuda/kernels.h"
+#include "ops/kernels/cuda/shape_source.h"
 #include "ops/kernels/cuda/source.h"
 #include "ops/ops.h"
 #include "ops/variable.h"
@@ -66,7 +67,77 @@ std::string all_kernels(int& count) {
   return src;
 }
 
+// Every kernel of the shape, indexing, creation and random ops (kernels_shape.cpp) as one
+// program: the movement kernels per element size (every dtype, complex included, moves as one of
+// them), the rest per op, dtype and index dtype the launchers use.
+std::string all_shape_kernels(int& count) {
+  namespace c = ops::cuda;
+  std::string src = c::gpu_prelude();
+  count = 0;
+  auto add = [&](std::string k) {
+    src += k;
+    ++count;
+  };
+  auto name = [&] { return "s" + std::to_string(count); };
+  const DType kIndex[] = {DType::Int32, DType::Int64, DType::UInt8};
+  for (int64_t es : {1, 2, 4, 8, 16}) {
+    REQUIRE(c::gpu_elem_size_supported(es));
+    add(c::copy_kernel_source(es, name()));
+    add(c::fill_kernel_source(es, name()));
+    add(c::fill_from_kernel_source(es, name()));
+    add(c::where_kernel_source(es, name()));
+    for (DType it : kIndex) {
+      if (it != DType::UInt8) add(c::gather_kernel_source(es, it, name()));
+      add(c::one_hot_kernel_source(es, it, name()));
+    }
+  }
+  for (DType it : kIndex) add(c::index_check_kernel_source(it, name()));
+  for (DType dt : kGpuDTypes) {
+    if (c::gpu_arg_supported(dt))
+      for (bool mx : {true, false})
+        for (DType o : {DType::Int32, DType::Int64}) add(c::arg_kernel_source(mx, dt, o, name()));
+    if (c::gpu_segment_sum_supported(dt)) {
+      for (DType it : {DType::Int32, DType::Int64}) add(c::segment_sum_kernel_source(dt, it, name()));
+      add(c::segment_finish_kernel_source(dt, name()));
+    }
+    for (auto k :
+         {c::IotaKind::RangeLike, c::IotaKind::IntRange, c::IotaKind::Range, c::IotaKind::Linspace, c::IotaKind::Eye})
+      if (c::gpu_iota_supported(k, dt)) add(c::iota_kernel_source(k, dt, name()));
+    for (bool normal : {false, true})
+      if (c::gpu_random_supported(normal, dt)) add(c::random_kernel_source(normal, dt, name()));
+  }
+  return src;
+}
+
 }  // namespace
+
+TEST_CASE("every generated GPU kernel of the shape, index, creation and random ops compiles", "[cuda-source]") {
+  std::string why;
+  if (!ops::cuda::nvrtc_available(why)) {
+    WARN("NVRTC is not available, the GPU kernel sources are not compiled: " << why);
+    return;
+  }
+  int count = 0;
+  const std::string src = all_shape_kernels(count);
+  CHECK(count > 150);
+  std::string cubin;
+  REQUIRE_NOTHROW(cubin = ops::cuda::compile_cubin(src, "kiln_all_shape_kernels", 90));
+  CHECK(cubin.size() > 1000);
+  // every op listed in docs/gpu.md as running on the GPU has a kernel
+  for (ops::OpId op : {ops::OpId::Reshape,       ops::OpId::ExpandDims,  ops::OpId::Squeeze,
+                       ops::OpId::ReshapeLike,   ops::OpId::BroadcastTo, ops::OpId::BroadcastLike,
+                       ops::OpId::StopGradient,  ops::OpId::ShapeOf,     ops::OpId::Where,
+                       ops::OpId::ArgMax,        ops::OpId::ArgMin,      ops::OpId::Transpose,
+                       ops::OpId::Concat,        ops::OpId::Split,       ops::OpId::Tile,
+                       ops::OpId::Pad,           ops::OpId::Reverse,     ops::OpId::StridedSlice,
+                       ops::OpId::OneHot,        ops::OpId::Gather,      ops::OpId::UnsortedSegmentSum,
+                       ops::OpId::SumToLike,     ops::OpId::RangeLike,   ops::OpId::Fill,
+                       ops::OpId::Range,         ops::OpId::Eye,         ops::OpId::Linspace,
+                       ops::OpId::RandomUniform, ops::OpId::RandomNormal}) {
+    INFO(ops::op_def(op).name);
+    CHECK((ops::op_def(op).cuda_kernel != nullptr) == cuda::built_with_cuda());
+  }
+}
 
 TEST_CASE("every generated GPU kernel compiles with NVRTC for sm_90", "[cuda-source]") {
   std::string why;
@@ -188,10 +259,12 @@ TEST_CASE("GPU: errors and ops without a GPU kernel", "[.cuda]") {
   } catch (const InvalidArgument& e) {
     CHECK(std::string(e.what()) == "[floordiv] integer division by zero");
   }
-  // reverse has no GPU kernel yet: it runs on the CPU, and its result comes back to the GPU
-  Tensor s = reverse(constant(std::vector<float>{1, 2, 3}, Shape{3}).to(kGPU), {0});
+  // complex arithmetic has no GPU kernel: it runs on the CPU, and its result comes back to the GPU
+  Tensor c = cast(constant(std::vector<float>{1, 2, 3}, Shape{3}), DType::Complex64);
+  Tensor s = negative(c.to(kGPU));
   CHECK(s.device() == kGPU);
-  CHECK(host_floats(s) == std::vector<float>{3, 2, 1});
+  Tensor want = negative(c), got = s.to(kCPU);
+  CHECK(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()) == 0);
 }
 
 TEST_CASE("GPU: variables live on the device of their scope and assignments stay there", "[.cuda]") {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ops/defs/reduce.h"
+#include "ops/kernels/cuda/launch.h"
 #include "ops/kernels/cuda/source.h"
 #include "runtime/cuda/cuda.h"
 #include "runtime/cuda/driver_api.h"
@@ -99,9 +100,9 @@ KernelCache& kernel_cache() {
   return *c;
 }
 
-// The kernel `name` on GPU `device`, compiled from `make_source()` on first use.
-template <class MakeSource>
-CUfunction get_kernel(int device, const std::string& name, MakeSource&& make_source) {
+}  // namespace
+
+CUfunction get_kernel(int device, const std::string& name, const std::function<std::string()>& make_source) {
   KernelCache& cache = kernel_cache();
   const std::string key = std::to_string(device) + "/" + name;
   {
@@ -122,15 +123,18 @@ CUfunction get_kernel(int device, const std::string& name, MakeSource&& make_sou
   return fn;
 }
 
-// Launches a grid-stride kernel over n elements on the device's stream.
+void launch_blocks(std::string_view who, int device, CUfunction fn, unsigned blocks, unsigned threads, void** args) {
+  kiln::cuda::check(
+      kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0,
+                                          static_cast<CUstream>(kiln::cuda::stream(device)), args, nullptr),
+      who, "cuLaunchKernel");
+}
+
 void launch(std::string_view who, int device, CUfunction fn, int64_t n, void** args) {
   if (n == 0) return;
   constexpr int64_t kBlock = 256, kMaxBlocks = 65536;
-  const auto blocks = static_cast<unsigned>(std::min((n + kBlock - 1) / kBlock, kMaxBlocks));
-  kiln::cuda::check(
-      kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, unsigned(kBlock), 1, 1, 0,
-                                          static_cast<CUstream>(kiln::cuda::stream(device)), args, nullptr),
-      who, "cuLaunchKernel");
+  launch_blocks(who, device, fn, static_cast<unsigned>(std::min((n + kBlock - 1) / kBlock, kMaxBlocks)),
+                unsigned(kBlock), args);
 }
 
 std::string kernel_name(std::string_view kind, std::string_view op, DType a, DType b) {
@@ -138,7 +142,7 @@ std::string kernel_name(std::string_view kind, std::string_view op, DType a, DTy
          std::string(dtype_name(b));
 }
 
-void* data_ptr(const Tensor& t) { return const_cast<void*>(t.device_data()); }
+namespace {
 
 void check_supported(const OpDef& def, DType in) {
   if (!gpu_elementwise_supported(def.id, in))
@@ -481,7 +485,7 @@ KernelFn kernel_for(OpId op) {
     case OpId::MatMul:
       return kernel_matmul;
     default:
-      return nullptr;
+      return shape_kernel_for(op);
   }
 }
 

@@ -4,6 +4,7 @@
 #include "ops/kernels/cuda/source.h"
 
 #include "ops/defs/elementwise_common.h"
+#include "ops/kernels/cuda/shape_source.h"
 #include "runtime/errors.h"
 
 namespace kiln::ops::cuda {
@@ -252,7 +253,7 @@ const char* compute_type(DType d) { return d == DType::Float16 || d == DType::BF
 
 }  // namespace
 
-std::string gpu_prelude() { return kPrelude; }
+std::string gpu_prelude() { return kPrelude + gpu_shape_prelude(); }
 
 std::string gpu_type_name(DType d) { return cuda_type(d); }
 
