@@ -22,6 +22,11 @@ struct BackendStats {
   std::string code_source;
   /// Plan steps; fused loops and the nodes in them; nodes run by eager kernels.
   size_t steps = 0, loops = 0, fused_nodes = 0, fallbacks = 0;
+  /// The CUDA backend's launches per call: "block" (the whole plan as one single-block
+  /// kernel), "graph" (a kernel per step, captured into a CUDA graph on the second call and
+  /// replayed), "stream" (a kernel per step, queued one by one: plans with eager fallbacks or
+  /// control flow). Empty for the other backends.
+  std::string gpu_launch;
 };
 
 /// A runnable graph. `run` is thread-safe: any number of threads may run one executable.

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compiler/backend/cpu/plan.h"
@@ -96,6 +97,13 @@ struct Mlp {
     return loss;
   }
 };
+
+// The walkthrough's power(x, 100): 99 chained matmuls of a small matrix.
+Tensor power_fn(Tensor x) {
+  Tensor y = x;
+  for (int i = 1; i < 100; ++i) y = matmul(y, x);
+  return y;
+}
 
 Tensor inputs_of(DType dt, const Shape& shape, uint64_t seed) {
   if (dt == DType::Bool) return greater(random::uniform(shape, seed), constant(0.5f));
@@ -194,6 +202,40 @@ TEST_CASE("CUDA programs: an MLP training step, by value_and_grad and with varia
   Lowered step = plan_of([&mlp](Tensor a, Tensor b) { return mlp.step(a, b); }, "mlp_step", x, y);
   CHECK(step.plan.assigns.size() == 4);
   CHECK(compile(step) >= 3);
+}
+
+TEST_CASE("CUDA programs: a small graph is one single-block kernel", "[cuda-source]") {
+  for (DType dt : {float32, int32}) {
+    INFO(dtype_name(dt));
+    Lowered power = plan_of(power_fn, "power", inputs_of(dt, {10, 10}, 7));
+    const gpu_backend::BlockProgram bp = gpu_backend::block_program(power.plan);
+    REQUIRE(bp.eligible);
+    CHECK(power.plan.steps.size() == 99);
+    CHECK(bp.threads == 128);      // 100 outputs a matmul
+    CHECK(bp.shared_arena);        // the intermediates in shared memory
+    CHECK(bp.params.size() == 2);  // x and the result
+    const std::string src = gpu_backend::block_program_source(power.plan, bp, "kiln_block");
+    size_t syncs = 0;
+    for (size_t p = src.find("__syncthreads();"); p != std::string::npos; p = src.find("__syncthreads();", p + 1))
+      ++syncs;
+    CHECK(syncs == 99);
+    if (have_nvrtc()) ops::cuda::compile_cubin(ops::cuda::gpu_prelude() + src, "power", 90);
+  }
+  // loops and reductions together
+  Lowered sm = plan_of(softmax_fn, "softmax", random::normal({8, 33}, 3));
+  const gpu_backend::BlockProgram bp = gpu_backend::block_program(sm.plan);
+  CHECK(bp.eligible);
+  if (have_nvrtc())
+    ops::cuda::compile_cubin(ops::cuda::gpu_prelude() + gpu_backend::block_program_source(sm.plan, bp, "k"), "sm", 90);
+  // not small: 21,000 elements a step; an eager fallback; cond/while
+  CHECK_FALSE(gpu_backend::block_program(plan_of(chain, "chain", random::normal({300, 70}, 1), constant(1.5f),
+                                                 random::normal({70}, 2), constant(2.0f))
+                                             .plan)
+                  .eligible);
+  CHECK_FALSE(gpu_backend::block_program(
+                  plan_of(broadcast_reduce, "br", random::normal({4, 5, 6}, 4), random::normal({6}, 5)).plan)
+                  .eligible);
+  CHECK_FALSE(gpu_backend::block_program(plan_of(fib, "fib", constant(3), constant({1.0f, 2.0f})).plan).eligible);
 }
 
 TEST_CASE("CUDA programs: cond and while steps nest their kernels", "[cuda-source]") {
@@ -411,4 +453,61 @@ TEST_CASE("CUDA backend: unknown dims compile one program per shape", "[.cuda]")
   }
   CHECK(gpu_backend::programs_compiled() == before + 4);
   CHECK(native.tracing_count() == 1);
+}
+
+TEST_CASE("CUDA backend: small graphs are one kernel, larger ones replay a CUDA graph", "[.cuda]") {
+  require_gpu();
+  for (DType dt : {float32, int32}) {
+    INFO(dtype_name(dt));
+    auto native = function(power_fn, on(backend::BackendKind::Cpu, "power"));
+    auto interp = function(power_fn, on(backend::BackendKind::Interpreter, "power"));
+    // float entries small enough that the 100th power stays finite; integers wrap alike
+    Tensor x = dt == float32 ? random::uniform({10, 10}, 7, -0.3, 0.3) : inputs_of(dt, {10, 10}, 7);
+    const uint64_t blocks = gpu_backend::block_programs();
+    for (int i = 0; i < 3; ++i) check_same(native(x.to(kGPU)), interp(x), 1e-4);
+    CHECK(gpu_backend::block_programs() == blocks + 1);
+  }
+  {
+    // 21,000 elements a step: a kernel per step, captured on the second call and replayed
+    auto native = function(chain, on(backend::BackendKind::Cpu, "chain"));
+    auto interp = function(chain, on(backend::BackendKind::Interpreter, "chain"));
+    const uint64_t captured = gpu_backend::graphs_captured(), replays = gpu_backend::graph_replays();
+    for (uint64_t i = 0; i < 4; ++i) {
+      // new values every call: the replay reads this call's arguments
+      std::vector<Tensor> in{random::normal({300, 70}, 20 + i), constant(1.5f + float(i)), random::normal({70}, 30 + i),
+                             constant(2.0f)};
+      std::vector<Tensor> g = to_gpu(in);
+      check_same(native(g[0], g[1], g[2], g[3]), interp(in[0], in[1], in[2], in[3]));
+    }
+    CHECK(gpu_backend::graphs_captured() == captured + 1);
+    CHECK(gpu_backend::graph_replays() == replays + 3);
+    // two threads calling the replaying function: each gets its own results
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (uint64_t t = 0; t < 2; ++t)
+      threads.emplace_back([&, t] {
+        for (uint64_t i = 0; i < 4; ++i) {
+          Tensor x = random::normal({300, 70}, 100 * t + i), b = random::normal({70}, 7);
+          Tensor got = native(x.to(kGPU), constant(2.0f).to(kGPU), b.to(kGPU), constant(3.0f).to(kGPU)).to(kCPU);
+          Tensor want = chain(x, constant(2.0f), b, constant(3.0f));
+          if (reduce_max(abs(got - want)).item<float>() > 1e-5f) ++wrong;
+        }
+      });
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+  }
+  {
+    // a training step too large for one block, replayed: the variables move on every call
+    Tensor x = random::normal({2048, 16}, 11), y = random::normal({2048, 4}, 12);
+    Mlp ref_copy(kCPU), m(kGPU);
+    auto ref_fn = function([&ref_copy](Tensor a, Tensor b) { return ref_copy.step(a, b); },
+                           on(backend::BackendKind::Interpreter, "ref_step"));
+    auto step = function([&m](Tensor a, Tensor b) { return m.step(a, b); }, on(backend::BackendKind::Cpu, "step"));
+    const uint64_t captured = gpu_backend::graphs_captured();
+    for (int i = 0; i < 4; ++i) check_same(step(x.to(kGPU), y.to(kGPU)), ref_fn(x, y), 1e-4);
+    CHECK(gpu_backend::graphs_captured() == captured + 1);
+    for (auto [v, r] :
+         {std::pair{&m.w1, &ref_copy.w1}, {&m.b1, &ref_copy.b1}, {&m.w2, &ref_copy.w2}, {&m.b2, &ref_copy.b2}})
+      check_same((*v)->read_value(), (*r)->read_value(), 1e-4);
+  }
 }

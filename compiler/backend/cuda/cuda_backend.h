@@ -35,8 +35,31 @@ std::string program_kernels(const cpu::Plan& plan, const std::string& prefix);
 /// The whole CUDA C program of `plan`: gpu_prelude() followed by program_kernels(plan, "kiln").
 std::string cuda_program_source(const cpu::Plan& plan);
 
+/// A plan small enough to run as one kernel of one thread block: every step a loop, reduction
+/// or matmul of at most 16384 work items (and 2^20 multiply-adds), every buffer at most 16384
+/// elements, the steps separated by __syncthreads(). One launch a call instead of one per step
+/// (power(x, 100) on 10x10 is 99 matmuls): the cost of a small graph is then one launch.
+struct BlockProgram {
+  bool eligible = false;
+  bool shared_arena = false;  // the intermediates live in shared memory (arena <= 40 KiB)
+  unsigned threads = 0;       // the block's size: the widest step's items, a multiple of 32
+  std::vector<int> params;    // the kernel's buffer parameters (args, results, constants)
+};
+BlockProgram block_program(const cpu::Plan& plan);
+
+/// The kernel `<name>` of a single-block program, without the prelude: parameters are the
+/// buffers of `bp.params` as `unsigned char*`, then the arena's address when the arena is not
+/// in shared memory. Throws Internal when `bp` is not eligible.
+std::string block_program_source(const cpu::Plan& plan, const BlockProgram& bp, const std::string& name);
+
 /// How many programs the CUDA backend has compiled with NVRTC in this process (for tests and
 /// logs: a function called again with the same shapes reuses its program).
 uint64_t programs_compiled();
+
+/// Of those, the programs compiled as single-block kernels (BlockProgram); the CUDA graphs
+/// captured, and the calls that replayed one (process-wide counters, for tests and logs).
+uint64_t block_programs();
+uint64_t graphs_captured();
+uint64_t graph_replays();
 
 }  // namespace kiln::backend::cuda

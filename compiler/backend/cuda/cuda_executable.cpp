@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -27,7 +28,7 @@
 namespace kiln::backend {
 namespace {
 
-std::atomic<uint64_t> g_programs_compiled{0};
+std::atomic<uint64_t> g_programs_compiled{0}, g_block_programs{0}, g_graphs_captured{0}, g_graph_replays{0};
 
 // `host` for calls on the CPU; calls that run on a GPU go to the CUDA executable, made on the
 // first of them so that CPU-only use never loads CUDA.
@@ -57,6 +58,9 @@ class DeviceSplit final : public Executable {
 }  // namespace
 
 uint64_t cuda::programs_compiled() { return g_programs_compiled.load(std::memory_order_relaxed); }
+uint64_t cuda::block_programs() { return g_block_programs.load(std::memory_order_relaxed); }
+uint64_t cuda::graphs_captured() { return g_graphs_captured.load(std::memory_order_relaxed); }
+uint64_t cuda::graph_replays() { return g_graph_replays.load(std::memory_order_relaxed); }
 
 Ref<Executable> with_gpu(Ref<Executable> host, std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
   if (!::kiln::cuda::built_with_cuda()) return host;
@@ -103,7 +107,25 @@ class Program {
         subs_[k][i] = make_executable(root_, *plan_.fallback_steps[k].node->subgraphs[i]);
     const std::vector<const Step*> steps = cuda::kernel_steps(plan_);
     stats_.code_source = "none";
-    if (!steps.empty()) {
+    block_ = cuda::block_program(plan_);
+    if (block_.eligible) {
+      launch_ = Launch::Block;
+      auto t1 = std::chrono::steady_clock::now();
+      const std::string cubin =
+          ops::cuda::compile_cubin(ops::cuda::gpu_prelude() + cuda::block_program_source(plan_, block_, "kiln_block"),
+                                   graph_->name, ::kiln::cuda::compute_capability(device_));
+      stats_.codegen_us = micros_since(t1);
+      stats_.code_source = "compiled";
+      g_programs_compiled.fetch_add(1, std::memory_order_relaxed);
+      g_block_programs.fetch_add(1, std::memory_order_relaxed);
+      t1 = std::chrono::steady_clock::now();
+      ::kiln::cuda::set_device(device_);
+      const auto& api = ::kiln::cuda::driver();
+      ::kiln::cuda::check(api.cuModuleLoadData(&module_, cubin.data()), graph_->name, "cuModuleLoadData");
+      ::kiln::cuda::check(api.cuModuleGetFunction(&block_fn_, module_, "kiln_block"), graph_->name,
+                          "cuModuleGetFunction");
+      stats_.load_us = micros_since(t1);
+    } else if (!steps.empty()) {
       auto t1 = std::chrono::steady_clock::now();
       const std::string cubin = ops::cuda::compile_cubin(cuda::cuda_program_source(plan_), graph_->name,
                                                          ::kiln::cuda::compute_capability(device_));
@@ -129,6 +151,8 @@ class Program {
       }
       stats_.load_us = micros_since(t1);
     }
+    if (launch_ != Launch::Block) launch_ = capturable() ? Launch::Graph : Launch::Stream;
+    stats_.gpu_launch = launch_ == Launch::Block ? "block" : launch_ == Launch::Graph ? "graph" : "stream";
     for (const Tensor& c : plan_.constants) constants_.push_back(c.to(gpu_));
     stats_.steps = plan_.steps.size();
     for (const Step& s : plan_.steps)
@@ -138,10 +162,11 @@ class Program {
       }
     stats_.fallbacks = plan_.fallbacks.size();
     logging::debug(
-        "[cuda] '{}' on GPU:{}: {} steps ({} loops fusing {} nodes, {} kernels), arena {} B; lower {:.0f} us, NVRTC "
-        "{:.0f} us, load {:.0f} us; total {:.0f} us",
-        graph_->name, device_, plan_.steps.size(), stats_.loops, stats_.fused_nodes, steps.size(), plan_.arena_bytes,
-        stats_.lower_us, stats_.codegen_us, stats_.load_us, micros_since(t0));
+        "[cuda] '{}' on GPU:{}: {} steps ({} loops fusing {} nodes, {} kernels, launched as '{}'), arena {} B; lower "
+        "{:.0f} us, NVRTC {:.0f} us, load {:.0f} us; total {:.0f} us",
+        graph_->name, device_, plan_.steps.size(), stats_.loops, stats_.fused_nodes,
+        launch_ == Launch::Block ? size_t(1) : steps.size(), stats_.gpu_launch, plan_.arena_bytes, stats_.lower_us,
+        stats_.codegen_us, stats_.load_us, micros_since(t0));
     if (!plan_.fallbacks.empty()) {
       std::string list;
       for (const auto& f : plan_.fallbacks) list += (list.empty() ? "" : ", ") + f;
@@ -180,8 +205,19 @@ class Program {
       c.args.push_back(value.device() == gpu_ ? value : value.to(gpu_));
     }
     for (const Buffer* b : result_buffers_) c.outs.push_back(Tensor::empty(b->shape, b->dtype, gpu_));
-    if (plan_.arena_bytes) c.arena = Storage::allocate(plan_.arena_bytes, gpu_);
-    run_steps(plan_.steps, c);
+    switch (launch_) {
+      case Launch::Block:
+        run_block(c);
+        break;
+      case Launch::Graph:
+        if (replay(c)) break;
+        [[fallthrough]];
+      case Launch::Stream:
+        if (plan_.arena_bytes) c.arena = Storage::allocate(plan_.arena_bytes, gpu_);
+        run_steps(plan_.steps, c);
+        warm_.store(true, std::memory_order_release);
+        break;
+    }
     for (auto [slot, id] : plan_.assigns) {
       std::shared_ptr<VariableImpl> v = g.variables[size_t(slot)].var.lock();
       if (!v) continue;
@@ -235,6 +271,75 @@ class Program {
     k.threads = 32;
     while (k.threads < 256 && k.threads < uint64_t(r.reduced)) k.threads *= 2;
     k.blocks = unsigned(std::min<long long>(k.outputs, 1 << 20));
+  }
+
+  // Whether the launches of a call can be captured into a CUDA graph: only kernels and library
+  // calls (no eager fallbacks, which allocate; no cond/while, decided by reading the GPU), and
+  // what the call returns or assigns lives in its own buffers, not in the graph's arena.
+  bool capturable() const {
+    if (const char* env = std::getenv("KILN_CUDA_GRAPHS"); env && std::string_view(env) == "0") return false;
+    for (const Step& s : plan_.steps)
+      if (s.kind != Step::Kind::Loop && s.kind != Step::Kind::Reduce && s.kind != Step::Kind::MatMul) return false;
+    auto temp = [&](int id) { return plan_.buffers[size_t(id)].kind == Buffer::Kind::Temp; };
+    for (const cpu::OutputRef& o : plan_.outputs)
+      if (temp(o.buffer)) return false;
+    for (auto [slot, id] : plan_.assigns)
+      if (temp(id)) return false;
+    return true;
+  }
+
+  // The single-block program: one launch.
+  void run_block(Call& c) const {
+    SmallVector<void*, 16> ptrs, args;
+    for (int b : block_.params) ptrs.push_back(ptr(b, c));
+    if (!block_.shared_arena && plan_.arena_bytes) {
+      c.arena = Storage::allocate(plan_.arena_bytes, gpu_);
+      ptrs.push_back(c.arena->data());
+    }
+    for (void*& p : ptrs) args.push_back(&p);
+    launch(block_fn_, 1, block_.threads, args.data());
+  }
+
+  // A call through the CUDA graph: the arguments copied into the graph's own buffers, the graph
+  // replayed, its results copied into the call's. The graph is captured on the first call after
+  // one that ran the steps directly (which compiled any kernel they need and made the cuBLAS
+  // handle, neither of which a capture may do). False when there is no graph (yet, or the
+  // capture failed): the caller runs the steps.
+  bool replay(Call& c) const {
+    std::lock_guard lock(graph_mu_);  // one call at a time in the graph's buffers
+    if (!cuda_graph_) {
+      if (capture_failed_ || !warm_.load(std::memory_order_acquire)) return false;
+      capture(c);
+      if (!cuda_graph_) return false;
+    }
+    SmallVector<ops::cuda::DeviceCopy, 16> in, out;
+    for (size_t i = 0; i < c.args.size(); ++i)
+      in.push_back({const_cast<void*>(fixed_.args[i].device_data()), c.args[i].device_data(), c.args[i].nbytes()});
+    for (size_t i = 0; i < c.outs.size(); ++i)
+      out.push_back({const_cast<void*>(c.outs[i].device_data()), fixed_.outs[i].device_data(), c.outs[i].nbytes()});
+    ops::cuda::copy_many_on_device(graph_->name, device_, {in.data(), in.size()});
+    cuda_graph_->launch(graph_->name);
+    ops::cuda::copy_many_on_device(graph_->name, device_, {out.data(), out.size()});
+    g_graph_replays.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  // Captures the steps working on buffers of the graph's own (allocated first: nothing may be
+  // allocated while capturing). A failure is logged and the program keeps running its steps.
+  void capture(const Call& c) const {
+    try {
+      Call fixed;
+      for (const Tensor& t : c.args) fixed.args.push_back(Tensor::empty(t.shape(), t.dtype(), gpu_));
+      for (const Tensor& t : c.outs) fixed.outs.push_back(Tensor::empty(t.shape(), t.dtype(), gpu_));
+      if (plan_.arena_bytes) fixed.arena = Storage::allocate(plan_.arena_bytes, gpu_);
+      cuda_graph_ = ::kiln::cuda::capture_graph(device_, graph_->name, [&] { run_steps(plan_.steps, fixed); });
+      fixed_ = std::move(fixed);
+      g_graphs_captured.fetch_add(1, std::memory_order_relaxed);
+    } catch (const Error& e) {
+      capture_failed_ = true;
+      logging::warn("[cuda] '{}' could not be captured into a CUDA graph; its kernels are queued one by one: {}",
+                    graph_->name, e.what());
+    }
   }
 
   void* ptr(int id, const Call& c) const {
@@ -385,6 +490,16 @@ class Program {
   CUmodule module_ = nullptr;
   std::unordered_map<const Step*, Kernel> kernels_;
   BackendStats stats_;
+  enum class Launch { Block, Graph, Stream };
+  Launch launch_ = Launch::Stream;
+  cuda::BlockProgram block_;
+  CUfunction block_fn_ = nullptr;
+  // Launch::Graph: the captured graph and the buffers it works on
+  mutable std::mutex graph_mu_;
+  mutable std::atomic<bool> warm_{false};  // a call has run the steps
+  mutable std::unique_ptr<::kiln::cuda::CapturedGraph> cuda_graph_;
+  mutable bool capture_failed_ = false;
+  mutable Call fixed_;
 };
 
 class CudaExecutable final : public Executable {

@@ -27,28 +27,13 @@ std::string functor(const Expr& e, const std::string& kernel) {
   return f;
 }
 
-std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::string& name) {
+// The statements computing element `i` of a fused loop, `ptr(b)` naming buffer b's typed pointer.
+std::string loop_body(const Plan& plan, const LoopStep& loop, const std::string& name,
+                      const std::function<std::string(int)>& ptr) {
   if (!loop.reduces.empty())
     fail<Internal>("cuda", "kernel ", name,
                    ": a reduction fused into a loop has no GPU kernel (lower with cuda::lower_options())");
-  const std::vector<int> bufs = loop_kernel_buffers(loop);
-  auto param = [&](int b) { return "p" + std::to_string(std::find(bufs.begin(), bufs.end(), b) - bufs.begin()); };
-  std::vector<bool> stored(bufs.size(), false), loaded(bufs.size(), false);
-  for (const Expr& e : loop.exprs)
-    if (e.kind == Expr::Kind::Load) loaded[size_t(std::find(bufs.begin(), bufs.end(), e.buffer) - bufs.begin())] = true;
-  for (auto [e, b] : loop.stores) stored[size_t(std::find(bufs.begin(), bufs.end(), b) - bufs.begin())] = true;
-
-  std::string s = "extern \"C\" __global__ void " + name + "(";
-  for (size_t i = 0; i < bufs.size(); ++i) {
-    const std::string T = ops::cuda::gpu_type_name(plan.buffers[size_t(bufs[i])].dtype);
-    // a buffer both read and written by one loop would need plain pointers; the plan never
-    // does that (stores go to fresh buffers), but the signature stays right if it did
-    const char* restrict = loaded[i] && stored[i] ? "* " : "* __restrict__ ";
-    s += std::string(i ? ", " : "") + (stored[i] ? "" : "const ") + T + restrict + "p" + std::to_string(i);
-  }
-  int64_t n = 1;
-  for (int64_t d : loop.dims) n *= d;
-  s += ") {\n  KILN_GRID_LOOP(i, " + num(n) + ") {\n";
+  std::string s;
   // the loop's row-major index, outermost dim first
   const size_t rank = loop.dims.size();
   if (rank == 1) {
@@ -75,7 +60,7 @@ std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::strin
         for (size_t d = 0; d < rank; ++d)
           if (e.stride[d] != 0)
             offset += (offset.empty() ? "" : " + ") + ("i" + std::to_string(d) + " * " + num(e.stride[d]));
-        value = "io<" + ops::cuda::gpu_type_name(e.dtype) + ">::ld(" + param(e.buffer) + "[" +
+        value = "io<" + ops::cuda::gpu_type_name(e.dtype) + ">::ld(" + ptr(e.buffer) + "[" +
                 (offset.empty() ? "0" : offset) + "])";
         break;
       }
@@ -107,9 +92,35 @@ std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::strin
   }
   // stores are contiguous in the loop's order
   for (auto [e, b] : loop.stores)
-    s += "    " + param(b) + "[i] = io<" + ops::cuda::gpu_type_name(plan.buffers[size_t(b)].dtype) + ">::st(" + var(e) +
+    s += "    " + ptr(b) + "[i] = io<" + ops::cuda::gpu_type_name(plan.buffers[size_t(b)].dtype) + ">::st(" + var(e) +
          ");\n";
-  s += "  }\n}\n";
+  return s;
+}
+
+int64_t loop_elements(const LoopStep& loop) {
+  int64_t n = 1;
+  for (int64_t d : loop.dims) n *= d;
+  return n;
+}
+
+std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::string& name) {
+  const std::vector<int> bufs = loop_kernel_buffers(loop);
+  auto param = [&](int b) { return "p" + std::to_string(std::find(bufs.begin(), bufs.end(), b) - bufs.begin()); };
+  std::vector<bool> stored(bufs.size(), false), loaded(bufs.size(), false);
+  for (const Expr& e : loop.exprs)
+    if (e.kind == Expr::Kind::Load) loaded[size_t(std::find(bufs.begin(), bufs.end(), e.buffer) - bufs.begin())] = true;
+  for (auto [e, b] : loop.stores) stored[size_t(std::find(bufs.begin(), bufs.end(), b) - bufs.begin())] = true;
+
+  std::string s = "extern \"C\" __global__ void " + name + "(";
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    const std::string T = ops::cuda::gpu_type_name(plan.buffers[size_t(bufs[i])].dtype);
+    // a buffer both read and written by one loop would need plain pointers; the plan never
+    // does that (stores go to fresh buffers), but the signature stays right if it did
+    const char* restrict = loaded[i] && stored[i] ? "* " : "* __restrict__ ";
+    s += std::string(i ? ", " : "") + (stored[i] ? "" : "const ") + T + restrict + "p" + std::to_string(i);
+  }
+  s += ") {\n  KILN_GRID_LOOP(i, " + num(loop_elements(loop)) + ") {\n" + loop_body(plan, loop, name, param) +
+       "  }\n}\n";
   return s;
 }
 
@@ -120,7 +131,132 @@ std::string reduce_kernel(const Plan& plan, const cpu::ReduceStep& r, const std:
   return ops::cuda::reduce_kernel_source(r.op, in, name);
 }
 
+// Single-block programs: what one step may do (parallel items, multiply-adds), the arena that
+// fits in shared memory, and the most steps in one kernel.
+constexpr int64_t kBlockMaxItems = 16384, kBlockMaxMacs = int64_t(1) << 20, kBlockMaxSteps = 4096;
+constexpr size_t kBlockSharedArena = 40 * 1024;
+
+// The work items of a step run by a single-block program (0 for steps it cannot run).
+int64_t block_items(const Plan& plan, const Step& s) {
+  switch (s.kind) {
+    case Step::Kind::Loop:
+      return loop_elements(s.loop);
+    case Step::Kind::Reduce:
+      return ops::cuda::gpu_reduce_supported(s.reduce.op, plan.buffers[size_t(s.reduce.in)].dtype)
+                 ? s.reduce.outer * s.reduce.inner
+                 : 0;
+    case Step::Kind::MatMul:
+      return s.matmul.m * s.matmul.n * s.matmul.batch * s.matmul.k <= kBlockMaxMacs
+                 ? s.matmul.m * s.matmul.n * s.matmul.batch
+                 : 0;
+    default:
+      return 0;
+  }
+}
+
+std::string matmul_block_step(const Plan& plan, const cpu::MatMulStep& mm, const std::function<std::string(int)>& ptr) {
+  const DType dt = plan.buffers[size_t(mm.out)].dtype;
+  const std::string T = ops::cuda::gpu_type_name(dt), CT = ops::cuda::gpu_compute_type_name(dt);
+  // accumulate as the eager matmul kernel: wrapping unsigned for integers
+  const std::string acc = is_integer(dt) ? "typename kt<" + T + ">::U" : CT;
+  const std::string a = ptr(mm.a), b = ptr(mm.b);
+  const std::string ia = mm.ta ? "k * " + num(mm.m) + " + i" : "i * " + num(mm.k) + " + k";
+  const std::string ib = mm.tb ? "j * " + num(mm.k) + " + k" : "k * " + num(mm.n) + " + j";
+  return "  for (long long e = threadIdx.x; e < " + num(mm.m * mm.n * mm.batch) +
+         "; e += blockDim.x) {\n"
+         "    const long long bi = e / " +
+         num(mm.m * mm.n) + ", r = e % " + num(mm.m * mm.n) + ", i = r / " + num(mm.n) + ", j = r % " + num(mm.n) +
+         ";\n"
+         "    const " +
+         T + "* A = " + a + " + bi * " + num(mm.a_stride) + "; const " + T + "* B = " + b + " + bi * " +
+         num(mm.b_stride) + ";\n    " + acc + " sum = 0;\n    for (long long k = 0; k < " + num(mm.k) +
+         "; ++k) sum += (" + acc + ")io<" + T + ">::ld(A[" + ia + "]) * (" + acc + ")io<" + T + ">::ld(B[" + ib +
+         "]);\n    " + ptr(mm.out) + "[e] = io<" + T + ">::st((" + CT + ")sum);\n  }\n";
+}
+
+std::string reduce_block_step(const Plan& plan, const cpu::ReduceStep& r, const std::function<std::string(int)>& ptr) {
+  const ops::cuda::ReduceParts p = ops::cuda::reduce_parts(r.op, plan.buffers[size_t(r.in)].dtype);
+  // a thread per output element, summing in order
+  return "  {\n    typedef " + p.acc + " A;\n    const auto* x = " + ptr(r.in) + ";\n    auto* o = " + ptr(r.out) +
+         ";\n    const long long n = " + num(r.reduced) + ";\n    for (long long e = threadIdx.x; e < " +
+         num(r.outer * r.inner) + "; e += blockDim.x) {\n      const long long base = (e / " + num(r.inner) + ") * " +
+         num(r.reduced * r.inner) + " + e % " + num(r.inner) + ";\n      A acc = (A)(" + p.init +
+         ");\n      for (long long j = 0; j < n; ++j) { const long long off = base + j * " + num(r.inner) +
+         "; const A a = acc, b = " + p.load + "; acc = " + p.merge + "; }\n      { const A a = acc; o[e] = io<" +
+         p.out_type + ">::st(" + p.finish + "); }\n    }\n  }\n";
+}
+
 }  // namespace
+
+BlockProgram block_program(const Plan& plan) {
+  BlockProgram bp;
+  if (plan.steps.empty() || int64_t(plan.steps.size()) > kBlockMaxSteps) return bp;
+  int64_t most = 1;
+  for (const Step& s : plan.steps) {
+    const int64_t items = block_items(plan, s);
+    if (items <= 0 || items > kBlockMaxItems) return bp;
+    most = std::max(most, items);
+  }
+  for (const cpu::Buffer& b : plan.buffers) {
+    if (is_complex(b.dtype) || b.dtype == DType::String || b.shape.num_elements() > kBlockMaxItems) return bp;
+  }
+  auto add = [&](int b) {
+    if (plan.buffers[size_t(b)].kind != cpu::Buffer::Kind::Temp &&
+        std::find(bp.params.begin(), bp.params.end(), b) == bp.params.end())
+      bp.params.push_back(b);
+  };
+  for (const Step& s : plan.steps) {
+    if (s.kind == Step::Kind::Loop) {
+      for (int b : loop_kernel_buffers(s.loop)) add(b);
+    } else if (s.kind == Step::Kind::Reduce) {
+      add(s.reduce.in);
+      add(s.reduce.out);
+    } else {
+      add(s.matmul.a);
+      add(s.matmul.b);
+      add(s.matmul.out);
+    }
+  }
+  bp.eligible = true;
+  bp.shared_arena = plan.arena_bytes <= kBlockSharedArena;
+  bp.threads = unsigned(std::clamp<int64_t>((most + 31) / 32 * 32, 32, 1024));
+  return bp;
+}
+
+std::string block_program_source(const Plan& plan, const BlockProgram& bp, const std::string& name) {
+  if (!bp.eligible) fail<Internal>("cuda", "kernel ", name, ": this plan does not run as a single-block program");
+  const bool global_arena = !bp.shared_arena && plan.arena_bytes > 0;
+  std::string s = "extern \"C\" __global__ void __launch_bounds__(1024) " + name + "(";
+  for (size_t i = 0; i < bp.params.size(); ++i)
+    s += (i ? ", " : "") + std::string("unsigned char* q") + std::to_string(i);
+  if (global_arena) s += std::string(bp.params.empty() ? "" : ", ") + "unsigned char* arena";
+  s += ") {\n";
+  if (bp.shared_arena && plan.arena_bytes > 0)
+    s += "  __shared__ __align__(16) unsigned char arena[" + std::to_string(plan.arena_bytes) + "];\n";
+  auto ptr = [&](int b) {
+    const cpu::Buffer& buf = plan.buffers[size_t(b)];
+    const std::string T = ops::cuda::gpu_type_name(buf.dtype);
+    if (buf.kind == cpu::Buffer::Kind::Temp) return "((" + T + "*)(arena + " + std::to_string(buf.index) + "))";
+    return "((" + T + "*)q" + std::to_string(std::find(bp.params.begin(), bp.params.end(), b) - bp.params.begin()) +
+           ")";
+  };
+  for (const Step& st : plan.steps) {
+    switch (st.kind) {
+      case Step::Kind::Loop:
+        s += "  for (long long i = threadIdx.x; i < " + num(loop_elements(st.loop)) + "; i += blockDim.x) {\n" +
+             loop_body(plan, st.loop, name, ptr) + "  }\n";
+        break;
+      case Step::Kind::Reduce:
+        s += reduce_block_step(plan, st.reduce, ptr);
+        break;
+      default:
+        s += matmul_block_step(plan, st.matmul, ptr);
+        break;
+    }
+    s += "  __syncthreads();\n";
+  }
+  return s + "}\n";
+}
 
 cpu::LowerOptions lower_options() {
   cpu::LowerOptions o;

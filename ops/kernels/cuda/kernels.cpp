@@ -428,6 +428,37 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
   launch(who, device, fn, m * n * batches, args);
 }
 
+void copy_many_on_device(std::string_view who, int device, std::span<const DeviceCopy> copies) {
+  struct CopyList {
+    int n;
+    unsigned long long dst[kMaxCopies], src[kMaxCopies], bytes[kMaxCopies];
+  };
+  CUfunction fn = get_kernel(device, "kiln_copy_many", [] { return copy_many_kernel_source(); });
+  CopyList l{};
+  size_t largest = 0;
+  auto flush = [&] {
+    if (l.n == 0) return;
+    constexpr unsigned kThreads = 256;
+    const auto blocks = unsigned(std::clamp<size_t>((largest / 8 + kThreads - 1) / kThreads, 1, 1024));
+    void* args[] = {&l};
+    kiln::cuda::check(
+        kiln::cuda::driver().cuLaunchKernel(fn, blocks, unsigned(l.n), 1, kThreads, 1, 1, 0,
+                                            static_cast<CUstream>(kiln::cuda::stream(device)), args, nullptr),
+        who, "cuLaunchKernel");
+    l = CopyList{};
+    largest = 0;
+  };
+  for (const DeviceCopy& c : copies) {
+    if (c.bytes == 0) continue;
+    l.dst[l.n] = reinterpret_cast<unsigned long long>(c.dst);
+    l.src[l.n] = reinterpret_cast<unsigned long long>(c.src);
+    l.bytes[l.n] = c.bytes;
+    largest = std::max(largest, c.bytes);
+    if (++l.n == kMaxCopies) flush();
+  }
+  flush();
+}
+
 std::string compile_cubin(const std::string& source, const std::string& name, int arch) {
   const Nvrtc& api = nvrtc();
   if (!api.error.empty()) fail<InvalidArgument>("cuda", "cannot compile GPU kernels: ", api.error);
@@ -500,6 +531,10 @@ bool nvrtc_available(std::string& why) {
 
 void matmul_on_device(std::string_view who, int, DType, const void*, const void*, void*, int64_t, int64_t, int64_t,
                       int64_t, bool, bool, int64_t, int64_t) {
+  fail<InvalidArgument>(who, "no GPU is available: this build of Kiln has no CUDA support");
+}
+
+void copy_many_on_device(std::string_view who, int, std::span<const DeviceCopy>) {
   fail<InvalidArgument>(who, "no GPU is available: this build of Kiln has no CUDA support");
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,16 @@ bool nvrtc_available(std::string& why);
 /// bool, complex and string dtypes, what the launch throws otherwise; `who` names the caller.
 void matmul_on_device(std::string_view who, int device, DType dtype, const void* a, const void* b, void* c, int64_t m,
                       int64_t n, int64_t k, int64_t batches, bool ta, bool tb, int64_t a_stride, int64_t b_stride);
+
+/// One device-to-device copy of copy_many_on_device.
+struct DeviceCopy {
+  void* dst = nullptr;
+  const void* src = nullptr;
+  size_t bytes = 0;
+};
+/// Queues `copies` (device memory of GPU `device`, not overlapping) on the device's stream as
+/// one kernel launch per 32 copies instead of a copy call each; empty copies are skipped.
+void copy_many_on_device(std::string_view who, int device, std::span<const DeviceCopy> copies);
 
 /// Compiles CUDA C `source` with NVRTC to a cubin for compute capability `arch` (90 for
 /// sm_90). Throws Internal with NVRTC's log when it does not compile, and InvalidArgument when

@@ -382,7 +382,7 @@ bool gpu_reduce_supported(OpId op, DType in) {
   }
 }
 
-std::string reduce_kernel_source(OpId op, DType in, const std::string& name) {
+ReduceParts reduce_parts(OpId op, DType in) {
   if (!gpu_reduce_supported(op, in)) fail<Internal>("cuda", "no GPU reduction ", int(op), " for ", dtype_name(in));
   const std::string T = cuda_type(in);
   const bool f16 = in == DType::Float16 || in == DType::BFloat16;
@@ -435,6 +435,13 @@ std::string reduce_kernel_source(OpId op, DType in, const std::string& name) {
       break;
   }
   const std::string load = in == DType::Bool ? "(x[off] ? 1 : 0)" : "(" + A + ")io<" + T + ">::ld(x[off])";
+  return {A, init, merge, fin, load, O};
+}
+
+std::string reduce_kernel_source(OpId op, DType in, const std::string& name) {
+  const ReduceParts p = reduce_parts(op, in);
+  const std::string T = cuda_type(in), &A = p.acc, &init = p.init, &merge = p.merge, &fin = p.finish, &load = p.load,
+                    &O = p.out_type;
   std::string s;
   s += "extern \"C\" __global__ void " + name + "(const " + T + "* __restrict__ x, " + O +
        "* __restrict__ o, long long outputs, Reduce r) {\n"
@@ -475,6 +482,25 @@ std::string reduce_kernel_source(OpId op, DType in, const std::string& name) {
        "    __syncthreads();\n"
        "  }\n}\n";
   return s;
+}
+
+std::string copy_many_kernel_source() {
+  return "struct CopyList { int n; unsigned long long dst[" + std::to_string(kMaxCopies) + "], src[" +
+         std::to_string(kMaxCopies) + "], bytes[" + std::to_string(kMaxCopies) +
+         "]; };\n"
+         "extern \"C\" __global__ void kiln_copy_many(CopyList l) {\n"
+         "  const unsigned e = blockIdx.y;\n"
+         "  const unsigned long long d = l.dst[e], s = l.src[e], n = l.bytes[e];\n"
+         "  const unsigned long long first = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x, step = "
+         "(unsigned long long)blockDim.x * gridDim.x;\n"
+         "  if (((d | s | n) & 7) == 0) {\n"
+         "    for (unsigned long long i = first; i < n / 8; i += step) ((unsigned long long*)d)[i] = ((const unsigned "
+         "long long*)s)[i];\n"
+         "  } else {\n"
+         "    for (unsigned long long i = first; i < n; i += step) ((unsigned char*)d)[i] = ((const unsigned "
+         "char*)s)[i];\n"
+         "  }\n"
+         "}\n";
 }
 
 std::string matmul_kernel_source(DType dtype, const std::string& name) {

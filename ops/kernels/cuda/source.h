@@ -45,6 +45,23 @@ bool gpu_reduce_supported(OpId op, DType in);
 /// integer means), NaN propagation for max/min and an empty mean being NaN (0 for integers).
 std::string reduce_kernel_source(OpId op, DType in, const std::string& name);
 
+/// A reduction's pieces as C, for kernels that reduce their own way (the CUDA backend's
+/// single-block programs): the accumulator type `acc`, its first value `init`, `merge` (an
+/// expression of the accumulator `a` and the loaded value `b`), `finish` (of the accumulator
+/// `a` and the element count `n`, the output's compute type), `load` (reads element `x[off]` as
+/// the accumulator type) and the output storage type `out_type`. Throws Internal for what
+/// gpu_reduce_supported rejects.
+struct ReduceParts {
+  std::string acc, init, merge, finish, load, out_type;
+};
+ReduceParts reduce_parts(OpId op, DType in);
+
+/// The kernel `kiln_copy_many(CopyList l)`: block row y copies l.bytes[y] bytes from l.src[y] to
+/// l.dst[y] (device addresses), 8 bytes a thread where all three allow it; at most
+/// kMaxCopies copies a launch.
+std::string copy_many_kernel_source();
+constexpr int kMaxCopies = 32;
+
 /// A batched matmul kernel for dtypes cuBLAS does not cover (integers, 16-bit
 /// floats): (const T* a, const T* b, T* c, MatmulShape shape); accumulates as the CPU does.
 std::string matmul_kernel_source(DType dtype, const std::string& name);
