@@ -16,7 +16,7 @@ const std::vector<OpDef>& table() {
     OpDef d = define_##Id();                                                                          \
     d.id = OpId::Id;                                                                                  \
     d.name = nm;                                                                                      \
-    d.cuda_kernel = cuda::kernel_for(OpId::Id);                                                       \
+    if (!d.cuda_kernel) d.cuda_kernel = cuda::kernel_for(OpId::Id);                                   \
     KILN_CHECK(d.infer != nullptr && d.cpu_kernel != nullptr, "registry", "op " nm " is incomplete"); \
     v.push_back(std::move(d));                                                                        \
   }

@@ -86,6 +86,7 @@ OpDef define_Call() {
   d.attrs = {{"function", AttrKind::Object}};
   d.infer = infer_call;
   d.cpu_kernel = kernel_call;
+  d.cuda_kernel = kernel_call;  // the callee's executable runs where its inputs are
   return d;
 }
 

@@ -20,11 +20,11 @@
 #include <thread>
 #include <vector>
 
-#include "compiler/backend/cpu/code_cache.h"
 #include "compiler/backend/cpu/codegen.h"
 #include "compiler/backend/cpu/plan.h"
 #include "compiler/ir/parser.h"
 #include "kiln/kiln.h"
+#include "runtime/code_cache.h"
 #include "tests/support/op_cases.h"
 #include "tests/support/temp_dir.h"
 
@@ -508,10 +508,10 @@ TEST_CASE("code cache: memory, then a trusted disk folder; damaged entries are r
     CHECK(rel_diff(got, body(x)) <= 1e-6);
     return f.get_concrete_function(x).stats().codegen.code_source;
   };
-  backend::cpu::clear_memory_cache();
+  code_cache::clear_memory();
   CHECK(source() == "compiled");
   CHECK(source() == "memory");
-  backend::cpu::clear_memory_cache();
+  code_cache::clear_memory();
   CHECK(source() == "disk");
   // the folder holds one entry; flip a byte in its code
   std::vector<std::filesystem::path> entries;
@@ -522,13 +522,13 @@ TEST_CASE("code cache: memory, then a trusted disk folder; damaged entries are r
     f.seekp(-20, std::ios::end);
     f.put('\x5a');
   }
-  backend::cpu::clear_memory_cache();
+  code_cache::clear_memory();
   CHECK(source() == "compiled");  // checksum mismatch: ignored and rewritten
-  backend::cpu::clear_memory_cache();
+  code_cache::clear_memory();
   CHECK(source() == "disk");
   // a folder others may write is not trusted
   ::chmod(dir.c_str(), 0777);
-  backend::cpu::clear_memory_cache();
+  code_cache::clear_memory();
   CHECK(source() == "compiled");
   ::unsetenv("KILN_CACHE_DIR");
 }

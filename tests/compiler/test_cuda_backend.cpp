@@ -6,7 +6,9 @@
 // interpreter's results, update variables, and reuse their compiled program.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
@@ -18,7 +20,9 @@
 #include "kiln/kiln.h"
 #include "ops/kernels/cuda/kernels.h"
 #include "ops/kernels/cuda/source.h"
+#include "runtime/code_cache.h"
 #include "runtime/cuda/cuda.h"
+#include "tests/support/temp_dir.h"
 
 using namespace kiln;
 namespace cpu = kiln::backend::cpu;
@@ -510,4 +514,31 @@ TEST_CASE("CUDA backend: small graphs are one kernel, larger ones replay a CUDA 
          {std::pair{&m.w1, &ref_copy.w1}, {&m.b1, &ref_copy.b1}, {&m.w2, &ref_copy.w2}, {&m.b2, &ref_copy.b2}})
       check_same((*v)->read_value(), (*r)->read_value(), 1e-4);
   }
+}
+
+TEST_CASE("CUDA backend: programs come from the code cache, in memory and on disk", "[.cuda]") {
+  require_gpu();
+  testing::TempDir tmp("kiln_cuda_cache");
+  const std::string dir = tmp.file("cache");
+  ::setenv("KILN_CACHE_DIR", dir.c_str(), 1);
+  auto body = [](Tensor x) { return sin(x) * 2.5f - 0.75f; };  // a graph no other test builds
+  Tensor x = random::normal({5, 7}, 77);
+  auto run = [&] {
+    auto f = function(body, on(backend::BackendKind::Cpu, "cached_gpu"));  // a new function each time
+    check_same(f(x.to(kGPU)), body(x), 1e-5);
+  };
+  code_cache::clear_memory();
+  const uint64_t compiles = ops::cuda::nvrtc_compiles(), built = gpu_backend::programs_compiled();
+  run();
+  CHECK(ops::cuda::nvrtc_compiles() == compiles + 1);
+  run();  // from memory
+  code_cache::clear_memory();
+  run();  // from the disk
+  CHECK(ops::cuda::nvrtc_compiles() == compiles + 1);
+  CHECK(gpu_backend::programs_compiled() == built + 3);
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    entries += e.path().filename().string().ends_with(".cuda.kobj");
+  CHECK(entries == 1);
+  ::unsetenv("KILN_CACHE_DIR");
 }

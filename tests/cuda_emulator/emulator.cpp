@@ -522,6 +522,11 @@ const char* nvrtcGetErrorString(nvrtcResult r) {
          : r == NVRTC_ERROR_COMPILATION ? "NVRTC_ERROR_COMPILATION"
                                         : "NVRTC_ERROR";
 }
+nvrtcResult nvrtcVersion(int* major, int* minor) {
+  *major = 13;
+  *minor = 0;
+  return NVRTC_SUCCESS;
+}
 nvrtcResult nvrtcCreateProgram(nvrtcProgram* prog, const char* src, const char* name, int, const char* const*,
                                const char* const*) {
   auto* p = new Program();
@@ -601,7 +606,10 @@ cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
 }
 cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t h, void* workspace, size_t bytes) {
   std::lock_guard lock(state().mu);
-  if (!in_device_memory(workspace, bytes)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (!in_device_memory(workspace, bytes)) {
+    fprintf(stderr, "[cuda emulator] cublasSetWorkspace: %zu bytes at %p are not device memory\n", bytes, workspace);
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
   h->user_workspace = true;
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -14,11 +14,11 @@
 #include <optional>
 #include <shared_mutex>
 
-#include "compiler/backend/cpu/code_cache.h"
 #include "compiler/backend/cpu/codegen.h"
 #include "compiler/backend/executable.h"
 #include "ops/kernels/cpu/scalar_fn.h"
 #include "ops/variable.h"
+#include "runtime/code_cache.h"
 #include "runtime/logging.h"
 #include "runtime/parallel.h"
 
@@ -41,6 +41,17 @@ using cpu::Step;
 // Specializations kept per executable for graphs with unknown dims; later shapes run on the
 // interpreter (logged once).
 constexpr size_t kMaxSpecializations = 8;
+
+// Bumped whenever generated code changes meaning for the same graph.
+constexpr const char* kCodegenVersion = "kiln-cpu-3";
+
+// The cache key of `g`'s object code: its structural hash and a hash of its IR text, both with
+// the target (CPU, features, LLVM version) and the code generator's version mixed in.
+std::string code_key(const ir::Graph& g) {
+  const std::string salt = std::string(kCodegenVersion) + "|" + cpu::target_id();
+  return code_cache::hex(code_cache::fnv1a(salt, g.structural_hash())) +
+         code_cache::hex(code_cache::fnv1a(g.to_string(), code_cache::fnv1a(salt)));
+}
 
 Tensor wrap(void* data, DType dtype, const Shape& shape) {
   auto impl = make_ref<TensorImpl>();
@@ -190,8 +201,8 @@ class Program {
     constexpr const char* kSymbol = "kiln_entry";
     cpu::CodegenTimes times;
     auto t1 = std::chrono::steady_clock::now();
-    std::string object = cpu::cached_object(
-        cpu::code_key(*graph_), [&] { return cpu::emit_object(plan_, kSymbol, &times); }, &stats_.code_source);
+    std::string object = code_cache::cached(
+        "cpu", code_key(*graph_), [&] { return cpu::emit_object(plan_, kSymbol, &times); }, &stats_.code_source);
     stats_.codegen_us = micros_since(t1);
     t1 = std::chrono::steady_clock::now();
     code_ = cpu::load_object(object, kSymbol);

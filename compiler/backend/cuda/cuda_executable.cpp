@@ -110,36 +110,14 @@ class Program {
     block_ = cuda::block_program(plan_);
     if (block_.eligible) {
       launch_ = Launch::Block;
-      auto t1 = std::chrono::steady_clock::now();
-      const std::string cubin =
-          ops::cuda::compile_cubin(ops::cuda::gpu_prelude() + cuda::block_program_source(plan_, block_, "kiln_block"),
-                                   graph_->name, ::kiln::cuda::compute_capability(device_));
-      stats_.codegen_us = micros_since(t1);
-      stats_.code_source = "compiled";
-      g_programs_compiled.fetch_add(1, std::memory_order_relaxed);
       g_block_programs.fetch_add(1, std::memory_order_relaxed);
-      t1 = std::chrono::steady_clock::now();
-      ::kiln::cuda::set_device(device_);
-      const auto& api = ::kiln::cuda::driver();
-      ::kiln::cuda::check(api.cuModuleLoadData(&module_, cubin.data()), graph_->name, "cuModuleLoadData");
-      ::kiln::cuda::check(api.cuModuleGetFunction(&block_fn_, module_, "kiln_block"), graph_->name,
-                          "cuModuleGetFunction");
-      stats_.load_us = micros_since(t1);
+      load_module(ops::cuda::gpu_prelude() + cuda::block_program_source(plan_, block_, "kiln_block"));
+      block_fn_ = function("kiln_block");
     } else if (!steps.empty()) {
-      auto t1 = std::chrono::steady_clock::now();
-      const std::string cubin = ops::cuda::compile_cubin(cuda::cuda_program_source(plan_), graph_->name,
-                                                         ::kiln::cuda::compute_capability(device_));
-      stats_.codegen_us = micros_since(t1);
-      stats_.code_source = "compiled";
-      g_programs_compiled.fetch_add(1, std::memory_order_relaxed);
-      t1 = std::chrono::steady_clock::now();
-      ::kiln::cuda::set_device(device_);
-      const auto& api = ::kiln::cuda::driver();
-      ::kiln::cuda::check(api.cuModuleLoadData(&module_, cubin.data()), graph_->name, "cuModuleLoadData");
+      load_module(cuda::cuda_program_source(plan_));
       for (size_t i = 0; i < steps.size(); ++i) {
         Kernel k;
-        const std::string name = "kiln_k" + std::to_string(i);
-        ::kiln::cuda::check(api.cuModuleGetFunction(&k.fn, module_, name.c_str()), graph_->name, "cuModuleGetFunction");
+        k.fn = function("kiln_k" + std::to_string(i));
         if (steps[i]->kind == Step::Kind::Loop) {
           k.params = cuda::loop_kernel_buffers(steps[i]->loop);
           k.elements = 1;
@@ -149,7 +127,6 @@ class Program {
         }
         kernels_.emplace(steps[i], std::move(k));
       }
-      stats_.load_us = micros_since(t1);
     }
     if (launch_ != Launch::Block) launch_ = capturable() ? Launch::Graph : Launch::Stream;
     stats_.gpu_launch = launch_ == Launch::Block ? "block" : launch_ == Launch::Graph ? "graph" : "stream";
@@ -271,6 +248,27 @@ class Program {
     k.threads = 32;
     while (k.threads < 256 && k.threads < uint64_t(r.reduced)) k.threads *= 2;
     k.blocks = unsigned(std::min<long long>(k.outputs, 1 << 20));
+  }
+
+  // Compiles `source` (or finds it in the code cache) and loads it as this program's module.
+  void load_module(const std::string& source) {
+    auto t0 = std::chrono::steady_clock::now();
+    const std::string cubin =
+        ops::cuda::cached_cubin(source, graph_->name, ::kiln::cuda::compute_capability(device_), &stats_.code_source);
+    stats_.codegen_us = micros_since(t0);
+    g_programs_compiled.fetch_add(1, std::memory_order_relaxed);
+    t0 = std::chrono::steady_clock::now();
+    ::kiln::cuda::set_device(device_);
+    ::kiln::cuda::check(::kiln::cuda::driver().cuModuleLoadData(&module_, cubin.data()), graph_->name,
+                        "cuModuleLoadData");
+    stats_.load_us = micros_since(t0);
+  }
+
+  CUfunction function(const std::string& name) const {
+    CUfunction fn = nullptr;
+    ::kiln::cuda::check(::kiln::cuda::driver().cuModuleGetFunction(&fn, module_, name.c_str()), graph_->name,
+                        "cuModuleGetFunction");
+    return fn;
   }
 
   // Whether the launches of a call can be captured into a CUDA graph: only kernels and library

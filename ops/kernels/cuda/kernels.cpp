@@ -10,6 +10,7 @@
 #include <nvrtc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "ops/defs/reduce.h"
 #include "ops/kernels/cuda/launch.h"
 #include "ops/kernels/cuda/source.h"
+#include "runtime/code_cache.h"
 #include "runtime/cuda/cuda.h"
 #include "runtime/cuda/driver_api.h"
 #include "runtime/errors.h"
@@ -33,7 +35,8 @@ namespace {
   X(nvrtcCreateProgram)         \
   X(nvrtcCompileProgram)        \
   X(nvrtcDestroyProgram)        \
-  X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcGetErrorString)
+  X(nvrtcGetProgramLogSize)     \
+  X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcGetErrorString) X(nvrtcVersion)
 #define KILN_CUBLAS_FUNCTIONS(X) \
   X(cublasCreate_v2)             \
   X(cublasSetStream_v2)          \
@@ -43,6 +46,7 @@ struct Nvrtc {
 #define KILN_MEMBER(name) decltype(&::name) name = nullptr;
   KILN_NVRTC_FUNCTIONS(KILN_MEMBER)
   std::string error;
+  std::string identity;  // the library's file and version, for cache keys
 };
 struct Cublas {
   KILN_CUBLAS_FUNCTIONS(KILN_MEMBER)
@@ -67,6 +71,14 @@ const Nvrtc& nvrtc() {
       return t;
     }
     KILN_NVRTC_FUNCTIONS(KILN_RESOLVE)
+    if (t->error.empty()) {
+      int major = 0, minor = 0;
+      t->nvrtcVersion(&major, &minor);
+      Dl_info info{};
+      dladdr(reinterpret_cast<void*>(t->nvrtcCompileProgram), &info);
+      t->identity = std::string(info.dli_fname ? info.dli_fname : "nvrtc") + " " + std::to_string(major) + "." +
+                    std::to_string(minor);
+    }
     return t;
   }();
   return *api;
@@ -110,7 +122,7 @@ CUfunction get_kernel(int device, const std::string& name, const std::function<s
     if (auto it = cache.functions.find(key); it != cache.functions.end()) return it->second;
   }
   // compile outside the lock: NVRTC takes a while and other kernels may be wanted meanwhile
-  std::string cubin = compile_cubin(gpu_prelude() + make_source(), name, kiln::cuda::compute_capability(device));
+  std::string cubin = cached_cubin(gpu_prelude() + make_source(), name, kiln::cuda::compute_capability(device));
   kiln::cuda::set_device(device);
   const auto& api = kiln::cuda::driver();
   std::lock_guard lock(cache.mu);
@@ -459,9 +471,26 @@ void copy_many_on_device(std::string_view who, int device, std::span<const Devic
   flush();
 }
 
+// Bumped whenever the generated CUDA C or its compile options change meaning.
+constexpr const char* kCudaCodegenVersion = "kiln-cuda-1";
+std::atomic<uint64_t> g_nvrtc_compiles{0};
+
+std::string cached_cubin(const std::string& source, const std::string& name, int arch, std::string* from) {
+  const Nvrtc& api = nvrtc();
+  if (!api.error.empty()) fail<InvalidArgument>("cuda", "cannot compile GPU kernels: ", api.error);
+  const std::string salt = std::string(kCudaCodegenVersion) + "|sm_" + std::to_string(arch) + "|" + api.identity;
+  const std::string key = code_cache::hex(code_cache::fnv1a(source, code_cache::fnv1a(salt))) +
+                          code_cache::hex(code_cache::fnv1a(salt, code_cache::fnv1a(source)));
+  return code_cache::cached(
+      "cuda", key, [&] { return compile_cubin(source, name, arch); }, from);
+}
+
+uint64_t nvrtc_compiles() { return g_nvrtc_compiles.load(std::memory_order_relaxed); }
+
 std::string compile_cubin(const std::string& source, const std::string& name, int arch) {
   const Nvrtc& api = nvrtc();
   if (!api.error.empty()) fail<InvalidArgument>("cuda", "cannot compile GPU kernels: ", api.error);
+  g_nvrtc_compiles.fetch_add(1, std::memory_order_relaxed);
   nvrtcProgram prog = nullptr;
   if (api.nvrtcCreateProgram(&prog, source.c_str(), (name + ".cu").c_str(), 0, nullptr, nullptr) != NVRTC_SUCCESS)
     fail<Internal>("cuda", "nvrtcCreateProgram failed for ", name);
@@ -537,6 +566,12 @@ void matmul_on_device(std::string_view who, int, DType, const void*, const void*
 void copy_many_on_device(std::string_view who, int, std::span<const DeviceCopy>) {
   fail<InvalidArgument>(who, "no GPU is available: this build of Kiln has no CUDA support");
 }
+
+std::string cached_cubin(const std::string&, const std::string&, int, std::string*) {
+  fail<InvalidArgument>("cuda", "cannot compile GPU kernels: this build of Kiln has no CUDA support");
+}
+
+uint64_t nvrtc_compiles() { return 0; }
 
 std::string compile_cubin(const std::string&, const std::string&, int) {
   fail<InvalidArgument>("cuda", "cannot compile GPU kernels: this build of Kiln has no CUDA support");

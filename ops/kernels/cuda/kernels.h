@@ -40,6 +40,16 @@ struct DeviceCopy {
 /// one kernel launch per 32 copies instead of a copy call each; empty copies are skipped.
 void copy_many_on_device(std::string_view who, int device, std::span<const DeviceCopy> copies);
 
+/// compile_cubin through the code cache (runtime/code_cache.h, kind "cuda"): in memory, and on
+/// disk under KILN_CACHE_DIR, keyed by the source, `arch`, the NVRTC library and its version,
+/// the compile options and the generator's version. `*from` says where the cubin came from
+/// ("memory", "disk", "compiled").
+std::string cached_cubin(const std::string& source, const std::string& name, int arch, std::string* from = nullptr);
+
+/// NVRTC compilations run by this process (the cache misses of cached_cubin and direct
+/// compile_cubin calls).
+uint64_t nvrtc_compiles();
+
 /// Compiles CUDA C `source` with NVRTC to a cubin for compute capability `arch` (90 for
 /// sm_90). Throws Internal with NVRTC's log when it does not compile, and InvalidArgument when
 /// NVRTC is missing. Needs no GPU.
