@@ -274,8 +274,12 @@ class Program {
   // Whether the launches of a call can be captured into a CUDA graph: only kernels and library
   // calls (no eager fallbacks, which allocate; no cond/while, decided by reading the GPU), and
   // what the call returns or assigns lives in its own buffers, not in the graph's arena.
+  // KILN_CUDA_GRAPHS=0 turns replays off, =1 replays every capturable plan; otherwise
+  // graph_pays() decides.
   bool capturable() const {
-    if (const char* env = std::getenv("KILN_CUDA_GRAPHS"); env && std::string_view(env) == "0") return false;
+    const char* env = std::getenv("KILN_CUDA_GRAPHS");
+    const std::string_view mode = env ? env : "";
+    if (mode == "0") return false;
     for (const Step& s : plan_.steps)
       if (s.kind != Step::Kind::Loop && s.kind != Step::Kind::Reduce && s.kind != Step::Kind::MatMul) return false;
     auto temp = [&](int id) { return plan_.buffers[size_t(id)].kind == Buffer::Kind::Temp; };
@@ -283,7 +287,34 @@ class Program {
       if (temp(o.buffer)) return false;
     for (auto [slot, id] : plan_.assigns)
       if (temp(id)) return false;
-    return true;
+    return mode == "1" || graph_pays();
+  }
+
+  // Whether a replay should beat queueing the steps, by a model of the GPU: queueing costs a
+  // launch (about 2.5 us of host time) per step, which the GPU hides when its own work takes
+  // longer; a replay is three launches, but copies the arguments in and the results out. So
+  // the MLP step at batch 64 (about 30 launches, microseconds of GPU work, 2 MB of copies)
+  // replays, and relu(x * a + b) * c on 64M floats (one launch, 256 MB to copy) does not.
+  bool graph_pays() const {
+    constexpr double kLaunchUs = 2.5, kBytesPerUs = 2.5e6, kFlopsPerUs = 4e7;  // 2.5 TB/s, 40 TFLOP/s
+    double gpu_us = 0, copy_bytes = 0;
+    auto bytes = [&](int id) { return double(plan_.buffers[size_t(id)].bytes()); };
+    for (const Step& s : plan_.steps) {
+      if (s.kind == Step::Kind::Loop) {
+        for (int b : cuda::loop_kernel_buffers(s.loop)) gpu_us += bytes(b) / kBytesPerUs;
+      } else if (s.kind == Step::Kind::Reduce) {
+        gpu_us += (bytes(s.reduce.in) + bytes(s.reduce.out)) / kBytesPerUs;
+      } else {
+        const cpu::MatMulStep& mm = s.matmul;
+        gpu_us += (bytes(mm.a) + bytes(mm.b) + bytes(mm.out)) / kBytesPerUs +
+                  2.0 * double(mm.m * mm.n * mm.k * mm.batch) / kFlopsPerUs;
+      }
+    }
+    for (const Buffer& b : plan_.buffers)
+      if (b.kind == Buffer::Kind::Arg || b.kind == Buffer::Kind::Result) copy_bytes += double(b.bytes());
+    const double queued = std::max(double(plan_.steps.size()) * kLaunchUs, gpu_us);
+    const double replayed = std::max(3 * kLaunchUs, gpu_us + 2 * copy_bytes / kBytesPerUs);
+    return replayed < queued;
   }
 
   // The single-block program: one launch.
