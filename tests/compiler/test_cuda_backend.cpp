@@ -175,6 +175,26 @@ TEST_CASE("CUDA programs: an elementwise chain is one kernel of constants and pr
   if (have_nvrtc()) CHECK(compile(plan) == 1);
 }
 
+TEST_CASE("CUDA programs: contiguous 4-byte loops get a 4-wide twin", "[cuda-source]") {
+  Tensor x = random::normal({64, 128}, 1), a = constant(1.5f), b = random::normal({128}, 2), c = constant(2.0f);
+  Lowered plan = plan_of(chain, "chain", x, a, b, c);
+  REQUIRE(plan.plan.steps.size() == 1);
+  CHECK(gpu_backend::loop_vectorizable(plan.plan, plan.plan.steps[0].loop));
+  const std::string kernels = gpu_backend::program_kernels(plan.plan, "t");
+  INFO(kernels);
+  CHECK(kernels.find("void t_k0_v4(") != std::string::npos);
+  CHECK(kernels.find("kv4<float> L0 = *(const kv4<float>*)(p0 + ") != std::string::npos);
+  if (have_nvrtc()) CHECK(compile(plan) == 1);
+  // not 4-wide: 70 columns; a transposed operand; 8-byte elements
+  CHECK_FALSE(gpu_backend::loop_vectorizable(
+      plan_of(chain, "chain", random::normal({6, 70}, 1), a, random::normal({70}, 2), c).plan,
+      plan_of(chain, "chain", random::normal({6, 70}, 1), a, random::normal({70}, 2), c).plan.steps[0].loop));
+  Lowered t = plan_of([](Tensor m) { return transpose(m) * 2.0f; }, "t", random::normal({8, 8}, 3));
+  CHECK_FALSE(gpu_backend::loop_vectorizable(t.plan, t.plan.steps[0].loop));
+  Lowered d = plan_of([](Tensor m) { return m * 2.0; }, "d", random::normal({8, 8}, 3, 0.0, 1.0, float64));
+  CHECK_FALSE(gpu_backend::loop_vectorizable(d.plan, d.plan.steps[0].loop));
+}
+
 TEST_CASE("CUDA programs: softmax, broadcasts and reductions keep reductions as steps", "[cuda-source]") {
   Tensor x = random::normal({8, 33}, 3);
   Lowered plan = plan_of(softmax_fn, "softmax", x);
@@ -392,6 +412,21 @@ TEST_CASE("CUDA backend: the graphs on GPU inputs give the interpreter's results
       }
     }
   }
+}
+
+TEST_CASE("CUDA backend: 4-wide loop kernels, and the scalar kernel for unaligned views", "[.cuda]") {
+  require_gpu();
+  auto native = function(chain, on(backend::BackendKind::Cpu, "chain"));
+  auto interp = function(chain, on(backend::BackendKind::Interpreter, "chain"));
+  Tensor x = random::normal({4097}, 1), a = constant(1.5f), b = random::normal({4096}, 2), c = constant(2.0f);
+  // elements 1..4096: a view starting 4 bytes past a 16-byte boundary, which takes the scalar
+  // kernel; then an aligned tensor, which takes the 4-wide one
+  Tensor view = x.to(kGPU).index({Slice(1, None)});
+  REQUIRE(reinterpret_cast<uintptr_t>(view.device_data()) % 16 == 4);
+  check_same(native(view, a.to(kGPU), b.to(kGPU), c.to(kGPU)), interp(x.index({Slice(1, None)}), a, b, c));
+  Tensor aligned = random::normal({4096}, 5);
+  REQUIRE(reinterpret_cast<uintptr_t>(aligned.to(kGPU).device_data()) % 16 == 0);
+  check_same(native(aligned.to(kGPU), a.to(kGPU), b.to(kGPU), c.to(kGPU)), interp(aligned, a, b, c));
 }
 
 TEST_CASE("CUDA backend: an elementwise chain of every dtype, and integer division by zero", "[.cuda]") {

@@ -18,8 +18,12 @@ namespace {
 using ops::OpId;
 using ops::TensorType;
 
-bool native_dtype(DType t) {
+// `halves`: the 16-bit floats too (LowerOptions::half_floats).
+bool native_dtype(DType t, bool halves) {
   switch (t) {
+    case DType::Float16:
+    case DType::BFloat16:
+      return halves;
     case DType::Float32:
     case DType::Float64:
     case DType::Int8:
@@ -36,12 +40,14 @@ bool native_dtype(DType t) {
       return false;
   }
 }
-bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
+bool is_float(DType t, bool halves) {
+  return t == DType::Float32 || t == DType::Float64 || (halves && (t == DType::Float16 || t == DType::BFloat16));
+}
 
 // What the code generator computes itself; everything else falls back. Integer floordiv and
 // mod stay on the eager kernels, which report division by zero as a typed error.
-bool native_elementwise(OpId op, DType in) {
-  if (!native_dtype(in)) return false;
+bool native_elementwise(OpId op, DType in, bool halves) {
+  if (!native_dtype(in, halves)) return false;
   switch (op) {
     case OpId::Negative:
     case OpId::Abs:
@@ -71,7 +77,7 @@ bool native_elementwise(OpId op, DType in) {
     case OpId::FloorDiv:
     case OpId::Mod:
     case OpId::Pow:
-      return is_float(in);
+      return is_float(in, halves);
     case OpId::Divide:
       return in != DType::Bool;
     case OpId::Equal:
@@ -96,15 +102,15 @@ bool is_alias_op(OpId op) {
          op == OpId::StopGradient;
 }
 
-bool native_reduce(OpId op, DType t) {
+bool native_reduce(OpId op, DType t, bool halves) {
   switch (op) {
     case OpId::ReduceSum:
     case OpId::ReduceMax:
     case OpId::ReduceMin:
     case OpId::ReduceProd:
-      return native_dtype(t) && t != DType::Bool;
+      return native_dtype(t, halves) && t != DType::Bool;
     case OpId::ReduceMean:
-      return is_float(t);
+      return is_float(t, halves);
     default:
       return false;
   }
@@ -310,7 +316,8 @@ class Lowering {
       return;
     }
     if (out.shape.num_elements() == 0) return fallback(n);
-    if (native_elementwise(op, in0)) {
+    const bool halves = options_.half_floats;
+    if (native_elementwise(op, in0, halves)) {
       int s = loop_for(n, out.shape);
       SmallVector<int, 2> args;
       for (const ir::Value* in : n.inputs) args.push_back(operand(s, in));
@@ -325,7 +332,7 @@ class Lowering {
       define_expr(n.output(), s, add_expr(loop, std::move(e)));
       return;
     }
-    if (op == OpId::Cast && native_dtype(in0) && native_dtype(out.dtype)) {
+    if (op == OpId::Cast && native_dtype(in0, halves) && native_dtype(out.dtype, halves)) {
       int s = loop_for(n, out.shape);
       int a = operand(s, n.inputs[0]);
       LoopStep& loop = plan_.steps[size_t(s)].loop;
@@ -337,7 +344,7 @@ class Lowering {
       define_expr(n.output(), s, add_expr(loop, std::move(e)));
       return;
     }
-    if (op == OpId::Where && native_dtype(out.dtype)) {
+    if (op == OpId::Where && native_dtype(out.dtype, halves)) {
       int s = loop_for(n, out.shape);
       int c = operand(s, n.inputs[0]), a = operand(s, n.inputs[1]), b = operand(s, n.inputs[2]);
       LoopStep& loop = plan_.steps[size_t(s)].loop;
@@ -351,13 +358,13 @@ class Lowering {
       define_expr(n.output(), s, add_expr(loop, std::move(e)));
       return;
     }
-    if ((op == OpId::BroadcastTo || op == OpId::BroadcastLike) && native_dtype(out.dtype)) {
+    if ((op == OpId::BroadcastTo || op == OpId::BroadcastLike) && native_dtype(out.dtype, halves)) {
       int s = loop_for(n, out.shape);
       plan_.steps[size_t(s)].loop.nodes.push_back(&n);
       define_expr(n.output(), s, operand(s, n.inputs[0]));
       return;
     }
-    if (op == OpId::Transpose && native_dtype(out.dtype)) {
+    if (op == OpId::Transpose && native_dtype(out.dtype, halves)) {
       const Val& x = materialize(n.inputs[0]);
       int s = loop_for(n, out.shape);
       LoopStep& loop = plan_.steps[size_t(s)].loop;
@@ -374,8 +381,8 @@ class Lowering {
       define_expr(n.output(), s, add_expr(loop, std::move(e)));
       return;
     }
-    if (op == OpId::MatMul && native_dtype(out.dtype) && out.dtype != DType::Bool && lower_matmul(n)) return;
-    if (native_reduce(op, in0) && ((options_.fuse_reductions && fuse_reduce(n)) || lower_reduce(n))) return;
+    if (op == OpId::MatMul && native_dtype(out.dtype, halves) && out.dtype != DType::Bool && lower_matmul(n)) return;
+    if (native_reduce(op, in0, halves) && ((options_.fuse_reductions && fuse_reduce(n)) || lower_reduce(n))) return;
     fallback(n);
   }
 

@@ -177,6 +177,10 @@ struct LowerOptions {
   /// which accumulates in place: right for one thread per output, not for a GPU's many); off:
   /// it becomes a ReduceStep of its own (or a fallback when its axes are not one run).
   bool fuse_reductions = true;
+  /// float16 and bfloat16 values join loops, reductions and matmuls like float32 (the CUDA
+  /// backend computes them in float, rounding after every op as the eager kernels do); off:
+  /// their nodes fall back (the CPU code generator has no 16-bit floats).
+  bool half_floats = false;
 };
 
 /// Lowers a static graph (is_static) to a plan: fuses elementwise chains, plans the arena,

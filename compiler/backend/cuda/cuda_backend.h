@@ -26,8 +26,16 @@ std::vector<const cpu::Step*> kernel_steps(const cpu::Plan& plan);
 /// loads or stores, once, by first use (loads, then stores).
 std::vector<int> loop_kernel_buffers(const cpu::LoopStep& loop);
 
+/// Whether a loop step also gets a 4-wide kernel `<name>_v4` (same parameters, n / 4 threads
+/// worth of grid-stride work, 16-byte loads and stores): every buffer it touches has 4-byte
+/// elements, its innermost dim is a multiple of 4, and each operand is contiguous along that
+/// dim (at a multiple of 4 elements) or broadcast along it. The host launches it when every
+/// buffer's address is a multiple of 16 bytes.
+bool loop_vectorizable(const cpu::Plan& plan, const cpu::LoopStep& loop);
+
 /// The kernels of `plan` without the prelude: per loop step a grid-stride kernel over the
-/// loop's elements with its dims and strides as constants, per reduce step the eager
+/// loop's elements with its dims and strides as constants (and its 4-wide twin when
+/// loop_vectorizable), per reduce step the eager
 /// reduction kernel (ops/kernels/cuda/source.h). Throws Internal for what has no kernel here
 /// (a fused LoopReduce: lower with lower_options()).
 std::string program_kernels(const cpu::Plan& plan, const std::string& prefix);

@@ -119,6 +119,7 @@ class Program {
         Kernel k;
         k.fn = function("kiln_k" + std::to_string(i));
         if (steps[i]->kind == Step::Kind::Loop) {
+          if (cuda::loop_vectorizable(plan_, steps[i]->loop)) k.fn_v4 = function("kiln_k" + std::to_string(i) + "_v4");
           k.params = cuda::loop_kernel_buffers(steps[i]->loop);
           k.elements = 1;
           for (int64_t d : steps[i]->loop.dims) k.elements *= d;
@@ -213,6 +214,7 @@ class Program {
  private:
   struct Kernel {
     CUfunction fn = nullptr;
+    CUfunction fn_v4 = nullptr;      // loops: the 4-wide twin (cuda::loop_vectorizable), if any
     std::vector<int> params;         // loops: the buffers passed, in order
     int64_t elements = 0;            // loops: the grid-stride loop's length
     ops::cuda::ReduceLayout layout;  // reductions
@@ -424,11 +426,16 @@ class Program {
           const Kernel& k = kernels_.at(&s);
           if (k.elements == 0) break;
           SmallVector<void*, 16> ptrs, args;
-          for (int b : k.params) ptrs.push_back(ptr(b, c));
+          bool aligned = k.fn_v4 != nullptr;
+          for (int b : k.params) {
+            ptrs.push_back(ptr(b, c));
+            aligned = aligned && reinterpret_cast<uintptr_t>(ptrs.back()) % 16 == 0;
+          }
           for (void*& p : ptrs) args.push_back(&p);
           constexpr int64_t kBlock = 256, kMaxBlocks = 65536;
-          launch(k.fn, unsigned(std::min((k.elements + kBlock - 1) / kBlock, kMaxBlocks)), unsigned(kBlock),
-                 args.data());
+          const int64_t work = aligned ? k.elements / 4 : k.elements;
+          launch(aligned ? k.fn_v4 : k.fn, unsigned(std::min((work + kBlock - 1) / kBlock, kMaxBlocks)),
+                 unsigned(kBlock), args.data());
           break;
         }
         case Step::Kind::Reduce: {

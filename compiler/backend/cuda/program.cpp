@@ -28,13 +28,9 @@ std::string functor(const Expr& e, const std::string& kernel) {
 }
 
 // The statements computing element `i` of a fused loop, `ptr(b)` naming buffer b's typed pointer.
-std::string loop_body(const Plan& plan, const LoopStep& loop, const std::string& name,
-                      const std::function<std::string(int)>& ptr) {
-  if (!loop.reduces.empty())
-    fail<Internal>("cuda", "kernel ", name,
-                   ": a reduction fused into a loop has no GPU kernel (lower with cuda::lower_options())");
+// The loop's row-major index i split over its dims (i0 outermost).
+std::string loop_index(const LoopStep& loop) {
   std::string s;
-  // the loop's row-major index, outermost dim first
   const size_t rank = loop.dims.size();
   if (rank == 1) {
     s += "    const long long i0 = i;\n";
@@ -45,6 +41,28 @@ std::string loop_body(const Plan& plan, const LoopStep& loop, const std::string&
            ";\n";
     s += "    const long long i0 = r;\n";
   }
+  return s;
+}
+
+// The offset of a load at the loop's index (i0, i1, ...).
+std::string load_offset(const Expr& e) {
+  std::string offset;
+  for (size_t d = 0; d < e.stride.size(); ++d)
+    if (e.stride[d] != 0)
+      offset += (offset.empty() ? "" : " + ") + ("i" + std::to_string(d) + " * " + num(e.stride[d]));
+  return offset.empty() ? "0" : offset;
+}
+
+// The statements computing element i of a fused loop (after loop_index), `ptr(b)` naming buffer
+// b's typed pointer. `lane` >= 0: lane `lane` of a 4-wide kernel (loop_kernel_v4), whose
+// contiguous loads were read into L<j> and whose stores go to S<k>.
+std::string loop_body(const Plan& plan, const LoopStep& loop, const std::string& name,
+                      const std::function<std::string(int)>& ptr, int lane = -1) {
+  if (!loop.reduces.empty())
+    fail<Internal>("cuda", "kernel ", name,
+                   ": a reduction fused into a loop has no GPU kernel (lower with cuda::lower_options())");
+  std::string s;
+  const size_t rank = loop.dims.size();
   for (size_t j = 0; j < loop.exprs.size(); ++j) {
     const Expr& e = loop.exprs[j];
     const std::string C = ops::cuda::gpu_compute_type_name(e.dtype);
@@ -56,12 +74,11 @@ std::string loop_body(const Plan& plan, const LoopStep& loop, const std::string&
           fail<Internal>("cuda", "kernel ", name, ": a load of ", dtype_name(e.dtype), " from a buffer of ",
                          dtype_name(stored_as));
         if (e.stride.size() != rank) fail<Internal>("cuda", "kernel ", name, ": a load's strides do not fit the loop");
-        std::string offset;
-        for (size_t d = 0; d < rank; ++d)
-          if (e.stride[d] != 0)
-            offset += (offset.empty() ? "" : " + ") + ("i" + std::to_string(d) + " * " + num(e.stride[d]));
-        value = "io<" + ops::cuda::gpu_type_name(e.dtype) + ">::ld(" + ptr(e.buffer) + "[" +
-                (offset.empty() ? "0" : offset) + "])";
+        const std::string T = ops::cuda::gpu_type_name(e.dtype);
+        if (lane >= 0 && e.stride.back() == 1)
+          value = "io<" + T + ">::ld(L" + std::to_string(j) + ".v[" + std::to_string(lane) + "])";
+        else
+          value = "io<" + T + ">::ld(" + ptr(e.buffer) + "[" + load_offset(e) + "])";
         break;
       }
       case Expr::Kind::Unary:
@@ -88,12 +105,21 @@ std::string loop_body(const Plan& plan, const LoopStep& loop, const std::string&
         break;
       }
     }
+    // a 16-bit float rounds after every op, as the eager kernels store it
+    if ((e.dtype == DType::Float16 || e.dtype == DType::BFloat16) && e.kind != Expr::Kind::Load &&
+        e.kind != Expr::Kind::Where) {
+      const std::string T = ops::cuda::gpu_type_name(e.dtype);
+      value = "io<" + T + ">::ld(io<" + T + ">::st(" + value + "))";
+    }
     s += "    const " + C + " " + var(int(j)) + " = " + value + ";\n";
   }
   // stores are contiguous in the loop's order
-  for (auto [e, b] : loop.stores)
-    s += "    " + ptr(b) + "[i] = io<" + ops::cuda::gpu_type_name(plan.buffers[size_t(b)].dtype) + ">::st(" + var(e) +
-         ");\n";
+  for (size_t k = 0; k < loop.stores.size(); ++k) {
+    const auto [e, b] = loop.stores[k];
+    const std::string st = "io<" + ops::cuda::gpu_type_name(plan.buffers[size_t(b)].dtype) + ">::st(" + var(e) + ")";
+    s += lane >= 0 ? "    S" + std::to_string(k) + ".v[" + std::to_string(lane) + "] = " + st + ";\n"
+                   : "    " + ptr(b) + "[i] = " + st + ";\n";
+  }
   return s;
 }
 
@@ -119,9 +145,43 @@ std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::strin
     const char* restrict = loaded[i] && stored[i] ? "* " : "* __restrict__ ";
     s += std::string(i ? ", " : "") + (stored[i] ? "" : "const ") + T + restrict + "p" + std::to_string(i);
   }
-  s += ") {\n  KILN_GRID_LOOP(i, " + num(loop_elements(loop)) + ") {\n" + loop_body(plan, loop, name, param) +
-       "  }\n}\n";
+  s += ") {\n  KILN_GRID_LOOP(i, " + num(loop_elements(loop)) + ") {\n" + loop_index(loop) +
+       loop_body(plan, loop, name, param) + "  }\n}\n";
   return s;
+}
+
+// The 4-wide version of a vectorizable loop (loop_vectorizable): each thread takes 4
+// consecutive elements, reading each contiguous operand and writing each result with one
+// 16-byte access (kv4), so that a memory-bound loop keeps 4 times as many bytes in flight.
+std::string loop_kernel_v4(const Plan& plan, const LoopStep& loop, const std::string& name) {
+  const std::vector<int> bufs = loop_kernel_buffers(loop);
+  auto param = [&](int b) { return "p" + std::to_string(std::find(bufs.begin(), bufs.end(), b) - bufs.begin()); };
+  std::string s = "extern \"C\" __global__ void " + name + "(";
+  for (size_t i = 0; i < bufs.size(); ++i)
+    s += std::string(i ? ", " : "") + ops::cuda::gpu_type_name(plan.buffers[size_t(bufs[i])].dtype) + "* p" +
+         std::to_string(i);
+  s += ") {\n  KILN_GRID_LOOP(q, " + num(loop_elements(loop) / 4) + ") {\n    const long long i = q * 4;\n" +
+       loop_index(loop);
+  for (size_t j = 0; j < loop.exprs.size(); ++j) {
+    const Expr& e = loop.exprs[j];
+    if (e.kind != Expr::Kind::Load || e.stride.back() != 1) continue;
+    const std::string T = ops::cuda::gpu_type_name(e.dtype);
+    s += "    const kv4<" + T + "> L" + std::to_string(j) + " = *(const kv4<" + T + ">*)(" + param(e.buffer) + " + " +
+         load_offset(e) + ");\n";
+  }
+  for (size_t k = 0; k < loop.stores.size(); ++k)
+    s += "    kv4<" + ops::cuda::gpu_type_name(plan.buffers[size_t(loop.stores[k].second)].dtype) + "> S" +
+         std::to_string(k) + ";\n";
+  for (int lane = 0; lane < 4; ++lane) {
+    // the lane's innermost index, for the operands broadcast along it
+    s += "    {\n" + loop_body(plan, loop, name, param, lane) + "    }\n";
+  }
+  for (size_t k = 0; k < loop.stores.size(); ++k) {
+    const int b = loop.stores[k].second;  // stores are contiguous
+    s += "    *(kv4<" + ops::cuda::gpu_type_name(plan.buffers[size_t(b)].dtype) + ">*)(" + param(b) + " + i) = S" +
+         std::to_string(k) + ";\n";
+  }
+  return s + "  }\n}\n";
 }
 
 std::string reduce_kernel(const Plan& plan, const cpu::ReduceStep& r, const std::string& name) {
@@ -244,7 +304,7 @@ std::string block_program_source(const Plan& plan, const BlockProgram& bp, const
     switch (st.kind) {
       case Step::Kind::Loop:
         s += "  for (long long i = threadIdx.x; i < " + num(loop_elements(st.loop)) + "; i += blockDim.x) {\n" +
-             loop_body(plan, st.loop, name, ptr) + "  }\n";
+             loop_index(st.loop) + loop_body(plan, st.loop, name, ptr) + "  }\n";
         break;
       case Step::Kind::Reduce:
         s += reduce_block_step(plan, st.reduce, ptr);
@@ -263,6 +323,7 @@ cpu::LowerOptions lower_options() {
   o.library_matmul = false;
   o.fuse_epilogues = false;
   o.fuse_reductions = false;
+  o.half_floats = true;
   return o;
 }
 
@@ -292,13 +353,31 @@ std::vector<int> loop_kernel_buffers(const LoopStep& loop) {
   return bufs;
 }
 
+bool loop_vectorizable(const Plan& plan, const LoopStep& loop) {
+  if (loop.dims.empty() || loop.dims.back() % 4 != 0 || !loop.reduces.empty()) return false;
+  for (const Expr& e : loop.exprs) {
+    if (e.kind != Expr::Kind::Load) continue;
+    if (dtype_size(e.dtype) != 4 || (e.stride.back() != 0 && e.stride.back() != 1)) return false;
+    // a 16-byte access needs the 4 lanes' first element at a multiple of 4
+    for (size_t d = 0; d + 1 < e.stride.size(); ++d)
+      if (e.stride.back() == 1 && e.stride[d] % 4 != 0) return false;
+  }
+  for (auto [e, b] : loop.stores)
+    if (dtype_size(plan.buffers[size_t(b)].dtype) != 4) return false;
+  return true;
+}
+
 std::string program_kernels(const Plan& plan, const std::string& prefix) {
   std::string s;
   const std::vector<const Step*> steps = kernel_steps(plan);
   for (size_t i = 0; i < steps.size(); ++i) {
     const std::string name = prefix + "_k" + std::to_string(i);
-    s += steps[i]->kind == Step::Kind::Loop ? loop_kernel(plan, steps[i]->loop, name)
-                                            : reduce_kernel(plan, steps[i]->reduce, name);
+    if (steps[i]->kind != Step::Kind::Loop) {
+      s += reduce_kernel(plan, steps[i]->reduce, name);
+      continue;
+    }
+    s += loop_kernel(plan, steps[i]->loop, name);
+    if (loop_vectorizable(plan, steps[i]->loop)) s += loop_kernel_v4(plan, steps[i]->loop, name + "_v4");
   }
   return s;
 }

@@ -245,6 +245,9 @@ struct Reduce { int rank_out, rank_red; long long out_dims[8], out_strides[8], r
 // a batched matmul: batch strides sa, sb are 0 for an operand without batch axes
 struct MatmulShape { long long m, n, k, batches; int ta, tb; long long sa, sb; };
 
+// 4 elements read or written with one 16-byte access (the CUDA backend's 4-wide loop kernels)
+template <class T> struct __align__(16) kv4 { T v[4]; };
+
 #define KILN_GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
 )CUDA";
 
