@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "ops/defs/shape_common.h"
+#include "ops/kernels/cuda/kernels.h"
 
 namespace kiln::ops {
 
@@ -256,11 +257,19 @@ const char* src_bytes(const Tensor& t) { return static_cast<const char*>(t.raw_d
 char* dst_bytes(Tensor& t) { return static_cast<char*>(t.mutable_raw_data()); }
 
 // Copies `src` into a fresh output through `plan`, or makes the output a view when the plan is
-// one contiguous run starting at `src_offset` elements.
+// one contiguous run starting at `src_offset` elements. On either device: the kernels that
+// only plan a copy (transpose, tile, broadcast_to, reverse) are their ops' GPU kernels too.
 void copy_or_view(KernelContext& ctx, const Tensor& src, const CopyPlan& plan, int64_t src_offset) {
   const int64_t es = dtype_size(src.dtype());
   if (plan.contiguous()) {
     ctx.set_output(0, make_view(src, ctx.types[0].shape, size_t(src_offset * es)));
+    return;
+  }
+  if (src.device().type == DeviceType::GPU) {
+    Tensor& out = ctx.output(0);
+    cuda::copy_plan_on_device(ctx.def, out.device().index, plan, es,
+                              static_cast<const char*>(src.device_data()) + src_offset * es,
+                              const_cast<void*>(out.device_data()));
     return;
   }
   Tensor& out = ctx.output(0);
@@ -720,6 +729,7 @@ OpDef define_Transpose() {
   d.attrs = {{"perm", AttrKind::Ints}};
   d.infer = infer_transpose;
   d.cpu_kernel = kernel_transpose;
+  d.cuda_kernel = kernel_transpose;  // copy_or_view copies on either device
   return d;
 }
 
@@ -766,6 +776,7 @@ OpDef define_Tile() {
   d.attrs = {{"multiples", AttrKind::Ints}};
   d.infer = infer_tile;
   d.cpu_kernel = kernel_tile;
+  d.cuda_kernel = kernel_tile;  // copy_or_view copies on either device
   return d;
 }
 
@@ -775,6 +786,7 @@ OpDef define_BroadcastTo() {
   d.attrs = {{"shape", AttrKind::Ints}};
   d.infer = infer_broadcast_to;
   d.cpu_kernel = kernel_broadcast_to;
+  d.cuda_kernel = kernel_broadcast_to;  // copy_or_view copies on either device
   return d;
 }
 
@@ -793,6 +805,7 @@ OpDef define_Reverse() {
   d.attrs = {{"axes", AttrKind::Ints}};
   d.infer = infer_reverse;
   d.cpu_kernel = kernel_reverse;
+  d.cuda_kernel = kernel_reverse;  // copy_or_view copies on either device
   return d;
 }
 

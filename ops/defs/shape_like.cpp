@@ -144,6 +144,7 @@ OpDef like_op(InferFn infer, KernelFn kernel) {
   d.num_inputs = 2;
   d.infer = infer;
   d.cpu_kernel = kernel;
+  d.cuda_kernel = kernel;  // each runs other ops (broadcast_to, reduce_sum, reshape) or views: any device
   return d;
 }
 

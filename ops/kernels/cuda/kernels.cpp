@@ -563,6 +563,10 @@ void matmul_on_device(std::string_view who, int, DType, const void*, const void*
   fail<InvalidArgument>(who, "no GPU is available: this build of Kiln has no CUDA support");
 }
 
+void copy_plan_on_device(const OpDef& def, int, const CopyPlan&, int64_t, const void*, void*) {
+  fail<InvalidArgument>(def.name, "no GPU is available: this build of Kiln has no CUDA support");
+}
+
 void copy_many_on_device(std::string_view who, int, std::span<const DeviceCopy>) {
   fail<InvalidArgument>(who, "no GPU is available: this build of Kiln has no CUDA support");
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "ops/defs/shape_common.h"
 #include "ops/op_def.h"
 
 namespace kiln::ops::cuda {
@@ -49,6 +50,12 @@ std::string cached_cubin(const std::string& source, const std::string& name, int
 /// NVRTC compilations run by this process (the cache misses of cached_cubin and direct
 /// compile_cubin calls).
 uint64_t nvrtc_compiles();
+
+/// dst[...] = src[...] through `plan` (element strides; elements of `esize` bytes), `src` and
+/// `dst` the device addresses of the first elements on GPU `device`: one generated strided-copy
+/// kernel, queued on the device's stream. Throws Unimplemented, before launching, for element
+/// sizes or plans of more dims than the kernel covers (dispatch then runs the op on the CPU).
+void copy_plan_on_device(const OpDef& def, int device, const CopyPlan& plan, int64_t esize, const void* src, void* dst);
 
 /// Compiles CUDA C `source` with NVRTC to a cubin for compute capability `arch` (90 for
 /// sm_90). Throws Internal with NVRTC's log when it does not compile, and InvalidArgument when

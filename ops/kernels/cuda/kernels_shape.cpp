@@ -57,11 +57,13 @@ void check_plan_rank(const OpDef& def, const CopyPlan& p) {
     fail<Unimplemented>(def.name, "a copy over ", p.rank(), " dims has no GPU kernel (more than ", kMaxCopyRank, ")");
 }
 
-// dst[...] = src[...] through `plan` (element strides), src and dst device addresses of the
-// first elements.
-void run_copy_gpu(const OpDef& def, int dev, const CopyPlan& p, int64_t esize, const void* src, void* dst) {
-  if (p.total == 0) return;
+}  // namespace
+
+void copy_plan_on_device(const OpDef& def, int dev, const CopyPlan& p, int64_t esize, const void* src, void* dst) {
+  if (!gpu_elem_size_supported(esize))
+    fail<Unimplemented>(def.name, "has no GPU kernel for ", esize, "-byte elements in this build");
   check_plan_rank(def, p);
+  if (p.total == 0) return;
   CopyLayout c;
   c.rank = p.rank();
   for (int i = 0; i < p.rank(); ++i) {
@@ -76,6 +78,8 @@ void run_copy_gpu(const OpDef& def, int dev, const CopyPlan& p, int64_t esize, c
   void* args[] = {&s, &d, &n, &c};
   launch(def.name, dev, fn, n, args);
 }
+
+namespace {
 
 const char* bytes(const Tensor& t) { return static_cast<const char*>(t.device_data()); }
 
@@ -95,103 +99,15 @@ void copy_or_view(KernelContext& ctx, const Tensor& src, const CopyPlan& plan, i
   }
   check_plan_rank(ctx.def, plan);
   Tensor& out = ctx.output(0);
-  run_copy_gpu(ctx.def, out.device().index, plan, es, bytes(src) + src_offset * es, data_ptr(out));
+  copy_plan_on_device(ctx.def, out.device().index, plan, es, bytes(src) + src_offset * es, data_ptr(out));
 }
 
 // ---- views: reshape, stop_gradient, expand_dims, squeeze, reshape_like
 
 void kernel_view(KernelContext& ctx) { ctx.set_output(0, make_view(ctx.inputs[0], ctx.types[0].shape)); }
 
-void kernel_reshape_like(KernelContext& ctx) {
-  ctx.def.infer(ctx.def, ctx.attrs, ctx.inputs);  // checked again, as the CPU kernel does
-  ctx.set_output(0, make_view(ctx.inputs[0], ctx.inputs[1].shape()));
-}
-
-// ---- transpose, tile, broadcast_to / broadcast_like, reverse, strided_slice
-
-void kernel_transpose(KernelContext& ctx) {
-  const Tensor& x = ctx.inputs[0];
-  check_movable(ctx.def, x.dtype());
-  if (x.num_elements() == 0) {
-    ctx.output(0);
-    return;
-  }
-  const auto& perm = ctx.attrs.get_ints("perm");
-  auto in_st = strides_of(x.shape());
-  const Shape& os = ctx.types[0].shape;
-  SmallVector<int64_t, 8> src(size_t(x.ndim()));
-  for (size_t i = 0; i < src.size(); ++i) {
-    const int64_t a = perm[i] < 0 ? perm[i] + x.ndim() : perm[i];  // infer checked the permutation
-    src[i] = in_st[size_t(a)];
-  }
-  copy_or_view(ctx, x, make_copy_plan(os.dims(), src, strides_of(os)), 0);
-}
-
-void kernel_tile(KernelContext& ctx) {
-  const Tensor& x = ctx.inputs[0];
-  check_movable(ctx.def, x.dtype());
-  const Shape& os = ctx.types[0].shape;
-  if (os.num_elements() == 0) {
-    ctx.output(0);
-    return;
-  }
-  const auto& m = ctx.attrs.get_ints("multiples");
-  auto xs = strides_of(x.shape());
-  SmallVector<int64_t, 16> dims, src, dst;
-  for (size_t i = 0; i < m.size(); ++i) {
-    dims.push_back(m[i]);
-    src.push_back(0);
-    dims.push_back(x.shape().dim(i));
-    src.push_back(xs[i]);
-  }
-  dst.resize(dims.size());
-  int64_t acc = 1;
-  for (size_t i = dims.size(); i-- > 0;) {
-    dst[i] = acc;
-    acc *= dims[i];
-  }
-  copy_or_view(ctx, x, make_copy_plan(dims, src, dst), 0);
-}
-
-void broadcast_into(KernelContext& ctx, const Tensor& x, const Shape& os) {
-  check_movable(ctx.def, x.dtype());
-  if (os.num_elements() == 0) {
-    ctx.output(0);
-    return;
-  }
-  const int64_t off = os.rank() - x.ndim();
-  auto xs = strides_of(x.shape());
-  SmallVector<int64_t, 8> src(size_t(os.rank()), 0);
-  for (int64_t i = 0; i < x.ndim(); ++i) src[size_t(i + off)] = x.shape().dim(size_t(i)) == 1 ? 0 : xs[size_t(i)];
-  copy_or_view(ctx, x, make_copy_plan(os.dims(), src, strides_of(os)), 0);
-}
-
-void kernel_broadcast_to(KernelContext& ctx) { broadcast_into(ctx, ctx.inputs[0], ctx.types[0].shape); }
-
-void kernel_broadcast_like(KernelContext& ctx) {
-  ctx.def.infer(ctx.def, ctx.attrs, ctx.inputs);
-  broadcast_into(ctx, ctx.inputs[0], ctx.inputs[1].shape());
-}
-
-void kernel_reverse(KernelContext& ctx) {
-  const Tensor& x = ctx.inputs[0];
-  check_movable(ctx.def, x.dtype());
-  if (x.num_elements() == 0) {
-    ctx.output(0);
-    return;
-  }
-  SmallVector<bool, 8> rev(size_t(x.ndim()), false);
-  for (int64_t a : ctx.attrs.get_ints("axes")) rev[size_t(normalize_axis(ctx.def.name, a, x.ndim()))] = true;
-  auto st = strides_of(x.shape());
-  SmallVector<int64_t, 8> src(st.begin(), st.end());
-  int64_t base = 0;
-  for (int64_t i = 0; i < x.ndim(); ++i)
-    if (rev[size_t(i)]) {
-      base += (x.shape().dim(size_t(i)) - 1) * st[size_t(i)];
-      src[size_t(i)] = -st[size_t(i)];
-    }
-  copy_or_view(ctx, x, make_copy_plan(x.shape().dims(), src, st), base);
-}
+// ---- strided_slice (transpose, tile, broadcast_to and reverse are the CPU kernels, whose
+// copy_or_view copies on the GPU through copy_plan_on_device)
 
 void kernel_strided_slice(KernelContext& ctx) {
   const Tensor& x = ctx.inputs[0];
@@ -233,7 +149,7 @@ void kernel_concat(KernelContext& ctx) {
   for (const Tensor& t : in) {
     const int64_t chunk = t.num_elements() / outer;
     const int64_t dims[] = {outer, chunk}, src[] = {chunk, 1}, dsts[] = {row, 1};
-    run_copy_gpu(ctx.def, out.device().index, make_copy_plan(dims, src, dsts), es, bytes(t), dst + off * es);
+    copy_plan_on_device(ctx.def, out.device().index, make_copy_plan(dims, src, dsts), es, bytes(t), dst + off * es);
     off += chunk;
   }
 }
@@ -257,7 +173,8 @@ void kernel_split(KernelContext& ctx) {
     } else {
       Tensor& out = ctx.output(k);
       const int64_t dims[] = {outer, chunk}, src[] = {row, 1}, dst[] = {chunk, 1};
-      run_copy_gpu(ctx.def, out.device().index, make_copy_plan(dims, src, dst), es, bytes(x) + off * es, data_ptr(out));
+      copy_plan_on_device(ctx.def, out.device().index, make_copy_plan(dims, src, dst), es, bytes(x) + off * es,
+                          data_ptr(out));
     }
     off += chunk;
   }
@@ -295,7 +212,7 @@ void kernel_pad(KernelContext& ctx) {
   if (x.num_elements() == 0) return;
   int64_t base = 0;
   for (int64_t i = 0; i < x.ndim(); ++i) base += p[size_t(2 * i)] * ost[size_t(i)];
-  run_copy_gpu(ctx.def, dev, plan, es, bytes(x), static_cast<char*>(data_ptr(out)) + base * es);
+  copy_plan_on_device(ctx.def, dev, plan, es, bytes(x), static_cast<char*>(data_ptr(out)) + base * es);
 }
 
 // ---- where
@@ -612,26 +529,6 @@ void kernel_shape_of(KernelContext& ctx) {
   ctx.set_output(0, host.to(ctx.inputs[0].device()));
 }
 
-// ---- sum_to_like: the GPU reduction, then a view
-
-void kernel_sum_to_like(KernelContext& ctx) {
-  ctx.def.infer(ctx.def, ctx.attrs, ctx.inputs);
-  const Tensor& x = ctx.inputs[0];
-  const Shape& like = ctx.inputs[1].shape();
-  const int64_t lead = x.ndim() - like.rank();
-  std::vector<int64_t> axes;
-  for (int64_t i = 0; i < x.ndim(); ++i)
-    if (i < lead || (like.dim(size_t(i - lead)) == 1 && x.shape().dim(size_t(i)) != 1)) axes.push_back(i);
-  Tensor summed = x;
-  if (!axes.empty()) {
-    const OpDef& s = op_def(OpId::ReduceSum);
-    Attrs attrs{{"axes", axes}, {"keepdims", true}};
-    TypeList types = s.infer(s, attrs, ctx.inputs.first(1));
-    summed = execute_eager(s, attrs, ctx.inputs.first(1), types)[0];
-  }
-  ctx.set_output(0, make_view(summed, like));
-}
-
 // ---- random_uniform, random_normal
 
 template <bool Normal>
@@ -666,18 +563,6 @@ KernelFn shape_kernel_for(OpId op) {
     case OpId::ExpandDims:
     case OpId::Squeeze:
       return kernel_view;
-    case OpId::ReshapeLike:
-      return kernel_reshape_like;
-    case OpId::Transpose:
-      return kernel_transpose;
-    case OpId::Tile:
-      return kernel_tile;
-    case OpId::BroadcastTo:
-      return kernel_broadcast_to;
-    case OpId::BroadcastLike:
-      return kernel_broadcast_like;
-    case OpId::Reverse:
-      return kernel_reverse;
     case OpId::StridedSlice:
       return kernel_strided_slice;
     case OpId::Concat:
@@ -710,8 +595,6 @@ KernelFn shape_kernel_for(OpId op) {
       return kernel_range_like;
     case OpId::ShapeOf:
       return kernel_shape_of;
-    case OpId::SumToLike:
-      return kernel_sum_to_like;
     case OpId::RandomUniform:
       return kernel_random<false>;
     case OpId::RandomNormal:
