@@ -43,7 +43,7 @@ A, B, C = 1.5, -0.25, 2.0  # relu(x * A + B) * C, as kiln's relu chain
 LR = 0.01
 DIMS = [784, 256, 256, 10]
 TOLERANCE = 1e-4  # relative: max |gpu - cpu| / max |cpu|
-CHILD_TIMEOUT_S = 240  # per framework; the whole GPU check has to fit in 10 minutes
+CHILD_TIMEOUT_S = 150  # per framework; the whole GPU check has to fit in 10 minutes
 
 
 class Repeat:
