@@ -17,7 +17,7 @@ namespace kiln::tools {
 namespace {
 
 // "32x64;32" -> {[32, 64], [32]}; "scalar" is a rank-0 shape.
-std::vector<Shape> parse_shapes(const std::string& text, const std::string& sig) {
+[[maybe_unused]] std::vector<Shape> parse_shapes(const std::string& text, const std::string& sig) {
   std::vector<Shape> out;
   size_t at = 0;
   while (at <= text.size()) {
@@ -44,7 +44,7 @@ std::vector<Shape> parse_shapes(const std::string& text, const std::string& sig)
   return out;
 }
 
-void write(const std::string& path, const std::string& data) {
+[[maybe_unused]] void write(const std::string& path, const std::string& data) {
   std::ofstream f(path, std::ios::binary);
   f.write(data.data(), std::streamsize(data.size()));
   if (!f) fail<InvalidArgument>("aot", "cannot write ", path);

@@ -78,44 +78,48 @@ void relu_affine_loop(const Tensor& x, Tensor& out) {
   });
 }
 
+}  // namespace
+
 Tensor power(const Tensor& x, int n) {
-  Tensor r = eye(10, int32);
+  Tensor r = eye(10, x.dtype());
   for (int i = 0; i < n; ++i) r = matmul(x, r);
   return r;
 }
 
-// MLP 784-256-256-10, ReLU, softmax cross-entropy, SGD: one training step on variables.
-struct Mlp {
-  static constexpr int64_t kBatch = 64;
-  std::vector<Variable> params;
-  Tensor x, onehot;
-
-  explicit Mlp(const char* name) {
-    const int64_t dims[] = {784, 256, 256, 10};
-    for (int l = 0; l < 3; ++l) {
-      params.emplace_back(
-          random::normal({dims[l], dims[l + 1]}, uint64_t(10 + l), 0.0, std::sqrt(2.0 / double(dims[l]))),
-          std::string(name) + "/w" + std::to_string(l));
-      params.emplace_back(zeros({dims[l + 1]}), std::string(name) + "/b" + std::to_string(l));
-    }
-    x = random::normal({kBatch, dims[0]}, 1);
-    onehot = one_hot(random::uniform({kBatch}, 2, 0, double(dims[3]), int32), dims[3]);
+Mlp::Mlp(const char* name, int64_t batch) {
+  const int64_t dims[] = {784, 256, 256, 10};
+  for (int l = 0; l < 3; ++l) {
+    params.emplace_back(random::normal({dims[l], dims[l + 1]}, uint64_t(10 + l), 0.0, std::sqrt(2.0 / double(dims[l]))),
+                        std::string(name) + "/w" + std::to_string(l));
+    params.emplace_back(zeros({dims[l + 1]}), std::string(name) + "/b" + std::to_string(l));
   }
+  x = random::normal({batch, dims[0]}, 1);
+  onehot = one_hot(random::uniform({batch}, 2, 0, double(dims[3]), int32), dims[3]);
+}
 
-  Tensor step(const Tensor& xb, const Tensor& yb) const {
-    GradientTape tape;
-    Tensor h = xb;
-    for (size_t l = 0; l < 3; ++l) {
-      h = matmul(h, params[2 * l]) + params[2 * l + 1];
-      if (l < 2) h = relu(h);
-    }
-    Tensor loss = -reduce_mean(reduce_sum(yb * log_softmax(h), 1));
-    std::vector<Source> sources(params.begin(), params.end());
-    std::vector<Tensor> grads = tape.gradient(loss, sources);
-    for (size_t i = 0; i < params.size(); ++i) params[i].assign_sub(0.01f * grads[i]);
-    return loss;
+Mlp::Mlp(const Mlp& other, const std::string& name) {
+  static const char* const kNames[] = {"w0", "b0", "w1", "b1", "w2", "b2"};
+  for (size_t i = 0; i < other.params.size(); ++i)
+    params.emplace_back(other.params[i].read_value(), name + "/" + kNames[i % 6]);
+  x = other.x.to(current_device());
+  onehot = other.onehot.to(current_device());
+}
+
+Tensor Mlp::step(const Tensor& xb, const Tensor& yb) const {
+  GradientTape tape;
+  Tensor h = xb;
+  for (size_t l = 0; l < 3; ++l) {
+    h = matmul(h, params[2 * l]) + params[2 * l + 1];
+    if (l < 2) h = relu(h);
   }
-};
+  Tensor loss = -reduce_mean(reduce_sum(yb * log_softmax(h), 1));
+  std::vector<Source> sources(params.begin(), params.end());
+  std::vector<Tensor> grads = tape.gradient(loss, sources);
+  for (size_t i = 0; i < params.size(); ++i) params[i].assign_sub(0.01f * grads[i]);
+  return loss;
+}
+
+namespace {
 
 std::shared_ptr<Workload> mlp_step() {
   auto w = std::make_shared<Workload>();

@@ -14,6 +14,7 @@
 #include "compiler/ir/parser.h"
 #include "kiln/kiln.h"
 #include "tools/aot_command.h"
+#include "tools/bench_gpu.h"
 #include "tools/bench_suite.h"
 
 namespace {
@@ -23,6 +24,7 @@ using kiln::tools::Workload;
 int usage(int rc) {
   std::fprintf(rc ? stderr : stdout,
                "usage: kiln bench [--json] [--threads N] [--only NAME]\n"
+               "       kiln bench --gpu [--quick] [--json FILE]   (GPU:0, traced and eager; docs/gpu.md)\n"
                "       kiln graph [--dot] [--traced] NAME     (NAME: a bench workload)\n"
                "       kiln graph [--dot] FILE.kir            (check an IR text file and print it)\n"
                "       kiln inspect DIR                       (a saved model's signatures, variables and graphs)\n"
@@ -32,6 +34,7 @@ int usage(int rc) {
 }
 
 int bench(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "--gpu") return kiln::tools::bench_gpu({args.begin() + 1, args.end()});
   bool json = false;
   std::string only;
   for (size_t i = 0; i < args.size(); ++i) {
