@@ -153,6 +153,7 @@ class Program {
   }
 
   ~Program() {
+    cuda_graph_.reset();  // its launches use this module's kernels (it waits for its replays)
     if (!module_) return;
     // kernels of this module may still be queued; a failure here was (or will be) reported to
     // the call that queued them
