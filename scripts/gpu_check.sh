@@ -9,6 +9,7 @@
 #                                  the GPU timings: `kiln bench --gpu`, bench/gpu_reference.py
 #                                  (PyTorch and JAX) and bench/gpu_compare.py's table; logs and
 #                                  JSON go to $OUT when set (the device tool)
+#   scripts/gpu_check.sh check     on the GPU machine: the correctness tests alone
 #   scripts/gpu_check.sh bench     on the GPU machine: the timings alone
 # The binaries are built without LLVM and oneDNN, so nothing large travels (traced functions
 # called on the CPU run on the interpreter there, on the GPU on the CUDA backend; the CPU results
@@ -18,19 +19,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cmd=${1:-run}
+# the test binaries with [.cuda] tests
+tests="test_ops test_compiler test_conformance test_autodiff"
 case "$cmd" in
 prepare)
   export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WITH_LLVM=OFF -DKILN_WITH_ONEDNN=OFF \
     -DKILN_BUILD_BENCH=OFF -DKILN_WITH_CUDA=ON -DKILN_ARCH=x86-64-v3 >build-gpu.configure.log 2>&1 || { cat build-gpu.configure.log; exit 1; }
   grep -q "building the GPU runtime" build-gpu.configure.log || { echo "no CUDA toolkit found" >&2; exit 1; }
-  cmake --build build-gpu -j "$(nproc)" --target test_ops test_conformance test_compiler kiln
+  cmake --build build-gpu -j "$(nproc)" --target $tests kiln
   rm -rf .gpu && mkdir -p .gpu/lib
-  cp build-gpu/tests/test_ops build-gpu/tests/test_conformance build-gpu/tests/test_compiler build-gpu/tools/kiln .gpu/
-  # no symbol tables: .gpu stays under 40 MB (the dynamic symbols stay)
-  strip .gpu/test_ops .gpu/test_conformance .gpu/test_compiler .gpu/kiln
+  for t in $tests; do cp build-gpu/tests/$t .gpu/; done
+  cp build-gpu/tools/kiln .gpu/
+  # no symbol tables: .gpu stays under 50 MB (the dynamic symbols stay)
+  (cd .gpu && strip $tests kiln)
   # the libraries a plain Ubuntu/Debian machine with the CUDA toolkit does not have
-  for lib in $(ldd .gpu/test_ops .gpu/test_conformance .gpu/test_compiler .gpu/kiln | awk '/=>/ {print $3}' | sort -u); do
+  for lib in $(cd .gpu && ldd $tests kiln | awk '/=>/ {print $3}' | sort -u); do
     case "$(basename "$lib")" in
     libspdlog* | libfmt* | libgomp*) cp -L "$lib" .gpu/lib/ ;;
     esac
@@ -39,20 +43,21 @@ prepare)
   du -sh .gpu
   echo "carry .gpu to the GPU machine and run: scripts/gpu_check.sh run"
   ;;
-run | bench)
+run | check | bench)
   [ -x .gpu/test_ops ] && [ -x .gpu/kiln ] || { echo ".gpu/ is missing: run 'scripts/gpu_check.sh prepare' first and carry .gpu" >&2; exit 1; }
   export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
   out=${OUT:-.gpu}
   log=$out/gpu_check.log
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$log" || true
   status=0
-  if [ "$cmd" = run ]; then
+  if [ "$cmd" != bench ]; then
     echo "== correctness: [.cuda] tests" | tee -a "$log"
-    .gpu/test_ops "[.cuda]" 2>&1 | tee -a "$log" || status=1
-    # traced functions on the CUDA backend (compiler/backend/cuda)
-    .gpu/test_compiler "[.cuda]" 2>&1 | tee -a "$log" || status=1
-    .gpu/test_conformance "[.cuda]" 2>&1 | tail -200 | tee -a "$log" || status=1
+    for t in $tests; do
+      echo "-- $t" | tee -a "$log"
+      .gpu/$t "[.cuda]" 2>&1 | tail -300 | tee -a "$log" || status=1
+    done
   fi
+  [ "$cmd" = check ] && exit $status
   # the timings (docs/gpu.md, Benchmarks): about 2 minutes; a wrong Kiln result fails the check,
   # a missing or failing PyTorch/JAX only leaves its columns empty
   echo "== benchmarks: kiln bench --gpu" | tee -a "$log"
@@ -64,7 +69,7 @@ run | bench)
   exit $status
   ;;
 *)
-  echo "usage: scripts/gpu_check.sh prepare|run|bench" >&2
+  echo "usage: scripts/gpu_check.sh prepare|run|check|bench" >&2
   exit 2
   ;;
 esac

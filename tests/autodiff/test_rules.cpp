@@ -19,6 +19,7 @@
 #include "compiler/trace/function.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "runtime/cuda/cuda.h"
 
 using namespace kiln;
 using ops::OpId;
@@ -646,6 +647,57 @@ TEST_CASE("every differentiable op passes a float64 gradient check", "[autodiff]
   }
   for (const auto& [name, cases] : t)
     if (!seen.count(name)) FAIL_CHECK("gradient cases for '" << name << "', which is not a differentiable op");
+}
+
+namespace {
+
+// The tape's gradients of sum(f(inputs) * w) (floating inputs as float64), computed on `device`
+// (inputs copied there, ops run in its scope) and returned on the CPU.
+std::vector<Tensor> tape_gradients(const GradCase& c, Device device) {
+  V xs;
+  for (const Tensor& x : c.inputs) xs.push_back((is_floating(x.dtype()) ? cast(x, float64) : x).to(device));
+  DeviceScope scope(device);
+  GradientTape tape;
+  for (const Tensor& x : xs) tape.watch(x);
+  Tensor y = c.f(xs);
+  Tensor w;
+  {
+    DeviceScope cpu(kCPU);  // the same weights for both devices
+    w = cast(random::uniform(y.shape(), 4242, 0.5, 1.5, float64), y.dtype());
+  }
+  Tensor loss = reduce_sum(y * w.to(device));
+  std::vector<Source> sources(xs.begin(), xs.end());
+  std::vector<Tensor> g = tape.gradient(loss, sources);
+  for (Tensor& t : g)
+    if (t.defined()) t = t.to(kCPU);
+  return g;
+}
+
+}  // namespace
+
+// Every gradient case run with its inputs on GPU:0 gives the CPU's gradients (ops without a GPU
+// kernel run on the CPU with copies, as dispatch does): float64 within 1e-9 relative to the
+// gradient's largest magnitude (the GPU sums in other orders).
+TEST_CASE("every differentiable op's gradients on the GPU equal those on the CPU", "[.cuda]") {
+  if (gpu_count() == 0) FAIL("[.cuda] tests need a GPU: " << cuda::unavailable_reason());
+  const Device gpu{DeviceType::GPU, 0};
+  for (const auto& [op, cases] : table()) {
+    for (const GradCase& c : cases) {
+      if (c.expect == Expect::NoGradient) continue;
+      INFO("op " << op << ", case " << c.what << " (inputs " << shapes_string(c.inputs) << ")");
+      const std::vector<Tensor> want = tape_gradients(c, kCPU), got = tape_gradients(c, gpu);
+      REQUIRE(got.size() == want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        INFO("input " << i);
+        REQUIRE(got[i].defined() == want[i].defined());
+        if (!want[i].defined() || want[i].num_elements() == 0) continue;
+        REQUIRE(got[i].shape() == want[i].shape());
+        const double scale = 1.0 + reduce_max(abs(cast(want[i], float64))).item<double>();
+        const double diff = reduce_max(abs(cast(got[i], float64) - cast(want[i], float64))).item<double>();
+        CHECK(diff <= 1e-9 * scale);
+      }
+    }
+  }
 }
 
 TEST_CASE("elementwise ops, matmul, conv2d and pooling pass a second-order gradient check", "[autodiff][rules]") {
