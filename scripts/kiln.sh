@@ -70,6 +70,8 @@ case "$cmd" in
     build/release/examples/digits --time
     echo "==================== kiln bench ===================="
     build/release/tools/kiln bench
+    echo "==================== kiln bench --gpu ===================="
+    build/release/tools/kiln bench --gpu  # says why when there is no GPU
     ;;
   test)
     install_missing
