@@ -76,7 +76,8 @@ case "$cmd" in
   test)
     install_missing
     fetch_digits
-    configure_build build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=OFF
+    # tests on explicitly: a tour before leaves KILN_BUILD_TESTS=OFF in this tree's cache
+    configure_build build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_TESTS=ON
     echo "== release tests"
     ctest --test-dir build/release --output-on-failure -j "$jobs"
     # -O1: sanitizers need no more, and the build fits CI's two cores
