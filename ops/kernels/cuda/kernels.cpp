@@ -187,6 +187,15 @@ struct Broadcast {
 Broadcast broadcast_layout(std::string_view who, const Shape& out, const Shape& a, const Shape& b) {
   Broadcast bc{};
   if (a == b) return bc;  // rank 0: same index everywhere
+  // one side a single element (x * 2.0f): no index arithmetic per element
+  if (b.num_elements() == 1 && a == out) {
+    bc.rank = -1;
+    return bc;
+  }
+  if (a.num_elements() == 1 && b == out) {
+    bc.rank = -2;
+    return bc;
+  }
   const int64_t r = out.rank();
   std::vector<long long> dims, sa, sb;
   auto strides = [&](const Shape& s) {

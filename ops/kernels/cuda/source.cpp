@@ -237,7 +237,8 @@ struct LogicalAndFn { __device__ bool operator()(bool a, bool b) const { return 
 struct LogicalOrFn { __device__ bool operator()(bool a, bool b) const { return a || b; } };
 struct LogicalXorFn { __device__ bool operator()(bool a, bool b) const { return a != b; } };
 
-// output axes collapsed to at most 8; input strides are 0 on broadcast axes
+// output axes collapsed to at most 8; input strides are 0 on broadcast axes. rank 0: both
+// inputs have the output's shape; -1: b is one element, -2: a is one element
 struct Broadcast { int rank; long long dims[8]; long long sa[8]; long long sb[8]; };
 // a reduction: output elements index the kept axes, each reduces `count` elements over the
 // reduced axes (input strides of both)
@@ -309,6 +310,7 @@ std::string binary_kernel_source(OpId op, DType in, DType out, const std::string
        "        ia += idx * bc.sa[d]; ib += idx * bc.sb[d];\n"
        "      }\n"
        "    }\n"
+       "    else if (bc.rank < 0) { ia = bc.rank == -1 ? i : 0; ib = bc.rank == -1 ? 0 : i; }\n"
        "    const " +
        Cm + " av = (" + Cm + ")io<" + T +
        ">::ld(a[ia]);\n"
