@@ -29,6 +29,7 @@
 #include "ops/sparse.h"
 #include "ops/strings.h"
 #include "ops/variable.h"
+#include "runtime/cuda/cuda.h"
 #include "runtime/device.h"
 #include "runtime/dtype.h"
 #include "runtime/errors.h"

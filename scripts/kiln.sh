@@ -62,7 +62,7 @@ case "$cmd" in
     install_missing
     fetch_digits
     configure_build build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF
-    for ex in tensors variables autodiff training_loop functions modules keras_training; do
+    for ex in tensors variables autodiff training_loop functions modules keras_training gpu; do
       echo "==================== walkthrough: $ex ===================="
       if [ "$ex" = functions ]; then "build/release/examples/$ex" --time; else "build/release/examples/$ex"; fi
     done
