@@ -106,6 +106,18 @@ class Bench {
       ok_ = false;
     }
   }
+  // f(x_cpu) on the CPU against the traced `fn` and `f` run eagerly in a GPU scope, on x
+  template <class F, class Traced>
+  void check_both(const std::string& name, const F& f, const Traced& fn, const Tensor& x_cpu, const Tensor& x) {
+    const Tensor want = f(x_cpu);
+    check(name, "kiln_graph", fn(x), want);
+    Tensor eager;
+    {
+      DeviceScope scope(kGpu);
+      eager = f(x);
+    }
+    check(name, "kiln_eager", eager, want);  // outside the scope: the check reads values on the host
+  }
   void write_json() const;
 
   void power();
@@ -126,14 +138,7 @@ void Bench::power() {
   Tensor x = x_cpu.to(kGpu);
   auto f = [](Tensor t) { return tools::power(t, 100); };
   auto fn = function(f, {.name = "power", .arg_names = {"x"}});
-  Tensor want = f(x_cpu);
-  check(name, "kiln_graph", fn(x), want);
-  Tensor eager;
-  {
-    DeviceScope scope(kGpu);
-    eager = f(x);
-  }
-  check(name, "kiln_eager", eager, want);
+  check_both(name, f, fn, x_cpu, x);
 
   auto graph = [&] { fn(x); };
   add(name, "kiln_graph", "back_to_back", time_gpu(graph, false, repeat_) / 1e3, "us");
@@ -154,15 +159,8 @@ void Bench::relu_chain() {
   Tensor x = x_cpu.to(kGpu);
   auto f = [](Tensor t) { return relu(t * kA + kB) * kC; };
   auto fn = function(f, {.name = "relu_chain", .arg_names = {"x"}});
-  Tensor want = f(x_cpu);
-  check(name, "kiln_graph", fn(x), want);
-  Tensor eager;
-  {
-    DeviceScope scope(kGpu);
-    eager = f(x);
-  }
-  check(name, "kiln_eager", eager, want);
-  x_cpu = want = eager = Tensor();
+  check_both(name, f, fn, x_cpu, x);
+  x_cpu = Tensor();
 
   // the card's copy bandwidth, on the same 4n bytes
   const size_t nbytes = size_t(n) * 4;

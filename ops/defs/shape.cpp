@@ -265,15 +265,13 @@ void copy_or_view(KernelContext& ctx, const Tensor& src, const CopyPlan& plan, i
     ctx.set_output(0, make_view(src, ctx.types[0].shape, size_t(src_offset * es)));
     return;
   }
-  if (src.device().type == DeviceType::GPU) {
-    Tensor& out = ctx.output(0);
+  Tensor& out = ctx.output(0);
+  if (src.device().type == DeviceType::GPU)
     cuda::copy_plan_on_device(ctx.def, out.device().index, plan, es,
                               static_cast<const char*>(src.device_data()) + src_offset * es,
                               const_cast<void*>(out.device_data()));
-    return;
-  }
-  Tensor& out = ctx.output(0);
-  run_copy(plan, es, src_bytes(src) + src_offset * es, dst_bytes(out));
+  else
+    run_copy(plan, es, src_bytes(src) + src_offset * es, dst_bytes(out));
 }
 
 std::string list_string(const std::vector<int64_t>& v) {

@@ -297,8 +297,6 @@ void CapturedGraph::launch(std::string_view who) const {
         "cuGraphLaunch");
 }
 
-bool capturing(int index) { return index == t_capture_device; }
-
 std::unique_ptr<CapturedGraph> capture_graph(int index, std::string_view who, const std::function<void()>& work) {
   if (t_capture_device >= 0) fail<Internal>(who, "CUDA graph captures do not nest");
   set_device(index);
@@ -314,19 +312,20 @@ std::unique_ptr<CapturedGraph> capture_graph(int index, std::string_view who, co
   std::lock_guard capture_lock(capture_mu);
   // thread-local mode: only this thread's unsafe calls (allocations, waits) break the capture
   check(api.cuStreamBeginCapture(d.capture_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), who, "cuStreamBeginCapture");
-  t_capture_device = index;
-  t_capture_stream = d.capture_stream;
   CUgraph graph = nullptr;
-  try {
-    work();
-  } catch (...) {
-    t_capture_device = -1;
-    t_capture_stream = nullptr;
-    if (api.cuStreamEndCapture(d.capture_stream, &graph) == CUDA_SUCCESS && graph) api.cuGraphDestroy(graph);
-    throw;
+  {
+    // stream(index) answers the capture stream on this thread until the work is queued
+    struct Capturing {
+      Capturing(int i, CUstream s) { t_capture_device = i, t_capture_stream = s; }
+      ~Capturing() { t_capture_device = -1, t_capture_stream = nullptr; }
+    } capturing(index, d.capture_stream);
+    try {
+      work();
+    } catch (...) {
+      if (api.cuStreamEndCapture(d.capture_stream, &graph) == CUDA_SUCCESS && graph) api.cuGraphDestroy(graph);
+      throw;
+    }
   }
-  t_capture_device = -1;
-  t_capture_stream = nullptr;
   check(api.cuStreamEndCapture(d.capture_stream, &graph), who, "cuStreamEndCapture");
   CUgraphExec exec = nullptr;
   CUresult r = api.cuGraphInstantiate(&exec, graph, 0);
@@ -359,7 +358,6 @@ void copy_device_to_host(void*, const void*, size_t, int) { no_cuda("copy"); }
 void copy_device_to_device(void*, const void*, size_t, int) { no_cuda("copy"); }
 CapturedGraph::~CapturedGraph() {}
 void CapturedGraph::launch(std::string_view who) const { no_cuda(who); }
-bool capturing(int) { return false; }
 std::unique_ptr<CapturedGraph> capture_graph(int, std::string_view who, const std::function<void()>&) { no_cuda(who); }
 
 #endif

@@ -86,7 +86,4 @@ class CapturedGraph {
 /// capture; the capture is abandoned either way.
 std::unique_ptr<CapturedGraph> capture_graph(int index, std::string_view who, const std::function<void()>& work);
 
-/// Whether this thread is capturing GPU `index`'s work (inside capture_graph).
-bool capturing(int index);
-
 }  // namespace kiln::cuda

@@ -2813,8 +2813,7 @@ TEST_CASE("every op on the GPU gives the CPU's results", "[.cuda]") {
     if (it == table.end()) continue;
     const OpSpec& spec = it->second;
     for (DType dt : kAllDTypes) {
-      const bool accepted = accepts(spec, dt);
-      if (!accepted) continue;
+      if (!accepts(spec, dt)) continue;
       for (const Case& c : spec.cases(op, dt, runs_big_cases(dt))) {
         INFO("op " << op << " dtype " << dtype_name(dt) << " case " << c.what);
         const Outcome cpu = outcome_of([&c] { return c.run(); });
@@ -2852,9 +2851,7 @@ TEST_CASE("every op's traced graph has a CUDA program that compiles", "[cuda-sou
     if (it == table.end()) continue;
     const OpSpec& spec = it->second;
     for (DType dt : kAllDTypes) {
-      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
-                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
-      if (!accepted) continue;
+      if (!accepts(spec, dt)) continue;
       for (const Case& c : spec.cases(op, dt, false)) {
         INFO("op " << op << " dtype " << dtype_name(dt) << " case " << c.what);
         Ref<trace::ConcreteState> cs;
@@ -2912,9 +2909,7 @@ TEST_CASE("every op traced and called on the GPU gives the eager results", "[.cu
     if (it == table.end()) continue;
     const OpSpec& spec = it->second;
     for (DType dt : kAllDTypes) {
-      const bool accepted = spec.only.empty() ? (spec.accepts & class_of(dt)) != 0
-                                              : std::find(spec.only.begin(), spec.only.end(), dt) != spec.only.end();
-      if (!accepted) continue;
+      if (!accepts(spec, dt)) continue;
       const std::vector<Case> cases = spec.cases(op, dt, false);
       if (cases.empty()) continue;
       const Case& c = cases.front();

@@ -20,6 +20,7 @@
 #if KILN_WITH_CUDA
 #include "ops/dispatch.h"
 #include "ops/kernels/cuda/kernels.h"
+#include "ops/kernels/cuda/launch.h"
 #include "ops/kernels/cuda/source.h"
 #include "ops/variable.h"
 #include "runtime/cuda/driver_api.h"
@@ -329,7 +330,7 @@ class Program {
       ptrs.push_back(c.arena->data());
     }
     for (void*& p : ptrs) args.push_back(&p);
-    launch(block_fn_, 1, block_.threads, args.data());
+    ops::cuda::launch_blocks(graph_->name, device_, block_fn_, 1, block_.threads, args.data());
   }
 
   // A call through the CUDA graph: the arguments copied into the graph's own buffers, the graph
@@ -413,13 +414,6 @@ class Program {
     return Tensor(std::move(impl));
   }
 
-  void launch(CUfunction fn, unsigned blocks, unsigned threads, void** args) const {
-    ::kiln::cuda::check(
-        ::kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0,
-                                              static_cast<CUstream>(::kiln::cuda::stream(device_)), args, nullptr),
-        graph_->name, "cuLaunchKernel");
-  }
-
   void run_steps(const std::vector<Step>& list, Call& c) const {
     for (const Step& s : list) {
       switch (s.kind) {
@@ -433,10 +427,8 @@ class Program {
             aligned = aligned && reinterpret_cast<uintptr_t>(ptrs.back()) % 16 == 0;
           }
           for (void*& p : ptrs) args.push_back(&p);
-          constexpr int64_t kBlock = 256, kMaxBlocks = 65536;
-          const int64_t work = aligned ? k.elements / 4 : k.elements;
-          launch(aligned ? k.fn_v4 : k.fn, unsigned(std::min((work + kBlock - 1) / kBlock, kMaxBlocks)),
-                 unsigned(kBlock), args.data());
+          ops::cuda::launch(graph_->name, device_, aligned ? k.fn_v4 : k.fn, aligned ? k.elements / 4 : k.elements,
+                            args.data());
           break;
         }
         case Step::Kind::Reduce: {
@@ -447,7 +439,7 @@ class Program {
           long long outputs = k.outputs;
           ops::cuda::ReduceLayout layout = k.layout;
           void* args[] = {&in, &out, &outputs, &layout};
-          launch(k.fn, k.blocks, k.threads, args);
+          ops::cuda::launch_blocks(graph_->name, device_, k.fn, k.blocks, k.threads, args);
           break;
         }
         case Step::Kind::MatMul: {

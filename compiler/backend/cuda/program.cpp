@@ -129,14 +129,14 @@ int64_t loop_elements(const LoopStep& loop) {
   return n;
 }
 
-std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::string& name) {
-  const std::vector<int> bufs = loop_kernel_buffers(loop);
-  auto param = [&](int b) { return "p" + std::to_string(std::find(bufs.begin(), bufs.end(), b) - bufs.begin()); };
+// `extern "C" __global__ void <name>(...) {` of a loop kernel: a pointer per buffer of
+// loop_kernel_buffers (const for loads, restrict unless both loaded and stored), named p0, p1...
+std::string loop_signature(const Plan& plan, const LoopStep& loop, const std::vector<int>& bufs,
+                           const std::string& name) {
   std::vector<bool> stored(bufs.size(), false), loaded(bufs.size(), false);
   for (const Expr& e : loop.exprs)
     if (e.kind == Expr::Kind::Load) loaded[size_t(std::find(bufs.begin(), bufs.end(), e.buffer) - bufs.begin())] = true;
   for (auto [e, b] : loop.stores) stored[size_t(std::find(bufs.begin(), bufs.end(), b) - bufs.begin())] = true;
-
   std::string s = "extern \"C\" __global__ void " + name + "(";
   for (size_t i = 0; i < bufs.size(); ++i) {
     const std::string T = ops::cuda::gpu_type_name(plan.buffers[size_t(bufs[i])].dtype);
@@ -145,9 +145,14 @@ std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::strin
     const char* restrict = loaded[i] && stored[i] ? "* " : "* __restrict__ ";
     s += std::string(i ? ", " : "") + (stored[i] ? "" : "const ") + T + restrict + "p" + std::to_string(i);
   }
-  s += ") {\n  KILN_GRID_LOOP(i, " + num(loop_elements(loop)) + ") {\n" + loop_index(loop) +
-       loop_body(plan, loop, name, param) + "  }\n}\n";
-  return s;
+  return s + ") {\n";
+}
+
+std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::string& name) {
+  const std::vector<int> bufs = loop_kernel_buffers(loop);
+  auto param = [&](int b) { return "p" + std::to_string(std::find(bufs.begin(), bufs.end(), b) - bufs.begin()); };
+  return loop_signature(plan, loop, bufs, name) + "  KILN_GRID_LOOP(i, " + num(loop_elements(loop)) + ") {\n" +
+         loop_index(loop) + loop_body(plan, loop, name, param) + "  }\n}\n";
 }
 
 // The 4-wide version of a vectorizable loop (loop_vectorizable): each thread takes 4
@@ -156,12 +161,8 @@ std::string loop_kernel(const Plan& plan, const LoopStep& loop, const std::strin
 std::string loop_kernel_v4(const Plan& plan, const LoopStep& loop, const std::string& name) {
   const std::vector<int> bufs = loop_kernel_buffers(loop);
   auto param = [&](int b) { return "p" + std::to_string(std::find(bufs.begin(), bufs.end(), b) - bufs.begin()); };
-  std::string s = "extern \"C\" __global__ void " + name + "(";
-  for (size_t i = 0; i < bufs.size(); ++i)
-    s += std::string(i ? ", " : "") + ops::cuda::gpu_type_name(plan.buffers[size_t(bufs[i])].dtype) + "* p" +
-         std::to_string(i);
-  s += ") {\n  KILN_GRID_LOOP(q, " + num(loop_elements(loop) / 4) + ") {\n    const long long i = q * 4;\n" +
-       loop_index(loop);
+  std::string s = loop_signature(plan, loop, bufs, name) + "  KILN_GRID_LOOP(q, " + num(loop_elements(loop) / 4) +
+                  ") {\n    const long long i = q * 4;\n" + loop_index(loop);
   for (size_t j = 0; j < loop.exprs.size(); ++j) {
     const Expr& e = loop.exprs[j];
     if (e.kind != Expr::Kind::Load || e.stride.back() != 1) continue;

@@ -327,9 +327,7 @@ void kernel_reduce(KernelContext& ctx) {
   void* px = data_ptr(x);
   void* po = data_ptr(out);
   void* args[] = {&px, &po, &outputs, &r};
-  kiln::cuda::check(kiln::cuda::driver().cuLaunchKernel(fn, blocks, 1, 1, threads, 1, 1, 0,
-                                                        static_cast<CUstream>(kiln::cuda::stream(dev)), args, nullptr),
-                    ctx.def.name, "cuLaunchKernel");
+  launch_blocks(ctx.def.name, dev, fn, blocks, threads, args);
 }
 
 // One cuBLAS handle per device, used under its lock (handles are not thread-safe), with a
