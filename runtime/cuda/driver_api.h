@@ -15,17 +15,17 @@ namespace kiln::cuda {
 #define KILN_CUDA_STR(x) KILN_CUDA_STR2(x)
 // The driver functions Kiln uses. cuda.h maps some names to versioned symbols (cuMemAlloc ->
 // cuMemAlloc_v2); the table's members and the looked-up symbols follow the same mapping.
-#define KILN_CUDA_DRIVER_FUNCTIONS(X)                                                                               \
-  X(cuInit)                                                                                                         \
-  X(cuDriverGetVersion)                                                                                             \
-  X(cuDeviceGetCount)                                                                                               \
-  X(cuDeviceGet)                                                                                                    \
-  X(cuDeviceGetAttribute) X(cuDeviceGetName) X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) X(cuCtxGetCurrent)      \
-      X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuStreamIsCapturing) \
-          X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuMemAlloc) X(cuMemFree) \
-              X(cuMemGetInfo) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuMemsetD8Async)     \
-                  X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) X(cuLaunchKernel) X(cuGetErrorName)  \
-                      X(cuGetErrorString)
+// clang-format off
+#define KILN_CUDA_DRIVER_FUNCTIONS(X) \
+  X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) \
+  X(cuDeviceGetAttribute) X(cuDeviceGetName) X(cuDevicePrimaryCtxRetain) X(cuCtxSetCurrent) \
+  X(cuCtxGetCurrent) X(cuStreamCreate) X(cuStreamSynchronize) X(cuStreamBeginCapture) \
+  X(cuStreamEndCapture) X(cuStreamIsCapturing) X(cuGraphInstantiate) X(cuGraphLaunch) \
+  X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuMemAlloc) X(cuMemFree) \
+  X(cuMemGetInfo) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) \
+  X(cuMemsetD8Async) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) \
+  X(cuLaunchKernel) X(cuGetErrorName) X(cuGetErrorString)
+// clang-format on
 
 /// The loaded driver functions.
 struct DriverApi {
