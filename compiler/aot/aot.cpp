@@ -220,7 +220,7 @@ Artifact compile(const std::vector<Entry>& entries, const Options& options) {
     lo.dedicated_outputs = true;
     lo.library_matmul = options.onednn;
     // the object calls dnnl_sgemm, which has no post-ops: epilogues stay loops
-    lo.fuse_epilogues = false;
+    lo.epilogues = backend::cpu::LowerOptions::Epilogues::None;
     c.plan = backend::cpu::lower(*c.graph, lo);
     if (!c.plan.fallbacks.empty()) {
       std::string list;

@@ -93,7 +93,7 @@ graph @f(%x: f32[256, 64], %w: f32[64, 256], %b: f32[256]) {
   CHECK(plan_of(mlp_layer) == "matmul 1x256x256x64 library {bias, relu}\n");
   // switched off: the epilogue is a loop after the matmul
   backend::cpu::LowerOptions off;
-  off.fuse_epilogues = false;
+  off.epilogues = backend::cpu::LowerOptions::Epilogues::None;
   const std::string unfused =
       "matmul 1x256x256x64 library\n"
       "loop [256, 256] {add, relu} stores 1\n";

@@ -6,6 +6,7 @@
 // interpreter's results, update variables, and reuse their compiled program.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "compiler/backend/cuda/cuda_backend.h"
 #include "compiler/ir/parser.h"
 #include "kiln/kiln.h"
+#include "ops/kernels/cuda/blas_lt.h"
 #include "ops/kernels/cuda/kernels.h"
 #include "ops/kernels/cuda/source.h"
 #include "runtime/code_cache.h"
@@ -338,6 +340,70 @@ graph @f(%x: f32[4, 6]) {
   CHECK(cpu::lower(*g, gpu_backend::lower_options()).to_string() == "loop [24] {exp} stores 1\nreduce_sum [4, 6, 1]\n");
 }
 
+// The matmul epilogues the CUDA backend hands cuBLASLt (Epilogues::Affine).
+Tensor dense(Tensor x, Tensor w, Tensor b) { return matmul(x, w) + b; }
+Tensor dense_relu(Tensor x, Tensor w, Tensor b) { return relu(matmul(x, w) + b); }
+Tensor residual(Tensor x, Tensor w, Tensor r) { return (matmul(x, w, false, true) + r) * 0.5f; }
+// an SGD update of w by the gradient x^T g
+Tensor sgd(Tensor x, Tensor g, Tensor w) { return w - 0.01f * matmul(x, g, true); }
+
+TEST_CASE("lowering: affine matmul epilogues for cuBLASLt", "[cuda-source]") {
+  cpu::LowerOptions affine = gpu_backend::lower_options();
+  affine.epilogues = cpu::LowerOptions::Epilogues::Affine;
+  auto plan = [&](auto f, const std::vector<Tensor>& in) {
+    auto fn = function(f, on(backend::BackendKind::Cpu, "epilogue"));
+    return lowered(fn.get_concrete_function(in[0], in[1], in[2]).graph(), affine);
+  };
+  auto epilogue = [](const Lowered& l) -> const cpu::MatMulStep& {
+    INFO(l.to_string());
+    REQUIRE(l.plan.steps.size() == 1);
+    REQUIRE(l.plan.steps[0].kind == cpu::Step::Kind::MatMul);
+    return l.plan.steps[0].matmul;
+  };
+  Tensor x = random::normal({64, 32}, 1), w = random::normal({32, 16}, 2);
+  {
+    // small or large, a bias fuses (the CPU's oneDNN epilogues start at 64K elements)
+    Lowered l = plan(dense, {x, w, random::normal({16}, 3)});
+    CHECK(l.to_string() == "matmul 1x64x16x32 inline {bias}\n");
+    auto form = cpu::affine_epilogue(epilogue(l).epilogue);
+    REQUIRE(form);
+    CHECK((form->alpha == 1 && form->beta == 0 && form->add < 0 && form->bias >= 0));
+  }
+  {
+    // (x w^T + r) / 2: alpha and beta 0.5
+    Lowered l = plan(residual, {x, random::normal({16, 32}, 2), random::normal({64, 16}, 3)});
+    CHECK(l.to_string() == "matmul 1x64x16x32 inline {add, scale}\n");
+    auto form = cpu::affine_epilogue(epilogue(l).epilogue);
+    REQUIRE(form);
+    CHECK((form->alpha == 0.5f && form->beta == 0.5f && form->add >= 0 && form->bias < 0));
+  }
+  {
+    // w - 0.01 x^T g: alpha -0.01, beta 1, C = w
+    Lowered l = plan(sgd, {x, random::normal({64, 16}, 2), random::normal({32, 16}, 3)});
+    CHECK(l.to_string() == "matmul 1x32x16x64 inline {scale, scale, add}\n");
+    auto form = cpu::affine_epilogue(epilogue(l).epilogue);
+    REQUIRE(form);
+    CHECK((form->alpha == -0.01f && form->beta == 1 && form->add >= 0));
+  }
+  // a relu stays a loop: cuBLASLt's relu would turn NaN into 0 where Kiln's keeps it
+  CHECK(plan(dense_relu, {x, w, random::normal({16}, 3)}).to_string() ==
+        "matmul 1x64x16x32 inline\nloop [64, 16] {add, relu} stores 1\n");
+  // a bias over batches stays a loop (cuBLASLt's bias is one vector per matrix here)
+  CHECK(plan(dense, {random::normal({3, 64, 32}, 1), w, random::normal({16}, 3)}).to_string() ==
+        "matmul 3x64x16x32 inline\nloop [192, 16] {add} stores 1\n");
+  // what the form cannot say
+  using K = cpu::PostOp::Kind;
+  const std::vector<cpu::PostOp> bias_then_scale{{K::Bias, 1, 1}, {K::Scale, -1, 2}},
+      two_adds{{K::Add, 1, 1}, {K::Add, 2, 1}}, activation{{K::Tanh, -1, 1}};
+  CHECK_FALSE(cpu::affine_epilogue(bias_then_scale));
+  CHECK_FALSE(cpu::affine_epilogue(two_adds));
+  CHECK_FALSE(cpu::affine_epilogue(activation));
+  // the CPU backend's plans are unchanged
+  auto cpu_fn = function(dense, on(backend::BackendKind::Cpu, "epilogue"));
+  CHECK(cpu::lower(cpu_fn.get_concrete_function(x, w, random::normal({16}, 3)).graph()).to_string() ==
+        "matmul 1x64x16x32 library\nloop [64, 16] {add} stores 1\n");
+}
+
 // ---- with a GPU ---------------------------------------------------------------------------------
 
 namespace {
@@ -546,12 +612,52 @@ TEST_CASE("CUDA backend: small graphs are one kernel, larger ones replay a CUDA 
     auto ref_fn = function([&ref_copy](Tensor a, Tensor b) { return ref_copy.step(a, b); },
                            on(backend::BackendKind::Interpreter, "ref_step"));
     auto step = function([&m](Tensor a, Tensor b) { return m.step(a, b); }, on(backend::BackendKind::Cpu, "step"));
-    const uint64_t captured = gpu_backend::graphs_captured();
+    const uint64_t captured = gpu_backend::graphs_captured(), lts = ops::cuda::lt_matmuls_planned();
     for (int i = 0; i < 4; ++i) check_same(step(x.to(kGPU), y.to(kGPU)), ref_fn(x, y), 1e-4);
     CHECK(gpu_backend::graphs_captured() == captured + 1);
+    // the SGD updates of w1 and w2 are the epilogues of their gradients' cuBLASLt matmuls
+    CHECK(ops::cuda::lt_matmuls_planned() == lts + 2);
     for (auto [v, r] :
          {std::pair{&m.w1, &ref_copy.w1}, {&m.b1, &ref_copy.b1}, {&m.w2, &ref_copy.w2}, {&m.b2, &ref_copy.b2}})
       check_same((*v)->read_value(), (*r)->read_value(), 1e-4);
+  }
+}
+
+TEST_CASE("CUDA backend: matmul epilogues run in cuBLASLt", "[.cuda]") {
+  require_gpu();
+  // 256 x 128 inputs: too large for a block program, so the matmuls are library calls
+  Tensor x = random::normal({256, 128}, 1), w = random::normal({128, 96}, 2), b = random::normal({96}, 3);
+  auto run = [&](auto f, const std::vector<Tensor>& in, int64_t planned) {
+    auto native = function(f, on(backend::BackendKind::Cpu, "epilogue"));
+    auto interp = function(f, on(backend::BackendKind::Interpreter, "epilogue"));
+    const uint64_t before = ops::cuda::lt_matmuls_planned();
+    std::vector<Tensor> g = to_gpu(in);
+    for (int i = 0; i < 2; ++i) check_same(native(g[0], g[1], g[2]), interp(in[0], in[1], in[2]), 1e-4);
+    CHECK(ops::cuda::lt_matmuls_planned() == before + uint64_t(planned));
+  };
+  run(dense, {x, w, b}, 1);
+  run(residual, {x, random::normal({96, 128}, 4), random::normal({256, 96}, 5)}, 1);
+  run(sgd, {x, random::normal({256, 96}, 6), w}, 1);
+  run(dense_relu, {x, w, b}, 0);  // a relu: no epilogue
+  // a batched residual: (x_i w^T + r_i) / 2 for 3 matrices
+  run(residual, {random::normal({3, 256, 128}, 7), random::normal({96, 128}, 8), random::normal({3, 256, 96}, 9)}, 1);
+  {
+    // a bias 4 bytes past a 16-byte boundary: the algorithm for float-aligned operands
+    auto native = function(dense, on(backend::BackendKind::Cpu, "epilogue"));
+    Tensor wide = random::normal({97}, 10);
+    Tensor view = wide.to(kGPU).index({Slice(1, None)});
+    REQUIRE(reinterpret_cast<uintptr_t>(view.device_data()) % 16 == 4);
+    check_same(native(x.to(kGPU), w.to(kGPU), view), dense(x, w, wide.index({Slice(1, None)})), 1e-4);
+  }
+  {
+    // NaN in the product: the relu that stays a loop keeps it, as on the CPU
+    auto native = function(dense_relu, on(backend::BackendKind::Cpu, "epilogue"));
+    Tensor xn = where(equal(range_like(x, 0, int32), constant(5)), constant(NAN), x);
+    Tensor out = native(xn.to(kGPU), w.to(kGPU), b.to(kGPU)).to(kCPU);
+    const float* p = out.data<float>();
+    int64_t nans = 0;
+    for (int64_t i = 0; i < out.num_elements(); ++i) nans += std::isnan(p[i]) ? 1 : 0;
+    CHECK(nans == 96);  // row 5, every column
   }
 }
 

@@ -1,6 +1,7 @@
 // A CUDA emulator for testing Kiln's GPU code on machines without a GPU: one shared library
-// exporting the driver, NVRTC and cuBLAS functions Kiln loads with dlopen, installed under the
-// names libcuda.so.1, libnvrtc.so.N and libcublas.so.N so that LD_LIBRARY_PATH selects it.
+// exporting the driver, NVRTC, cuBLAS and cuBLASLt functions Kiln loads with dlopen, installed
+// under the names libcuda.so.1, libnvrtc.so.N, libcublas.so.N and libcublasLt.so.N so that
+// LD_LIBRARY_PATH selects it.
 //   - Device memory is host memory, filled with 0xCD when allocated (so reads of memory nobody
 //     wrote show up); copies, memsets and kernel arguments are checked to point into live
 //     device allocations, which is where a real GPU would fault.
@@ -11,10 +12,12 @@
 //     that cuGraphLaunch replays; while a capture is under way, allocating, freeing or waiting
 //     for the capturing stream fails with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates
 //     the capture, as the driver does in the global capture mode.
-//   - cuBLAS's strided-batched GEMMs are plain loops.
+//   - cuBLAS's strided-batched GEMMs and cuBLASLt's float32 matmuls (with their bias epilogue)
+//     are plain loops.
 // Environment: KILN_CUDA_EMULATOR_CXX (compiler, default c++), KILN_CUDA_EMULATOR_CACHE (folder
 // of compiled programs), KILN_CUDA_EMULATOR_MEMORY_MB (device memory, default 8192),
 // KILN_CUDA_EMULATOR_VERBOSE (log compiles to stderr).
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
@@ -677,3 +680,234 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
   return gemm(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batches);
 }
 }
+
+// ---- cuBLASLt ----
+// The float32 subset Kiln uses: column-major D = alpha op(A) op(B) + beta C (+ a bias per row
+// of D), strided batches, the DEFAULT and BIAS epilogues. The heuristics hand out one
+// "algorithm" that records the alignment it was chosen for; a matmul whose operands are less
+// aligned fails, as an algorithm using wider loads would.
+
+struct cublasLtContext {};
+struct cublasLtMatmulDescOpaque_emu {
+  cublasComputeType_t compute{};
+  cudaDataType_t scale{};
+  int32_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
+  uint32_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* bias = nullptr;
+};
+struct cublasLtMatrixLayoutOpaque_emu {
+  cudaDataType_t type{};
+  uint64_t rows = 0, cols = 0;
+  int64_t ld = 0;
+  int32_t batches = 1;
+  int64_t stride = 0;
+};
+struct cublasLtMatmulPreferenceOpaque_emu {
+  uint64_t workspace = 0;
+  uint32_t align[4] = {256, 256, 256, 256};  // A, B, C, D: cuBLASLt's defaults
+};
+
+namespace {
+
+using LtDesc = cublasLtMatmulDescOpaque_emu;
+using LtLayout = cublasLtMatrixLayoutOpaque_emu;
+
+template <class T>
+cublasStatus_t set_value(T& field, const void* buf, size_t size) {
+  if (!buf || size != sizeof(T)) return CUBLAS_STATUS_INVALID_VALUE;
+  memcpy(&field, buf, sizeof(T));
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+// Whether the matmul's shapes agree: op(A) is M x K, op(B) K x N, C and D M x N, batch counts
+// equal, float32 everywhere, an epilogue this emulator knows.
+bool lt_valid(const LtDesc* d, const LtLayout* a, const LtLayout* b, const LtLayout* c, const LtLayout* dd) {
+  for (const LtLayout* l : {a, b, c, dd})
+    if (!l || l->type != CUDA_R_32F || l->ld < int64_t(l->rows) || l->batches != dd->batches) return false;
+  const uint64_t m = d->ta == CUBLAS_OP_N ? a->rows : a->cols, k = d->ta == CUBLAS_OP_N ? a->cols : a->rows;
+  const uint64_t kb = d->tb == CUBLAS_OP_N ? b->rows : b->cols, n = d->tb == CUBLAS_OP_N ? b->cols : b->rows;
+  return d->compute == CUBLAS_COMPUTE_32F && d->scale == CUDA_R_32F && k == kb && c->rows == m && c->cols == n &&
+         dd->rows == m && dd->cols == n && c->ld == dd->ld &&
+         (d->epilogue == CUBLASLT_EPILOGUE_DEFAULT || d->epilogue == CUBLASLT_EPILOGUE_BIAS);
+}
+
+uint32_t alignment_of(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  return v == 0 ? 256u : uint32_t(std::min<uintptr_t>(256, v & (~v + 1)));
+}
+
+size_t extent(const LtLayout* l) {
+  return size_t(l->batches - 1) * size_t(l->stride) + size_t(l->ld) * (l->cols - 1) + l->rows;
+}
+
+}  // namespace
+
+extern "C" {
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t* h) {
+  *h = new cublasLtContext();
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
+  delete h;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* d, cublasComputeType_t compute, cudaDataType_t scale) {
+  auto* desc = new LtDesc();
+  desc->compute = compute;
+  desc->scale = scale;
+  *d = reinterpret_cast<cublasLtMatmulDesc_t>(desc);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+  delete reinterpret_cast<LtDesc*>(d);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                                              const void* buf, size_t size) {
+  auto* d = reinterpret_cast<LtDesc*>(desc);
+  switch (attr) {
+    case CUBLASLT_MATMUL_DESC_TRANSA:
+      return set_value(d->ta, buf, size);
+    case CUBLASLT_MATMUL_DESC_TRANSB:
+      return set_value(d->tb, buf, size);
+    case CUBLASLT_MATMUL_DESC_EPILOGUE:
+      return set_value(d->epilogue, buf, size);
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+      return set_value(d->bias, buf, size);
+    default:
+      fprintf(stderr, "[cuda emulator] cublasLtMatmulDescSetAttribute: attribute %d is not emulated\n", int(attr));
+      return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+}
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* l, cudaDataType type, uint64_t rows, uint64_t cols,
+                                          int64_t ld) {
+  auto* layout = new LtLayout();
+  layout->type = type;
+  layout->rows = rows;
+  layout->cols = cols;
+  layout->ld = ld;
+  *l = reinterpret_cast<cublasLtMatrixLayout_t>(layout);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+  delete reinterpret_cast<LtLayout*>(l);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutAttribute_t attr,
+                                                const void* buf, size_t size) {
+  auto* l = reinterpret_cast<LtLayout*>(layout);
+  switch (attr) {
+    case CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT:
+      return set_value(l->batches, buf, size);
+    case CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET:
+      return set_value(l->stride, buf, size);
+    default:
+      fprintf(stderr, "[cuda emulator] cublasLtMatrixLayoutSetAttribute: attribute %d is not emulated\n", int(attr));
+      return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+}
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* p) {
+  *p = reinterpret_cast<cublasLtMatmulPreference_t>(new cublasLtMatmulPreferenceOpaque_emu());
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
+  delete reinterpret_cast<cublasLtMatmulPreferenceOpaque_emu*>(p);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
+                                                    cublasLtMatmulPreferenceAttributes_t attr, const void* buf,
+                                                    size_t size) {
+  auto* p = reinterpret_cast<cublasLtMatmulPreferenceOpaque_emu*>(pref);
+  switch (attr) {
+    case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES:
+      return set_value(p->workspace, buf, size);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES:
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES:
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES:
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES:
+      return set_value(p->align[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES], buf, size);
+    default:
+      fprintf(stderr, "[cuda emulator] cublasLtMatmulPreferenceSetAttribute: attribute %d is not emulated\n",
+              int(attr));
+      return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+}
+
+// One algorithm: data[0] the alignment (bytes) every operand must have, the least the
+// preference allows (and the bias address in the descriptor, for a bias epilogue).
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
+                                              cublasLtMatrixLayout_t d, cublasLtMatmulPreference_t pref, int requested,
+                                              cublasLtMatmulHeuristicResult_t results[], int* found) {
+  auto* dsc = reinterpret_cast<const LtDesc*>(desc);
+  auto* p = reinterpret_cast<const cublasLtMatmulPreferenceOpaque_emu*>(pref);
+  if (requested < 1 || !found) return CUBLAS_STATUS_INVALID_VALUE;
+  *found = 0;
+  if (!lt_valid(dsc, reinterpret_cast<const LtLayout*>(a), reinterpret_cast<const LtLayout*>(b),
+                reinterpret_cast<const LtLayout*>(c), reinterpret_cast<const LtLayout*>(d)))
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+  uint32_t align = std::min(std::min(p->align[0], p->align[1]), std::min(p->align[2], p->align[3]));
+  if (dsc->epilogue == CUBLASLT_EPILOGUE_BIAS) align = std::min(align, alignment_of(dsc->bias));
+  if (align < sizeof(float)) return CUBLAS_STATUS_SUCCESS;  // no algorithm reads floats that unaligned
+  results[0] = cublasLtMatmulHeuristicResult_t{};
+  results[0].algo.data[0] = align;
+  results[0].state = CUBLAS_STATUS_SUCCESS;
+  results[0].wavesCount = 1;
+  *found = 1;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
+                              cublasLtMatrixLayout_t adesc, const void* B, cublasLtMatrixLayout_t bdesc,
+                              const void* beta, const void* C, cublasLtMatrixLayout_t cdesc, void* D,
+                              cublasLtMatrixLayout_t ddesc, const cublasLtMatmulAlgo_t* algo, void* workspace,
+                              size_t workspace_bytes, cudaStream_t stream) {
+  const LtDesc dsc = *reinterpret_cast<const LtDesc*>(desc);  // the call's values: the descriptor may change after
+  const LtLayout la = *reinterpret_cast<const LtLayout*>(adesc), lb = *reinterpret_cast<const LtLayout*>(bdesc),
+                 lc = *reinterpret_cast<const LtLayout*>(cdesc), ld = *reinterpret_cast<const LtLayout*>(ddesc);
+  if (!algo || !alpha || !beta || !lt_valid(&dsc, &la, &lb, &lc, &ld)) return CUBLAS_STATUS_INVALID_VALUE;
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
+  const bool bias = dsc.epilogue == CUBLASLT_EPILOGUE_BIAS;
+  const auto* a = static_cast<const float*>(A);
+  const auto* b = static_cast<const float*>(B);
+  const auto* c = static_cast<const float*>(C);
+  const auto* bv = static_cast<const float*>(dsc.bias);
+  auto* dd = static_cast<float*>(D);
+  const uint32_t need = uint32_t(algo->data[0]);
+  for (const void* p : {A, B, C, static_cast<const void*>(D), bias ? dsc.bias : nullptr})
+    if (p && alignment_of(p) < need) {
+      fprintf(stderr, "[cuda emulator] cublasLtMatmul: %p is not aligned to the %u bytes its algorithm needs\n", p,
+              need);
+      return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+  if ((workspace_bytes && !in_device_memory(workspace, workspace_bytes)) ||
+      !in_device_memory(A, extent(&la) * sizeof(float)) || !in_device_memory(B, extent(&lb) * sizeof(float)) ||
+      (be != 0 && !in_device_memory(C, extent(&lc) * sizeof(float))) ||
+      !in_device_memory(D, extent(&ld) * sizeof(float)) || (bias && !in_device_memory(bv, ld.rows * sizeof(float))))
+    return CUBLAS_STATUS_EXECUTION_FAILED;
+  const int64_t m = int64_t(ld.rows), n = int64_t(ld.cols);
+  const int64_t k = int64_t(dsc.ta == CUBLAS_OP_N ? la.cols : la.rows);
+  enqueue(reinterpret_cast<CUstream>(stream), [=] {
+    for (int64_t t = 0; t < ld.batches; ++t) {
+      const float* at = a + t * la.stride;
+      const float* bt = b + t * lb.stride;
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < m; ++i) {
+          float sum = 0;
+          for (int64_t l = 0; l < k; ++l)
+            sum += (dsc.ta == CUBLAS_OP_N ? at[i + l * la.ld] : at[l + i * la.ld]) *
+                   (dsc.tb == CUBLAS_OP_N ? bt[l + j * lb.ld] : bt[j + l * lb.ld]);
+          float v = al * sum;
+          if (be != 0) v += be * c[t * lc.stride + i + j * lc.ld];
+          if (bias) v += bv[i];
+          dd[t * ld.stride + i + j * ld.ld] = v;
+        }
+    }
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // extern "C"

@@ -596,7 +596,7 @@ class Lowering {
   // computed buffer a Result slot (it escapes) or an arena offset (planned from its live range
   // over the steps).
   void finish() {
-    if (options_.fuse_epilogues) {
+    if (options_.epilogues != LowerOptions::Epilogues::None) {
       count_reads(plan_.steps);
       for (const OutputRef& o : plan_.outputs) ++reads_[o.buffer];
       for (auto [slot, b] : plan_.assigns) ++reads_[b];
@@ -712,8 +712,10 @@ class Lowering {
         fuse_epilogues(list[i].control.second);
       }
       const MatMulStep& mm = list[i].matmul;
-      if (list[i].kind != Step::Kind::MatMul || !mm.library || mm.batch * mm.m * mm.n < kEpilogueMinElements ||
-          reads_[mm.out] != 1)
+      if (list[i].kind != Step::Kind::MatMul || reads_[mm.out] != 1) continue;
+      if (options_.epilogues == LowerOptions::Epilogues::OneDnn
+              ? !mm.library || mm.batch * mm.m * mm.n < kEpilogueMinElements
+              : plan_.buffers[size_t(mm.out)].dtype != DType::Float32)
         continue;
       for (size_t j = i + 1; j < list.size(); ++j) {
         if (list[j].kind != Step::Kind::Loop || !as_epilogue(list[i].matmul, list[j].loop)) continue;
@@ -730,7 +732,8 @@ class Lowering {
 
   // Fills mm.epilogue when `loop` is a chain of post-ops from one load of mm's result to its
   // one store: relu, tanh, sigmoid, an add of a row ([n]) or of a tensor of the result's shape,
-  // a multiply by a scalar constant; every other load feeds one of those adds or multiplies.
+  // a subtraction from such a tensor (Affine only), a multiply by a scalar constant; every other
+  // load feeds one of those adds, subtractions or multiplies.
   bool as_epilogue(MatMulStep& mm, const LoopStep& loop) const {
     const Buffer& out = plan_.buffers[size_t(mm.out)];
     if (loop.stores.size() != 1 || !loop.reduces.empty() || loop.nodes.empty() ||
@@ -774,6 +777,13 @@ class Lowering {
         if (e.op == OpId::Add && (same(whole) || same(row))) {
           p.kind = same(whole) ? PostOp::Kind::Add : PostOp::Kind::Bias;
           p.buffer = x.buffer;
+        } else if (e.op == OpId::Subtract && e.b == head && same(whole) &&
+                   options_.epilogues == LowerOptions::Epilogues::Affine) {
+          // c - x (an SGD update by a gradient): a scale by -1, then an add (cuBLASLt's beta;
+          // the CPU's oneDNN epilogues have not been measured with it)
+          ops.push_back({PostOp::Kind::Scale, -1, -1.0f});
+          p.kind = PostOp::Kind::Add;
+          p.buffer = x.buffer;
         } else if (e.op == OpId::Multiply && xb.kind == Buffer::Kind::Constant && xb.shape.num_elements() == 1) {
           p.kind = PostOp::Kind::Scale;
           p.scale = plan_.constants[size_t(xb.index)].data<float>()[0];
@@ -790,6 +800,12 @@ class Lowering {
     for (size_t i = 0; i < loop.exprs.size(); ++i)
       if (loop.exprs[i].kind == Expr::Kind::Load && loop.exprs[i].buffer != mm.out && users[i] != 1) return false;
     if (ops.empty() || loop.stores[0].first != head) return false;
+    if (options_.epilogues == LowerOptions::Epilogues::Affine) {
+      std::optional<AffineEpilogue> form = affine_epilogue(ops);
+      if (!form || (form->bias >= 0 && mm.batch > 1)) return false;
+      mm.epilogue = std::move(ops);
+      return true;
+    }
     // a relu post-op costs a scan of A and B per call (oneDNN's relu drops NaN; the runtime
     // checks none can reach it), which must stay well below the pass over the result it saves
     bool relu = std::any_of(ops.begin(), ops.end(), [](const PostOp& p) { return p.kind == PostOp::Kind::Relu; });
@@ -901,6 +917,31 @@ std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape>
 }
 
 Plan lower(const ir::Graph& g, const LowerOptions& options) { return Lowering(g, options).run(); }
+
+std::optional<AffineEpilogue> affine_epilogue(std::span<const PostOp> epilogue) {
+  AffineEpilogue f;
+  for (const PostOp& p : epilogue) {
+    switch (p.kind) {
+      case PostOp::Kind::Scale:
+        if (f.bias >= 0) return std::nullopt;
+        f.alpha *= p.scale;
+        f.beta *= p.scale;
+        break;
+      case PostOp::Kind::Add:
+        if (f.add >= 0) return std::nullopt;
+        f.add = p.buffer;
+        f.beta = 1;
+        break;
+      case PostOp::Kind::Bias:
+        if (f.bias >= 0) return std::nullopt;
+        f.bias = p.buffer;
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  return f;
+}
 
 namespace {
 

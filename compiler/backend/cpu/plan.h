@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -91,6 +93,18 @@ struct MatMulStep {
   int id = -1;
 };
 
+/// An epilogue in the form a GEMM library applies itself: alpha·x + beta·C + bias, with C a
+/// buffer of the result's shape (`add`, or -1 with beta 0) and `bias` one of n elements
+/// broadcast over the rows (or -1). Post-ops are folded in order: a scale multiplies alpha
+/// and beta (so it may not follow the bias), an add sets C, the bias comes once.
+struct AffineEpilogue {
+  float alpha = 1, beta = 0;
+  int add = -1, bias = -1;
+};
+/// `epilogue` in that form, or nothing (an activation, a second add or bias, a scale after the
+/// bias).
+std::optional<AffineEpilogue> affine_epilogue(std::span<const PostOp> epilogue);
+
 /// A reduction of `in` viewed as [outer, reduced, inner] to `out` viewed as [outer, inner].
 struct ReduceStep {
   ops::OpId op{};
@@ -168,11 +182,20 @@ struct LowerOptions {
   bool dedicated_outputs = false;
   /// Large float32 matmuls call oneDNN through the context; off: every matmul is generated.
   bool library_matmul = true;
-  /// A library matmul with at least 64K output elements whose result only one loop reads, a
-  /// loop that only finishes it with post-ops (PostOp) and stores it once, takes that loop as
-  /// its epilogue (with a relu only when 2·k·(m + n) <= m·n: the runtime scans A and B per call
-  /// for it); off: such loops stay.
-  bool fuse_epilogues = true;
+  /// Which matmuls take the loop that only finishes their result (post-ops, PostOp, stored
+  /// once) as their epilogue, when only that loop reads the result; the others' loops stay.
+  enum class Epilogues : uint8_t {
+    None,
+    /// library matmuls with at least 64K output elements, any chain of post-ops (a relu only
+    /// when 2·k·(m + n) <= m·n: the runtime scans A and B per call for NaN, which oneDNN's
+    /// relu would drop): oneDNN post-ops
+    OneDnn,
+    /// float32 matmuls of any size whose chain is alpha·x + beta·C + bias (affine_epilogue;
+    /// a bias only without batch dims; C - x as a scale by -1 and an add), no activation:
+    /// cuBLASLt's epilogue
+    Affine,
+  };
+  Epilogues epilogues = Epilogues::OneDnn;
   /// A reduction of a value still open in a loop of the same shape joins that loop (LoopReduce,
   /// which accumulates in place: right for one thread per output, not for a GPU's many); off:
   /// it becomes a ReduceStep of its own (or a fallback when its axes are not one run).

@@ -14,7 +14,8 @@ namespace kiln::backend::cuda {
 
 /// How the CUDA backend lowers a graph: reductions stay steps of their own (a thread block per
 /// output element, not accumulated in place by a fused loop), every matmul is a step (cuBLAS
-/// or the eager integer kernel) without epilogues.
+/// or the eager integer kernel) without epilogues. A plan that is not a block program is
+/// lowered again with Epilogues::Affine, kept when cuBLASLt takes each fused epilogue.
 cpu::LowerOptions lower_options();
 
 /// The steps of `plan` that are kernels of its program, in program order: every loop and

@@ -19,6 +19,7 @@
 
 #if KILN_WITH_CUDA
 #include "ops/dispatch.h"
+#include "ops/kernels/cuda/blas_lt.h"
 #include "ops/kernels/cuda/kernels.h"
 #include "ops/kernels/cuda/launch.h"
 #include "ops/kernels/cuda/source.h"
@@ -98,6 +99,8 @@ class Program {
       : root_(std::move(root)), graph_(std::move(graph)), device_(device), gpu_{DeviceType::GPU, device} {
     auto t0 = std::chrono::steady_clock::now();
     plan_ = cpu::lower(*graph_, cuda::lower_options());
+    block_ = cuda::block_program(plan_);
+    if (!block_.eligible) fuse_epilogues();
     stats_.lower_us = micros_since(t0);
     result_buffers_.resize(plan_.num_results);
     for (const Buffer& b : plan_.buffers)
@@ -108,7 +111,6 @@ class Program {
         subs_[k][i] = make_executable(root_, *plan_.fallback_steps[k].node->subgraphs[i]);
     const std::vector<const Step*> steps = cuda::kernel_steps(plan_);
     stats_.code_source = "none";
-    block_ = cuda::block_program(plan_);
     if (block_.eligible) {
       launch_ = Launch::Block;
       g_block_programs.fetch_add(1, std::memory_order_relaxed);
@@ -134,11 +136,10 @@ class Program {
     stats_.gpu_launch = launch_ == Launch::Block ? "block" : launch_ == Launch::Graph ? "graph" : "stream";
     for (const Tensor& c : plan_.constants) constants_.push_back(c.to(gpu_));
     stats_.steps = plan_.steps.size();
-    for (const Step& s : plan_.steps)
-      if (s.kind == Step::Kind::Loop) {
-        ++stats_.loops;
-        stats_.fused_nodes += s.loop.nodes.size();
-      }
+    for (const Step& s : plan_.steps) {
+      if (s.kind == Step::Kind::Loop) ++stats_.loops;
+      stats_.fused_nodes += s.kind == Step::Kind::Loop ? s.loop.nodes.size() : s.matmul.epilogue_nodes.size();
+    }
     stats_.fallbacks = plan_.fallbacks.size();
     logging::debug(
         "[cuda] '{}' on GPU:{}: {} steps ({} loops fusing {} nodes, {} kernels, launched as '{}'), arena {} B; lower "
@@ -252,6 +253,40 @@ class Program {
     k.threads = 32;
     while (k.threads < 256 && k.threads < uint64_t(r.reduced)) k.threads *= 2;
     k.blocks = unsigned(std::min<long long>(k.outputs, 1 << 20));
+  }
+
+  // Lowers the graph again with matmul epilogues (the loops that only add a bias or a tensor
+  // of the result's shape, or scale, fused into cuBLASLt matmuls) and keeps that plan when
+  // cuBLASLt plans every one of its matmuls; otherwise the plan stays as it was.
+  void fuse_epilogues() {
+    cpu::LowerOptions o = cuda::lower_options();
+    o.epilogues = cpu::LowerOptions::Epilogues::Affine;
+    cpu::Plan fused = cpu::lower(*graph_, o);
+    std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lts;
+    std::string why;
+    std::function<bool(const std::vector<Step>&)> plan_all = [&](const std::vector<Step>& list) {
+      for (const Step& s : list) {
+        if ((s.kind == Step::Kind::Cond || s.kind == Step::Kind::While) &&
+            (!plan_all(s.control.first) || !plan_all(s.control.second)))
+          return false;
+        if (s.kind != Step::Kind::MatMul || s.matmul.epilogue.empty()) continue;
+        const cpu::MatMulStep& mm = s.matmul;
+        const cpu::AffineEpilogue form = *cpu::affine_epilogue(mm.epilogue);
+        ops::cuda::LtMatmulShape shape{mm.m,        mm.n,        mm.k,       mm.batch,  mm.ta,         mm.tb,
+                                       mm.a_stride, mm.b_stride, form.alpha, form.beta, form.bias >= 0};
+        auto lt = ops::cuda::LtMatmul::plan(device_, shape, &why);
+        if (!lt) return false;
+        lts.emplace(&s, std::move(lt));
+      }
+      return true;
+    };
+    if (!plan_all(fused.steps)) {
+      logging::debug("[cuda] '{}': matmul epilogues stay loops: {}", graph_->name, why);
+      return;
+    }
+    if (lts.empty()) return;   // nothing was fused
+    plan_ = std::move(fused);  // moving the step vectors keeps the steps' addresses
+    lt_ = std::move(lts);
   }
 
   // Compiles `source` (or finds it in the code cache) and loads it as this program's module.
@@ -444,6 +479,12 @@ class Program {
         }
         case Step::Kind::MatMul: {
           const cpu::MatMulStep& mm = s.matmul;
+          if (!mm.epilogue.empty()) {
+            const cpu::AffineEpilogue form = *cpu::affine_epilogue(mm.epilogue);
+            lt_.at(&s)->run(graph_->name, ptr(mm.a, c), ptr(mm.b, c), form.add >= 0 ? ptr(form.add, c) : nullptr,
+                            form.bias >= 0 ? ptr(form.bias, c) : nullptr, ptr(mm.out, c));
+            break;
+          }
           ops::cuda::matmul_on_device(graph_->name, device_, plan_.buffers[size_t(mm.out)].dtype, ptr(mm.a, c),
                                       ptr(mm.b, c), ptr(mm.out, c), mm.m, mm.n, mm.k, mm.batch, mm.ta, mm.tb,
                                       mm.a_stride, mm.b_stride);
@@ -518,6 +559,7 @@ class Program {
   std::vector<Tensor> constants_;                     // plan_.constants on the GPU
   CUmodule module_ = nullptr;
   std::unordered_map<const Step*, Kernel> kernels_;
+  std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lt_;  // matmuls with epilogues
   BackendStats stats_;
   enum class Launch { Block, Graph, Stream };
   Launch launch_ = Launch::Stream;

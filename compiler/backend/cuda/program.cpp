@@ -322,7 +322,7 @@ std::string block_program_source(const Plan& plan, const BlockProgram& bp, const
 cpu::LowerOptions lower_options() {
   cpu::LowerOptions o;
   o.library_matmul = false;
-  o.fuse_epilogues = false;
+  o.epilogues = cpu::LowerOptions::Epilogues::None;
   o.fuse_reductions = false;
   o.half_floats = true;
   return o;

@@ -447,6 +447,11 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
   launch(who, device, fn, m * n * batches, args);
 }
 
+void* blas_workspace(int device, size_t* bytes) {
+  *bytes = BlasHandle::kWorkspaceBytes;
+  return blas_handle(device).workspace;
+}
+
 void copy_many_on_device(std::string_view who, int device, std::span<const DeviceCopy> copies) {
   struct CopyList {
     int n;

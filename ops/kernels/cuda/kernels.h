@@ -31,6 +31,11 @@ bool nvrtc_available(std::string& why);
 void matmul_on_device(std::string_view who, int device, DType dtype, const void* a, const void* b, void* c, int64_t m,
                       int64_t n, int64_t k, int64_t batches, bool ta, bool tb, int64_t a_stride, int64_t b_stride);
 
+/// The workspace cuBLAS and cuBLASLt use on GPU `device` (allocated once, with the device's
+/// cuBLAS handle: nothing is allocated while a CUDA graph is captured); `*bytes` its size. The
+/// libraries run on the device's one stream, which orders their uses of it.
+void* blas_workspace(int device, size_t* bytes);
+
 /// One device-to-device copy of copy_many_on_device.
 struct DeviceCopy {
   void* dst = nullptr;
