@@ -54,7 +54,11 @@ run | check | bench)
     echo "== correctness: [.cuda] tests" | tee -a "$log"
     for t in $tests; do
       echo "-- $t" | tee -a "$log"
-      .gpu/$t "[.cuda]" 2>&1 | tail -300 | tee -a "$log" || status=1
+      # a hung kernel must not take the whole lease: 120 s a binary, 300 s for the conformance
+      # run (about 900 NVRTC compiles of ~0.1 s on a cold cache)
+      limit=120
+      [ "$t" = test_conformance ] && limit=300
+      timeout $limit .gpu/$t "[.cuda]" 2>&1 | tail -300 | tee -a "$log" || status=1
     done
   fi
   [ "$cmd" = check ] && exit $status

@@ -1,6 +1,7 @@
 // `kiln bench --gpu`: the GPU workloads of issue 8, each traced (the CUDA backend) and eager
 // on GPU:0, checked against the CPU once and then timed with a synchronize after every call
-// and back to back (N calls, one synchronize).
+// and back to back (N calls, one synchronize); then a few profiled calls of the traced function
+// say where its GPU time goes, step by step.
 #include "tools/bench_gpu.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <limits>
 #include <memory>
 
+#include "compiler/backend/cuda/cuda_backend.h"
 #include "kiln/kiln.h"
 #include "runtime/cuda/cuda.h"
 #include "tools/bench_suite.h"
@@ -118,6 +120,22 @@ class Bench {
     }
     check(name, "kiln_eager", eager, want);  // outside the scope: the check reads values on the host
   }
+  // GPU time per step of `f`'s traced function over `calls` profiled calls (steps queued one by
+  // one between CUDA events: backend::cuda::set_profiling), printed after the workload's times
+  void profile(const std::function<void()>& f, int calls) {
+    backend::cuda::set_profiling(true);
+    (void)backend::cuda::profile_report();
+    try {
+      for (int i = 0; i < calls; ++i) f();
+    } catch (...) {
+      backend::cuda::set_profiling(false);
+      throw;
+    }
+    backend::cuda::set_profiling(false);
+    std::printf("    GPU time per step of the traced call (%d profiled calls, no graph replay):\n%s", calls,
+                backend::cuda::profile_report(8).c_str());
+    std::fflush(stdout);
+  }
   void write_json() const;
 
   void power();
@@ -143,6 +161,7 @@ void Bench::power() {
   auto graph = [&] { fn(x); };
   add(name, "kiln_graph", "back_to_back", time_gpu(graph, false, repeat_) / 1e3, "us");
   add(name, "kiln_graph", "synced", time_gpu(graph, true, repeat_) / 1e3, "us");
+  profile(graph, 20);
   DeviceScope scope(kGpu);
   auto eager_call = [&] { f(x); };
   add(name, "kiln_eager", "back_to_back", time_gpu(eager_call, false, repeat_) / 1e3, "us");
@@ -178,6 +197,7 @@ void Bench::relu_chain() {
   add(name, "kiln_graph", "back_to_back", time_gpu(graph, false, repeat_) / 1e3, "us");
   add(name, "kiln_graph", "bandwidth", bytes / graph_ns, "GB/s");
   add(name, "kiln_graph", "copy_fraction", copy_ns / graph_ns, "fraction");
+  profile(graph, 3);
   DeviceScope scope(kGpu);
   double eager_ns = time_gpu([&] { f(x); }, true, repeat_);
   add(name, "kiln_eager", "synced", eager_ns / 1e3, "us");
@@ -215,6 +235,7 @@ void Bench::mlp(int64_t batch) {
   auto graph = [&] { fn(graphed->x, graphed->onehot); };
   add(name, "kiln_graph", "synced", time_gpu(graph, true, repeat_) / 1e6, "ms");
   add(name, "kiln_graph", "back_to_back", time_gpu(graph, false, repeat_) / 1e6, "ms");
+  profile(graph, 10);
   DeviceScope scope(kGpu);
   auto eager_step = [&] { eager->step(eager->x, eager->onehot); };
   add(name, "kiln_eager", "synced", time_gpu(eager_step, true, repeat_) / 1e6, "ms");

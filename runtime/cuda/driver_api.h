@@ -24,7 +24,8 @@ namespace kiln::cuda {
   X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuMemAlloc) X(cuMemFree) \
   X(cuMemGetInfo) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) \
   X(cuMemsetD8Async) X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction) \
-  X(cuLaunchKernel) X(cuGetErrorName) X(cuGetErrorString)
+  X(cuLaunchKernel) X(cuGetErrorName) X(cuGetErrorString) X(cuEventCreate) X(cuEventRecord) \
+  X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy)
 // clang-format on
 
 /// The loaded driver functions.

@@ -6,6 +6,7 @@
 // interpreter's results, update variables, and reuse their compiled program.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -623,7 +624,7 @@ TEST_CASE("CUDA backend: small graphs are one kernel, larger ones replay a CUDA 
   }
 }
 
-TEST_CASE("CUDA backend: matmul epilogues run in cuBLASLt", "[.cuda]") {
+TEST_CASE("CUDA backend: cuBLASLt runs matmul epilogues and 16-bit float matmuls", "[.cuda]") {
   require_gpu();
   // 256 x 128 inputs: too large for a block program, so the matmuls are library calls
   Tensor x = random::normal({256, 128}, 1), w = random::normal({128, 96}, 2), b = random::normal({96}, 3);
@@ -649,6 +650,20 @@ TEST_CASE("CUDA backend: matmul epilogues run in cuBLASLt", "[.cuda]") {
     REQUIRE(reinterpret_cast<uintptr_t>(view.device_data()) % 16 == 4);
     check_same(native(x.to(kGPU), w.to(kGPU), view), dense(x, w, wide.index({Slice(1, None)})), 1e-4);
   }
+  for (DType dt : {float16, bfloat16}) {
+    // 16-bit float matmuls run on cuBLASLt (float32 sums, like the CPU), eagerly and compiled,
+    // once per shape; a B operand 2 bytes off a 16-byte boundary takes the element-aligned algorithm
+    INFO(dtype_name(dt));
+    Tensor a = cast(random::normal({64, 40}, 11), dt), wide = cast(random::normal({40 * 24 + 1}, 12), dt);
+    Tensor bv = reshape(wide.to(kGPU).index({Slice(1, None)}), {40, 24});
+    REQUIRE(reinterpret_cast<uintptr_t>(bv.device_data()) % 16 == 2);
+    Tensor b = reshape(wide.index({Slice(1, None)}), {40, 24});
+    const uint64_t before = ops::cuda::lt_matmuls_planned();
+    const double tol = dt == float16 ? 2e-3 : 1e-2;
+    for (int i = 0; i < 2; ++i) check_same(matmul(a.to(kGPU), bv), matmul(a, b), tol);
+    check_same(matmul(a.to(kGPU), a.to(kGPU), true, false), matmul(a, a, true, false), tol);
+    CHECK(ops::cuda::lt_matmuls_planned() == before + 2);
+  }
   {
     // NaN in the product: the relu that stays a loop keeps it, as on the CPU
     auto native = function(dense_relu, on(backend::BackendKind::Cpu, "epilogue"));
@@ -659,6 +674,34 @@ TEST_CASE("CUDA backend: matmul epilogues run in cuBLASLt", "[.cuda]") {
     for (int64_t i = 0; i < out.num_elements(); ++i) nans += std::isnan(p[i]) ? 1 : 0;
     CHECK(nans == 96);  // row 5, every column
   }
+}
+
+TEST_CASE("CUDA backend: the step profile times each step of a call", "[.cuda]") {
+  require_gpu();
+  struct Profiling {
+    Profiling() { gpu_backend::set_profiling(true); }
+    ~Profiling() { gpu_backend::set_profiling(false); }
+  } profiling;
+  (void)gpu_backend::profile_report();  // empty it
+  auto native = function(softmax_fn, on(backend::BackendKind::Cpu, "softmax"));
+  auto interp = function(softmax_fn, on(backend::BackendKind::Interpreter, "softmax"));
+  auto power = function(power_fn, on(backend::BackendKind::Cpu, "power"));
+  const uint64_t replays = gpu_backend::graph_replays();
+  for (uint64_t i = 0; i < 3; ++i) {
+    Tensor x = random::normal({300, 70}, 30 + i);
+    check_same(native(x.to(kGPU)), interp(x));  // profiled calls give the same results
+  }
+  Tensor p = random::uniform({10, 10}, 7, -0.3, 0.3);
+  check_same(power(p.to(kGPU)), power_fn(p), 1e-4);
+  CHECK(gpu_backend::graph_replays() == replays);  // the steps ran one by one
+  const std::string report = gpu_backend::profile_report();
+  INFO(report);
+  // a header, softmax's four steps and power's single-block kernel
+  CHECK(std::count(report.begin(), report.end(), '\n') == 6);
+  CHECK(report.find("softmax: reduce_max [300, 70, 1]") != std::string::npos);
+  CHECK(report.find("softmax: reduce_sum [300, 70, 1]") != std::string::npos);
+  CHECK(report.find("power: block program (99 steps)") != std::string::npos);
+  CHECK(gpu_backend::profile_report().empty());
 }
 
 TEST_CASE("CUDA backend: programs come from the code cache, in memory and on disk", "[.cuda]") {

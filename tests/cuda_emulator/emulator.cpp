@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,6 +38,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "runtime/half.h"
 
 #ifndef KILN_EMU_SHIM
 #error "KILN_EMU_SHIM (the path of device_shim.h) must be defined"
@@ -358,6 +361,35 @@ CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
 }
 CUresult cuGraphExecDestroy(CUgraphExec exec) {
   delete reinterpret_cast<Graph*>(exec);
+  return CUDA_SUCCESS;
+}
+
+// Events: the host time at which the stream reached them (streams run their work at once).
+struct CUevent_st {
+  std::chrono::steady_clock::time_point at{};
+  bool recorded = false;
+};
+CUresult cuEventCreate(CUevent* e, unsigned int) {
+  *e = new CUevent_st();
+  return CUDA_SUCCESS;
+}
+CUresult cuEventRecord(CUevent e, CUstream stream) {
+  if (!e) return CUDA_ERROR_INVALID_HANDLE;
+  std::lock_guard lock(state().mu);
+  return enqueue(stream, [e] {
+    e->at = std::chrono::steady_clock::now();
+    e->recorded = true;
+  });
+}
+CUresult cuEventSynchronize(CUevent e) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
+  if (!ms || !start || !end) return CUDA_ERROR_INVALID_HANDLE;
+  if (!start->recorded || !end->recorded) return CUDA_ERROR_NOT_READY;
+  *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
+  return CUDA_SUCCESS;
+}
+CUresult cuEventDestroy(CUevent e) {
+  delete e;
   return CUDA_SUCCESS;
 }
 CUresult cuGraphDestroy(CUgraph graph) {
@@ -682,8 +714,9 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
 }
 
 // ---- cuBLASLt ----
-// The float32 subset Kiln uses: column-major D = alpha op(A) op(B) + beta C (+ a bias per row
-// of D), strided batches, the DEFAULT and BIAS epilogues. The heuristics hand out one
+// The subset Kiln uses: column-major D = alpha op(A) op(B) + beta C (+ a bias per row of D) of
+// float32, float16 or bfloat16 matrices (all of one type, float32 sums), strided batches, the
+// DEFAULT and BIAS epilogues. The heuristics hand out one
 // "algorithm" that records the alignment it was chosen for; a matmul whose operands are less
 // aligned fails, as an algorithm using wider loads would.
 
@@ -722,8 +755,9 @@ cublasStatus_t set_value(T& field, const void* buf, size_t size) {
 // Whether the matmul's shapes agree: op(A) is M x K, op(B) K x N, C and D M x N, batch counts
 // equal, float32 everywhere, an epilogue this emulator knows.
 bool lt_valid(const LtDesc* d, const LtLayout* a, const LtLayout* b, const LtLayout* c, const LtLayout* dd) {
+  if (!dd || (dd->type != CUDA_R_32F && dd->type != CUDA_R_16F && dd->type != CUDA_R_16BF)) return false;
   for (const LtLayout* l : {a, b, c, dd})
-    if (!l || l->type != CUDA_R_32F || l->ld < int64_t(l->rows) || l->batches != dd->batches) return false;
+    if (!l || l->type != dd->type || l->ld < int64_t(l->rows) || l->batches != dd->batches) return false;
   const uint64_t m = d->ta == CUBLAS_OP_N ? a->rows : a->cols, k = d->ta == CUBLAS_OP_N ? a->cols : a->rows;
   const uint64_t kb = d->tb == CUBLAS_OP_N ? b->rows : b->cols, n = d->tb == CUBLAS_OP_N ? b->cols : b->rows;
   return d->compute == CUBLAS_COMPUTE_32F && d->scale == CUDA_R_32F && k == kb && c->rows == m && c->cols == n &&
@@ -734,6 +768,23 @@ bool lt_valid(const LtDesc* d, const LtLayout* a, const LtLayout* b, const LtLay
 uint32_t alignment_of(const void* p) {
   const auto v = reinterpret_cast<uintptr_t>(p);
   return v == 0 ? 256u : uint32_t(std::min<uintptr_t>(256, v & (~v + 1)));
+}
+
+size_t element_size(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
+
+// Element i of a matrix of type t, as float; storing one rounds to nearest even.
+float lt_load(const void* p, cudaDataType_t t, int64_t i) {
+  if (t == CUDA_R_32F) return static_cast<const float*>(p)[i];
+  const uint16_t bits = static_cast<const uint16_t*>(p)[i];
+  return t == CUDA_R_16F ? kiln::detail::half_bits_to_float(bits) : kiln::detail::bf16_bits_to_float(bits);
+}
+void lt_store(void* p, cudaDataType_t t, int64_t i, float v) {
+  if (t == CUDA_R_32F) {
+    static_cast<float*>(p)[i] = v;
+    return;
+  }
+  static_cast<uint16_t*>(p)[i] =
+      t == CUDA_R_16F ? kiln::detail::float_to_half_bits(v) : kiln::detail::float_to_bf16_bits(v);
 }
 
 size_t extent(const LtLayout* l) {
@@ -849,7 +900,8 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
     return CUBLAS_STATUS_NOT_SUPPORTED;
   uint32_t align = std::min(std::min(p->align[0], p->align[1]), std::min(p->align[2], p->align[3]));
   if (dsc->epilogue == CUBLASLT_EPILOGUE_BIAS) align = std::min(align, alignment_of(dsc->bias));
-  if (align < sizeof(float)) return CUBLAS_STATUS_SUCCESS;  // no algorithm reads floats that unaligned
+  if (align < element_size(reinterpret_cast<const LtLayout*>(d)->type))
+    return CUBLAS_STATUS_SUCCESS;  // no algorithm reads elements that unaligned
   results[0] = cublasLtMatmulHeuristicResult_t{};
   results[0].algo.data[0] = align;
   results[0].state = CUBLAS_STATUS_SUCCESS;
@@ -871,11 +923,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
   std::lock_guard lock(s.mu);
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
   const bool bias = dsc.epilogue == CUBLASLT_EPILOGUE_BIAS;
-  const auto* a = static_cast<const float*>(A);
-  const auto* b = static_cast<const float*>(B);
-  const auto* c = static_cast<const float*>(C);
-  const auto* bv = static_cast<const float*>(dsc.bias);
-  auto* dd = static_cast<float*>(D);
+  const cudaDataType_t t = ld.type;
+  const size_t es = element_size(t);
   const uint32_t need = uint32_t(algo->data[0]);
   for (const void* p : {A, B, C, static_cast<const void*>(D), bias ? dsc.bias : nullptr})
     if (p && alignment_of(p) < need) {
@@ -883,27 +932,26 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
               need);
       return CUBLAS_STATUS_NOT_SUPPORTED;
     }
-  if ((workspace_bytes && !in_device_memory(workspace, workspace_bytes)) ||
-      !in_device_memory(A, extent(&la) * sizeof(float)) || !in_device_memory(B, extent(&lb) * sizeof(float)) ||
-      (be != 0 && !in_device_memory(C, extent(&lc) * sizeof(float))) ||
-      !in_device_memory(D, extent(&ld) * sizeof(float)) || (bias && !in_device_memory(bv, ld.rows * sizeof(float))))
+  if ((workspace_bytes && !in_device_memory(workspace, workspace_bytes)) || !in_device_memory(A, extent(&la) * es) ||
+      !in_device_memory(B, extent(&lb) * es) || (be != 0 && !in_device_memory(C, extent(&lc) * es)) ||
+      !in_device_memory(D, extent(&ld) * es) || (bias && !in_device_memory(dsc.bias, ld.rows * es)))
     return CUBLAS_STATUS_EXECUTION_FAILED;
   const int64_t m = int64_t(ld.rows), n = int64_t(ld.cols);
   const int64_t k = int64_t(dsc.ta == CUBLAS_OP_N ? la.cols : la.rows);
+  const void* bv = dsc.bias;
   enqueue(reinterpret_cast<CUstream>(stream), [=] {
-    for (int64_t t = 0; t < ld.batches; ++t) {
-      const float* at = a + t * la.stride;
-      const float* bt = b + t * lb.stride;
+    for (int64_t b = 0; b < ld.batches; ++b) {
+      const int64_t oa = b * la.stride, ob = b * lb.stride, oc = b * lc.stride, od = b * ld.stride;
       for (int64_t j = 0; j < n; ++j)
         for (int64_t i = 0; i < m; ++i) {
           float sum = 0;
           for (int64_t l = 0; l < k; ++l)
-            sum += (dsc.ta == CUBLAS_OP_N ? at[i + l * la.ld] : at[l + i * la.ld]) *
-                   (dsc.tb == CUBLAS_OP_N ? bt[l + j * lb.ld] : bt[j + l * lb.ld]);
+            sum += lt_load(A, t, oa + (dsc.ta == CUBLAS_OP_N ? i + l * la.ld : l + i * la.ld)) *
+                   lt_load(B, t, ob + (dsc.tb == CUBLAS_OP_N ? l + j * lb.ld : j + l * lb.ld));
           float v = al * sum;
-          if (be != 0) v += be * c[t * lc.stride + i + j * lc.ld];
-          if (bias) v += bv[i];
-          dd[t * ld.stride + i + j * ld.ld] = v;
+          if (be != 0) v += be * lt_load(C, t, oc + i + j * lc.ld);
+          if (bias) v += lt_load(bv, t, i);
+          lt_store(D, t, od + i + j * ld.ld, v);
         }
     }
   });

@@ -945,53 +945,62 @@ std::optional<AffineEpilogue> affine_epilogue(std::span<const PostOp> epilogue) 
 
 namespace {
 
+std::string shape_of(std::span<const int64_t> d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
 void print_steps(std::ostringstream& os, const std::vector<Step>& steps, const std::string& indent) {
-  auto shape_of = [&](std::span<const int64_t> d) {
-    std::string s = "[";
-    for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
-    return s + "]";
-  };
   for (const Step& s : steps) {
-    os << indent;
-    switch (s.kind) {
-      case Step::Kind::Loop:
-        os << "loop " << shape_of(s.loop.dims) << " {";
-        for (size_t i = 0; i < s.loop.nodes.size(); ++i) os << (i ? ", " : "") << s.loop.nodes[i]->name();
-        os << "} stores " << s.loop.stores.size();
-        if (!s.loop.reduces.empty()) os << " reduces " << s.loop.reduces.size();
-        os << "\n";
-        break;
-      case Step::Kind::MatMul:
-        os << "matmul " << s.matmul.batch << "x" << s.matmul.m << "x" << s.matmul.n << "x" << s.matmul.k
-           << (s.matmul.library ? " library" : " inline");
-        if (!s.matmul.epilogue.empty()) {
-          static constexpr const char* kNames[] = {"bias", "add", "scale", "relu", "tanh", "sigmoid"};
-          os << " {";
-          for (size_t i = 0; i < s.matmul.epilogue.size(); ++i)
-            os << (i ? ", " : "") << kNames[size_t(s.matmul.epilogue[i].kind)];
-          os << "}";
-        }
-        os << "\n";
-        break;
-      case Step::Kind::Reduce:
-        os << ops::op_def(s.reduce.op).name << " [" << s.reduce.outer << ", " << s.reduce.reduced << ", "
-           << s.reduce.inner << "]\n";
-        break;
-      case Step::Kind::Fallback:
-        os << "fallback " << s.fallback.node->name() << "\n";
-        break;
-      case Step::Kind::Cond:
-      case Step::Kind::While:
-        os << (s.kind == Step::Kind::Cond ? "cond then:\n" : "while cond:\n");
-        print_steps(os, s.control.first, indent + "  ");
-        os << indent << (s.kind == Step::Kind::Cond ? "else:\n" : "body:\n");
-        print_steps(os, s.control.second, indent + "  ");
-        break;
+    if (s.kind != Step::Kind::Cond && s.kind != Step::Kind::While) {
+      os << indent << describe(s) << "\n";
+      continue;
     }
+    os << indent << (s.kind == Step::Kind::Cond ? "cond then:\n" : "while cond:\n");
+    print_steps(os, s.control.first, indent + "  ");
+    os << indent << (s.kind == Step::Kind::Cond ? "else:\n" : "body:\n");
+    print_steps(os, s.control.second, indent + "  ");
   }
 }
 
 }  // namespace
+
+std::string describe(const Step& s) {
+  std::ostringstream os;
+  switch (s.kind) {
+    case Step::Kind::Loop:
+      os << "loop " << shape_of(s.loop.dims) << " {";
+      for (size_t i = 0; i < s.loop.nodes.size(); ++i) os << (i ? ", " : "") << s.loop.nodes[i]->name();
+      os << "} stores " << s.loop.stores.size();
+      if (!s.loop.reduces.empty()) os << " reduces " << s.loop.reduces.size();
+      break;
+    case Step::Kind::MatMul:
+      os << "matmul " << s.matmul.batch << "x" << s.matmul.m << "x" << s.matmul.n << "x" << s.matmul.k
+         << (s.matmul.library ? " library" : " inline");
+      if (!s.matmul.epilogue.empty()) {
+        static constexpr const char* kNames[] = {"bias", "add", "scale", "relu", "tanh", "sigmoid"};
+        os << " {";
+        for (size_t i = 0; i < s.matmul.epilogue.size(); ++i)
+          os << (i ? ", " : "") << kNames[size_t(s.matmul.epilogue[i].kind)];
+        os << "}";
+      }
+      break;
+    case Step::Kind::Reduce:
+      os << ops::op_def(s.reduce.op).name << " [" << s.reduce.outer << ", " << s.reduce.reduced << ", "
+         << s.reduce.inner << "]";
+      break;
+    case Step::Kind::Fallback:
+      os << "fallback " << s.fallback.node->name();
+      break;
+    case Step::Kind::Cond:
+    case Step::Kind::While:
+      os << (s.kind == Step::Kind::Cond ? "cond (" : "while (") << s.control.first.size() << " + "
+         << s.control.second.size() << " steps)";
+      break;
+  }
+  return os.str();
+}
 
 std::string Plan::to_string() const {
   std::ostringstream os;

@@ -172,6 +172,10 @@ struct Plan {
 /// not fit the graph.
 std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape> shapes);
 
+/// One line naming `s` as Plan::to_string prints it ("loop [64, 16] {add, relu} stores 1",
+/// "matmul 1x64x16x32 inline {bias}"); a cond or while step with its branches' step counts.
+std::string describe(const Step& s);
+
 /// True when every value of `g` (subgraphs included) has a fully defined, non-string type.
 bool is_static(const ir::Graph& g);
 

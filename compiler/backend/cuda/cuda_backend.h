@@ -4,6 +4,7 @@
 // with NVRTC anywhere); make_cuda in executable.h builds the executable.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -70,5 +71,16 @@ uint64_t programs_compiled();
 uint64_t block_programs();
 uint64_t graphs_captured();
 uint64_t graph_replays();
+
+/// Per-step GPU times of compiled functions, for `kiln bench --gpu` and for finding where a
+/// program's time goes (no profiler needed). While on, every call of a CUDA program queues the
+/// program's single-block kernel or its top-level steps one by one (no CUDA graph replay)
+/// between CUDA events, waits for them, and adds each step's GPU time to a process-wide table.
+/// Off by default; KILN_CUDA_PROFILE=1 turns it on from the start.
+void set_profiling(bool on);
+
+/// The table's `top` largest steps as text (share of the profiled GPU time, microseconds per
+/// call, function and step as cpu::describe names it), then empties it; "" when it is empty.
+std::string profile_report(size_t top = 12);
 
 }  // namespace kiln::backend::cuda

@@ -8,9 +8,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
+
+#include <fmt/format.h>
 
 #include "compiler/backend/cuda/cuda_backend.h"
 #include "compiler/backend/executable.h"
@@ -31,6 +34,20 @@ namespace kiln::backend {
 namespace {
 
 std::atomic<uint64_t> g_programs_compiled{0}, g_block_programs{0}, g_graphs_captured{0}, g_graph_replays{0};
+
+// The step profile (cuda::set_profiling): GPU time per step of each program, by program serial
+// number and step index.
+struct ProfiledStep {
+  std::string function, step;
+  double us = 0;
+  uint64_t calls = 0;
+};
+std::atomic<bool> g_profiling{[] {
+  const char* env = std::getenv("KILN_CUDA_PROFILE");
+  return env != nullptr && std::string_view(env) == "1";
+}()};
+std::mutex g_profile_mu;
+std::map<std::pair<uint64_t, size_t>, ProfiledStep> g_profile;
 
 // `host` for calls on the CPU; calls that run on a GPU go to the CUDA executable, made on the
 // first of them so that CPU-only use never loads CUDA.
@@ -64,6 +81,27 @@ uint64_t cuda::block_programs() { return g_block_programs.load(std::memory_order
 uint64_t cuda::graphs_captured() { return g_graphs_captured.load(std::memory_order_relaxed); }
 uint64_t cuda::graph_replays() { return g_graph_replays.load(std::memory_order_relaxed); }
 
+void cuda::set_profiling(bool on) { g_profiling.store(on, std::memory_order_relaxed); }
+
+std::string cuda::profile_report(size_t top) {
+  std::vector<ProfiledStep> steps;
+  {
+    std::lock_guard lock(g_profile_mu);
+    for (auto& [key, step] : g_profile) steps.push_back(std::move(step));
+    g_profile.clear();
+  }
+  if (steps.empty()) return "";
+  std::sort(steps.begin(), steps.end(), [](const ProfiledStep& a, const ProfiledStep& b) { return a.us > b.us; });
+  double total = 0;
+  for (const ProfiledStep& p : steps) total += p.us;
+  std::string out = fmt::format("    {:>6} {:>10}  {}\n", "share", "us/call", "function: step");
+  for (size_t i = 0; i < steps.size() && i < top; ++i)
+    out += fmt::format("    {:>5.1f}% {:>10.2f}  {}: {}\n", 100.0 * steps[i].us / std::max(total, 1e-30),
+                       steps[i].us / double(std::max<uint64_t>(steps[i].calls, 1)), steps[i].function, steps[i].step);
+  if (steps.size() > top) out += fmt::format("    ({} more steps)\n", steps.size() - top);
+  return out;
+}
+
 Ref<Executable> with_gpu(Ref<Executable> host, std::shared_ptr<const ir::Graph> root, const ir::Graph& graph) {
   if (!::kiln::cuda::built_with_cuda()) return host;
   return make_ref<DeviceSplit>(std::move(host), std::move(root), graph);
@@ -76,6 +114,8 @@ namespace {
 using cpu::Buffer;
 using cpu::Plan;
 using cpu::Step;
+
+std::atomic<uint64_t> g_next_serial{0};  // numbers programs for the profile
 
 // Specializations kept per executable (over all GPUs); later shapes run node by node.
 constexpr size_t kMaxSpecializations = 8;
@@ -156,6 +196,7 @@ class Program {
 
   ~Program() {
     cuda_graph_.reset();  // its launches use this module's kernels (it waits for its replays)
+    for (CUevent e : events_) ::kiln::cuda::driver().cuEventDestroy(e);
     if (!module_) return;
     // kernels of this module may still be queued; a failure here was (or will be) reported to
     // the call that queued them
@@ -186,19 +227,10 @@ class Program {
       c.args.push_back(value.device() == gpu_ ? value : value.to(gpu_));
     }
     for (const Buffer* b : result_buffers_) c.outs.push_back(Tensor::empty(b->shape, b->dtype, gpu_));
-    switch (launch_) {
-      case Launch::Block:
-        run_block(c);
-        break;
-      case Launch::Graph:
-        if (replay(c)) break;
-        [[fallthrough]];
-      case Launch::Stream:
-        if (plan_.arena_bytes) c.arena = Storage::allocate(plan_.arena_bytes, gpu_);
-        run_steps(plan_.steps, c);
-        warm_.store(true, std::memory_order_release);
-        break;
-    }
+    if (g_profiling.load(std::memory_order_relaxed))
+      run_profiled(c);
+    else
+      run_launch(c);
     for (auto [slot, id] : plan_.assigns) {
       std::shared_ptr<VariableImpl> v = g.variables[size_t(slot)].var.lock();
       if (!v) continue;
@@ -272,8 +304,8 @@ class Program {
         if (s.kind != Step::Kind::MatMul || s.matmul.epilogue.empty()) continue;
         const cpu::MatMulStep& mm = s.matmul;
         const cpu::AffineEpilogue form = *cpu::affine_epilogue(mm.epilogue);
-        ops::cuda::LtMatmulShape shape{mm.m,        mm.n,        mm.k,       mm.batch,  mm.ta,         mm.tb,
-                                       mm.a_stride, mm.b_stride, form.alpha, form.beta, form.bias >= 0};
+        ops::cuda::LtMatmulShape shape{DType::Float32, mm.m,        mm.n,        mm.k,       mm.batch,  mm.ta,
+                                       mm.tb,          mm.a_stride, mm.b_stride, form.alpha, form.beta, form.bias >= 0};
         auto lt = ops::cuda::LtMatmul::plan(device_, shape, &why);
         if (!lt) return false;
         lts.emplace(&s, std::move(lt));
@@ -354,6 +386,64 @@ class Program {
     const double queued = std::max(double(plan_.steps.size()) * kLaunchUs, gpu_us);
     const double replayed = std::max(3 * kLaunchUs, gpu_us + 2 * copy_bytes / kBytesPerUs);
     return replayed < queued;
+  }
+
+  // A call the way launch_ says.
+  void run_launch(Call& c) const {
+    switch (launch_) {
+      case Launch::Block:
+        run_block(c);
+        break;
+      case Launch::Graph:
+        if (replay(c)) break;
+        [[fallthrough]];
+      case Launch::Stream:
+        if (plan_.arena_bytes) c.arena = Storage::allocate(plan_.arena_bytes, gpu_);
+        run_steps(plan_.steps, c);
+        warm_.store(true, std::memory_order_release);
+        break;
+    }
+  }
+
+  // A profiled call (cuda::set_profiling): the single-block kernel or each top-level step
+  // queued between CUDA events, waited for, and each step's GPU time added to the profile.
+  void run_profiled(Call& c) const {
+    const ::kiln::cuda::DriverApi& d = ::kiln::cuda::driver();
+    std::lock_guard lock(profile_mu_);  // the events are the program's
+    const size_t n = launch_ == Launch::Block ? 1 : plan_.steps.size();
+    auto check = [&](CUresult r, const char* call) { ::kiln::cuda::check(r, graph_->name, call); };
+    while (events_.size() < n + 1) {
+      CUevent e = nullptr;
+      check(d.cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate");
+      events_.push_back(e);
+    }
+    auto stream = static_cast<CUstream>(::kiln::cuda::stream(device_));
+    check(d.cuEventRecord(events_[0], stream), "cuEventRecord");
+    if (launch_ == Launch::Block) {
+      run_block(c);
+      check(d.cuEventRecord(events_[1], stream), "cuEventRecord");
+    } else {
+      if (plan_.arena_bytes) c.arena = Storage::allocate(plan_.arena_bytes, gpu_);
+      for (size_t i = 0; i < n; ++i) {
+        run_steps({&plan_.steps[i], 1}, c);
+        check(d.cuEventRecord(events_[i + 1], stream), "cuEventRecord");
+      }
+      warm_.store(true, std::memory_order_release);
+    }
+    check(d.cuEventSynchronize(events_[n]), "cuEventSynchronize");
+    std::lock_guard profile_lock(g_profile_mu);
+    for (size_t i = 0; i < n; ++i) {
+      float ms = 0;
+      check(d.cuEventElapsedTime(&ms, events_[i], events_[i + 1]), "cuEventElapsedTime");
+      ProfiledStep& p = g_profile[{serial_, i}];
+      if (p.calls == 0) {
+        p.function = graph_->name;
+        p.step = launch_ == Launch::Block ? "block program (" + std::to_string(plan_.steps.size()) + " steps)"
+                                          : cpu::describe(plan_.steps[i]);
+      }
+      p.us += 1e3 * double(ms);
+      ++p.calls;
+    }
   }
 
   // The single-block program: one launch.
@@ -449,7 +539,7 @@ class Program {
     return Tensor(std::move(impl));
   }
 
-  void run_steps(const std::vector<Step>& list, Call& c) const {
+  void run_steps(std::span<const Step> list, Call& c) const {
     for (const Step& s : list) {
       switch (s.kind) {
         case Step::Kind::Loop: {
@@ -571,6 +661,10 @@ class Program {
   mutable std::unique_ptr<::kiln::cuda::CapturedGraph> cuda_graph_;
   mutable bool capture_failed_ = false;
   mutable Call fixed_;
+  // profiled calls: CUDA events around the steps, and this program's number in the profile
+  mutable std::mutex profile_mu_;
+  mutable std::vector<CUevent> events_;
+  const uint64_t serial_ = g_next_serial.fetch_add(1, std::memory_order_relaxed);
 };
 
 class CudaExecutable final : public Executable {

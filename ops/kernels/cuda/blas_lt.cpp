@@ -1,6 +1,6 @@
-// cuBLASLt matmuls with affine epilogues (blas_lt.h): the library loaded with dlopen, a handle
-// per device, and per plan the descriptors and two algorithms, one for 16-byte aligned
-// operands and one for any float-aligned ones.
+// cuBLASLt matmuls (blas_lt.h): the library loaded with dlopen, a handle per device, and per
+// plan the descriptors and two algorithms, one for 16-byte aligned operands and one for any
+// element-aligned ones.
 #include "ops/kernels/cuda/blas_lt.h"
 
 #include <atomic>
@@ -90,6 +90,10 @@ cublasLtHandle_t lt_handle(int device) {
 
 constexpr uint32_t kFastAlignment = 16;
 
+cudaDataType_t cuda_type(DType d) {
+  return d == DType::Float16 ? CUDA_R_16F : d == DType::BFloat16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
 }  // namespace
 
 struct LtMatmul::Impl {
@@ -118,7 +122,8 @@ std::unique_ptr<LtMatmul> LtMatmul::plan(int device, const LtMatmulShape& s, std
     *why = err;
     return nullptr;
   }
-  if (s.m <= 0 || s.n <= 0 || s.k <= 0 || s.batches <= 0 || (s.bias && s.batches > 1)) {
+  if (s.m <= 0 || s.n <= 0 || s.k <= 0 || s.batches <= 0 || (s.bias && s.batches > 1) ||
+      (s.dtype != DType::Float32 && s.dtype != DType::Float16 && s.dtype != DType::BFloat16)) {
     *why = "not a shape cuBLASLt plans here";
     return nullptr;
   }
@@ -145,7 +150,8 @@ std::unique_ptr<LtMatmul> LtMatmul::plan(int device, const LtMatmulShape& s, std
           "cublasLtMatmulDescSetAttribute"))
     return nullptr;
   auto layout = [&](cublasLtMatrixLayout_t* l, uint64_t rows, uint64_t cols, int64_t ld, int64_t stride) {
-    if (!ok(api.cublasLtMatrixLayoutCreate(l, CUDA_R_32F, rows, cols, ld), "cublasLtMatrixLayoutCreate")) return false;
+    if (!ok(api.cublasLtMatrixLayoutCreate(l, cuda_type(s.dtype), rows, cols, ld), "cublasLtMatrixLayoutCreate"))
+      return false;
     if (s.batches == 1) return true;
     const int32_t count = int32_t(s.batches);
     return ok(api.cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
@@ -189,7 +195,7 @@ std::unique_ptr<LtMatmul> LtMatmul::plan(int device, const LtMatmulShape& s, std
     *algo = result.algo;
     return true;
   };
-  if (!heuristic(sizeof(float), &im.any)) return nullptr;
+  if (!heuristic(uint32_t(dtype_size(s.dtype)), &im.any)) return nullptr;
   im.has_fast = heuristic(kFastAlignment, &im.fast);
   why->clear();
   g_planned.fetch_add(1, std::memory_order_relaxed);

@@ -11,11 +11,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
 #include "ops/defs/reduce.h"
+#include "ops/kernels/cuda/blas_lt.h"
 #include "ops/kernels/cuda/launch.h"
 #include "ops/kernels/cuda/source.h"
 #include "runtime/code_cache.h"
@@ -360,6 +363,25 @@ BlasHandle& blas_handle(int dev) {
   return *h;
 }
 
+// The cuBLASLt plans of 16-bit float matmuls by device and shape; null where cuBLASLt offers
+// none (the generated kernel runs). A program of many shapes starts over after 256 of them.
+std::shared_ptr<const LtMatmul> half_matmul_plan(int device, const LtMatmulShape& s) {
+  using Key = std::tuple<int, DType, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t>;
+  static std::mutex mu;
+  static std::map<Key, std::shared_ptr<const LtMatmul>> plans;
+  const Key key{device, s.dtype, s.m, s.n, s.k, s.batches, s.ta, s.tb, s.a_stride, s.b_stride};
+  std::lock_guard lock(mu);
+  if (auto it = plans.find(key); it != plans.end()) return it->second;
+  if (plans.size() >= 256) plans.clear();
+  std::string why;
+  std::shared_ptr<const LtMatmul> plan = LtMatmul::plan(device, s, &why);
+  if (!plan)
+    logging::debug("[cuda] no cuBLASLt matmul for {} {}x{}x{}x{}: {}", dtype_name(s.dtype), s.batches, s.m, s.n, s.k,
+                   why);
+  plans.emplace(key, plan);
+  return plan;
+}
+
 struct MatmulShape {
   long long m, n, k, batches;
   int ta, tb;
@@ -436,6 +458,14 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
     }
     if (st != CUBLAS_STATUS_SUCCESS) fail<Internal>(who, "cuBLAS gemm failed with status ", int(st));
     return;
+  }
+  if (dtype == DType::Float16 || dtype == DType::BFloat16) {
+    // cuBLASLt, accumulating in float32 like the CPU (and the kernel below, where it has none)
+    LtMatmulShape shape{dtype, m, n, k, batches, ta, tb, a_stride, b_stride};
+    if (std::shared_ptr<const LtMatmul> lt = half_matmul_plan(device, shape)) {
+      lt->run(who, a, b, nullptr, nullptr, c);
+      return;
+    }
   }
   std::string name = kernel_name("matmul", "matmul", dtype, dtype);
   CUfunction fn = get_kernel(device, name, [&] { return matmul_kernel_source(dtype, name); });

@@ -25,9 +25,9 @@ bool nvrtc_available(std::string& why);
 /// C = op(A) op(B) for `batches` row-major matrices on GPU `device`, all pointers device memory
 /// of `dtype`: A is m x k (k x m when `ta`), B k x n (n x k when `tb`), C m x n; batch i of A
 /// starts at element i * a_stride (0: one matrix for every batch), likewise B, and C's are
-/// dense. cuBLAS for float32/float64 (no TF32), the generated kernel for integers and 16-bit
-/// floats (accumulating as the CPU). Queued on the device's stream. Throws Unimplemented for
-/// bool, complex and string dtypes, what the launch throws otherwise; `who` names the caller.
+/// dense. cuBLAS for float32/float64 (no TF32), cuBLASLt for 16-bit floats (accumulating in
+/// float32 as the CPU; planned once per shape), the generated kernel for integers. Queued on the device's stream.
+/// Throws Unimplemented for bool, complex and string dtypes, what the launch throws otherwise; `who` names the caller.
 void matmul_on_device(std::string_view who, int device, DType dtype, const void* a, const void* b, void* c, int64_t m,
                       int64_t n, int64_t k, int64_t batches, bool ta, bool tb, int64_t a_stride, int64_t b_stride);
 
