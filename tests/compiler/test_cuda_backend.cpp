@@ -49,6 +49,7 @@ FunctionOptions on(backend::BackendKind kind, std::string name) {
 Tensor chain(Tensor x, Tensor a, Tensor b, Tensor c) { return relu(x * a + b) * c; }
 
 Tensor softmax_fn(Tensor x) { return softmax(x, -1); }
+Tensor softmax2_fn(Tensor x) { return softmax(softmax(x, -1) * 3.0f, -1); }
 
 // a row broadcast into a [4, 5, 6] value, reduced over a contiguous run (a reduce step), over
 // the outer axis with a mean, and over two separate axes (an eager GPU reduction)
@@ -306,8 +307,8 @@ TEST_CASE("CUDA programs: an elementwise chain of every dtype compiles", "[cuda-
 }
 
 TEST_CASE("CUDA programs: what has no kernel is an Internal error, NVRTC's log included", "[cuda-source]") {
-  // a reduction fused into a loop (the CPU lowering) has no GPU kernel
-  auto fn = function(softmax_fn, on(backend::BackendKind::Cpu, "fused"));
+  // a reduction over a leading axis fused into a loop (the CPU lowering) has no GPU kernel
+  auto fn = function([](Tensor x) { return reduce_sum(exp(x), {0}); }, on(backend::BackendKind::Cpu, "fused"));
   Lowered fused = lowered(fn.get_concrete_function(random::normal({2, 3}, 1)).graph(), cpu::LowerOptions{});
   CHECK_THROWS_AS(gpu_backend::cuda_program_source(fused.plan), Internal);
   if (!have_nvrtc()) return;
@@ -339,6 +340,43 @@ graph @f(%x: f32[4, 6]) {
   CHECK(cpu::lower(*g).to_string() == "loop [4, 6] {exp, reduce_sum} stores 0 reduces 1\n");
   CHECK(cpu::lower(*g, fused).to_string() == cpu::lower(*g).to_string());
   CHECK(cpu::lower(*g, gpu_backend::lower_options()).to_string() == "loop [24] {exp} stores 1\nreduce_sum [4, 6, 1]\n");
+}
+
+TEST_CASE("lowering: row reductions join their loop when row_reductions_only is on", "[cuda-source]") {
+  const char* text = R"(kiln.ir 1
+graph @f(%x: f32[4, 6]) {
+  %e = exp(%x) : f32[4, 6]
+  %r = reduce_sum(%e) {axes = [1], keepdims = false} : f32[4]
+  %c = reduce_max(%e) {axes = [0], keepdims = false} : f32[6]
+  return %r, %c
+}
+)";
+  auto g = ir::parse_graph(text);
+  cpu::LowerOptions rows = gpu_backend::lower_options();
+  rows.fuse_reductions = true;
+  rows.row_reductions_only = true;
+  // the sum over the rows joins exp's loop; the max over the leading axis stays a step
+  const cpu::Plan plan = cpu::lower(*g, rows);
+  CHECK(plan.to_string() == "loop [4, 6] {exp, reduce_sum} stores 1 reduces 1\nreduce_max [1, 4, 6]\n");
+  auto rr = cpu::row_reduction(plan.steps[0].loop);
+  REQUIRE(rr);
+  CHECK((rr->rows == 4 && rr->length == 6));
+  CHECK_FALSE(cpu::row_reduction(cpu::LoopStep{}));  // no reductions, no rows
+  // the kernels compile for sm_90, for every reduction and accumulator type the loop may hold
+  if (!have_nvrtc()) return;
+  CHECK(compile(lowered(*g, rows)) == 2);
+  for (DType dt : {float32, float16, bfloat16, float64, int32, int64, uint8}) {
+    INFO(dtype_name(dt));
+    auto f = [](Tensor x) {
+      Tensor y = x * x;
+      return reduce_sum(y, {1}) + reduce_max(y, {1}) - reduce_min(y, {1}) + reduce_prod(x, {1}) +
+             (is_floating(x.dtype()) ? reduce_mean(y, {1}) : reduce_sum(x, {1}));
+    };
+    auto fn = function(f, on(backend::BackendKind::Cpu, "rows"));
+    Lowered l = lowered(fn.get_concrete_function(inputs_of(dt, {40, 33}, 1)).graph(), rows);
+    CHECK(l.to_string().find("reduces") != std::string::npos);
+    compile(l);
+  }
 }
 
 // The matmul epilogues the CUDA backend hands cuBLASLt (Epilogues::Affine).
@@ -574,9 +612,10 @@ TEST_CASE("CUDA backend: small graphs are one kernel, larger ones replay a CUDA 
     CHECK(gpu_backend::block_programs() == blocks + 1);
   }
   {
-    // softmax of 21,000 elements: four kernels, captured on the second call and replayed
-    auto native = function(softmax_fn, on(backend::BackendKind::Cpu, "softmax"));
-    auto interp = function(softmax_fn, on(backend::BackendKind::Interpreter, "softmax"));
+    // a softmax of a softmax of 21,000 elements: four kernels (a reduce_max, then loops with
+    // the row reductions joined), captured on the second call and replayed
+    auto native = function(softmax2_fn, on(backend::BackendKind::Cpu, "softmax2"));
+    auto interp = function(softmax2_fn, on(backend::BackendKind::Interpreter, "softmax2"));
     const uint64_t captured = gpu_backend::graphs_captured(), replays = gpu_backend::graph_replays();
     for (uint64_t i = 0; i < 4; ++i) {
       // new values every call: the replay reads this call's arguments
@@ -593,7 +632,7 @@ TEST_CASE("CUDA backend: small graphs are one kernel, larger ones replay a CUDA 
         for (uint64_t i = 0; i < 4; ++i) {
           Tensor x = random::normal({300, 70}, 100 * t + i);
           Tensor got = native(x.to(kGPU)).to(kCPU);
-          if (reduce_max(abs(got - softmax_fn(x))).item<float>() > 1e-6f) ++wrong;
+          if (reduce_max(abs(got - softmax2_fn(x))).item<float>() > 1e-6f) ++wrong;
         }
       });
     for (auto& th : threads) th.join();
@@ -676,6 +715,33 @@ TEST_CASE("CUDA backend: cuBLASLt runs matmul epilogues and 16-bit float matmuls
   }
 }
 
+TEST_CASE("CUDA backend: row reductions run in their loop's kernel, a block per row", "[.cuda]") {
+  require_gpu();
+  auto f = [](Tensor x) {
+    Tensor y = x * x;
+    Tensor out = reduce_sum(y, {-1}) + reduce_max(y, {-1}) - reduce_min(y, {-1});
+    return is_floating(x.dtype()) ? out + reduce_mean(abs(x), {-1}) + reduce_max(exp(x * 0.1), {-1}) : out;
+  };
+  // rows shorter and longer than a block, more rows than blocks would hold alone
+  for (DType dt : {float32, float16, int32, int64}) {
+    for (const Shape& shape : {Shape{500, 77}, Shape{3, 3000}, Shape{3000, 3}}) {
+      INFO(dtype_name(dt) << " " << shape.to_string());
+      auto native = function(f, on(backend::BackendKind::Cpu, "rows"));
+      auto interp = function(f, on(backend::BackendKind::Interpreter, "rows"));
+      Tensor x = inputs_of(dt, shape, 3);
+      const double tol = dt == float16 ? 2e-2 : 1e-5;
+      for (int i = 0; i < 2; ++i) check_same(native(x.to(kGPU)), interp(x), tol);
+    }
+  }
+  // NaN in a row: that row's max is NaN, as on the CPU
+  auto native = function(f, on(backend::BackendKind::Cpu, "rows"));
+  Tensor x = random::normal({500, 77}, 4);
+  x = where(equal(range_like(x, 0, int32), constant(7)), constant(NAN), x);
+  Tensor got = native(x.to(kGPU)).to(kCPU);
+  const float* p = got.data<float>();
+  for (int64_t r = 0; r < 500; ++r) CHECK(std::isnan(p[r]) == (r == 7));
+}
+
 TEST_CASE("CUDA backend: the step profile times each step of a call", "[.cuda]") {
   require_gpu();
   struct Profiling {
@@ -696,10 +762,10 @@ TEST_CASE("CUDA backend: the step profile times each step of a call", "[.cuda]")
   CHECK(gpu_backend::graph_replays() == replays);  // the steps ran one by one
   const std::string report = gpu_backend::profile_report();
   INFO(report);
-  // a header, softmax's four steps and power's single-block kernel
-  CHECK(std::count(report.begin(), report.end(), '\n') == 6);
+  // a header, softmax's three steps (the sum joins the exp's loop) and power's single kernel
+  CHECK(std::count(report.begin(), report.end(), '\n') == 5);
   CHECK(report.find("softmax: reduce_max [300, 70, 1]") != std::string::npos);
-  CHECK(report.find("softmax: reduce_sum [300, 70, 1]") != std::string::npos);
+  CHECK(report.find("softmax: loop [300, 70] {subtract, exp, reduce_sum} stores 1 reduces 1") != std::string::npos);
   CHECK(report.find("power: block program (99 steps)") != std::string::npos);
   CHECK(gpu_backend::profile_report().empty());
 }

@@ -765,6 +765,11 @@ bool lt_valid(const LtDesc* d, const LtLayout* a, const LtLayout* b, const LtLay
          (d->epilogue == CUBLASLT_EPILOGUE_DEFAULT || d->epilogue == CUBLASLT_EPILOGUE_BIAS);
 }
 
+cublasStatus_t not_emulated(const char* call, int attr) {
+  fprintf(stderr, "[cuda emulator] %s: attribute %d is not emulated\n", call, attr);
+  return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+
 uint32_t alignment_of(const void* p) {
   const auto v = reinterpret_cast<uintptr_t>(p);
   return v == 0 ? 256u : uint32_t(std::min<uintptr_t>(256, v & (~v + 1)));
@@ -827,8 +832,7 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasL
     case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
       return set_value(d->bias, buf, size);
     default:
-      fprintf(stderr, "[cuda emulator] cublasLtMatmulDescSetAttribute: attribute %d is not emulated\n", int(attr));
-      return CUBLAS_STATUS_NOT_SUPPORTED;
+      return not_emulated("cublasLtMatmulDescSetAttribute", int(attr));
   }
 }
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* l, cudaDataType type, uint64_t rows, uint64_t cols,
@@ -854,8 +858,7 @@ cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, c
     case CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET:
       return set_value(l->stride, buf, size);
     default:
-      fprintf(stderr, "[cuda emulator] cublasLtMatrixLayoutSetAttribute: attribute %d is not emulated\n", int(attr));
-      return CUBLAS_STATUS_NOT_SUPPORTED;
+      return not_emulated("cublasLtMatrixLayoutSetAttribute", int(attr));
   }
 }
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* p) {
@@ -879,9 +882,7 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
     case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES:
       return set_value(p->align[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES], buf, size);
     default:
-      fprintf(stderr, "[cuda emulator] cublasLtMatmulPreferenceSetAttribute: attribute %d is not emulated\n",
-              int(attr));
-      return CUBLAS_STATUS_NOT_SUPPORTED;
+      return not_emulated("cublasLtMatmulPreferenceSetAttribute", int(attr));
   }
 }
 

@@ -521,6 +521,18 @@ class Lowering {
       return false;
     std::vector<bool> reduced(size_t(s.rank()), false);
     for (int64_t a : n.attrs.get_ints("axes")) reduced[size_t(a < 0 ? a + s.rank() : a)] = true;
+    if (options_.row_reductions_only) {
+      // trailing dims only (a size-1 dim counts either way), as many elements as the loop's
+      // other reductions reduce
+      int64_t length = 1;
+      bool trailing = true;
+      for (size_t d = reduced.size(); d-- > 0;) {
+        if (reduced[d] && !trailing && s.dim(d) != 1) return false;
+        if (!reduced[d] && s.dim(d) != 1) trailing = false;
+        if (reduced[d]) length *= s.dim(d);
+      }
+      if (!loop.reduces.empty() && loop.reduces[0].count != length) return false;
+    }
     LoopReduce r;
     r.op = n.def->id;
     r.expr = x.expr;
@@ -917,6 +929,30 @@ std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape>
 }
 
 Plan lower(const ir::Graph& g, const LowerOptions& options) { return Lowering(g, options).run(); }
+
+std::optional<RowReduction> row_reduction(const LoopStep& loop) {
+  if (loop.reduces.empty()) return std::nullopt;
+  const size_t rank = loop.dims.size();
+  // the trailing dims every reduction has stride 0 on, the row
+  size_t first = rank;
+  while (first > 0 && loop.reduces[0].stride[first - 1] == 0) --first;
+  RowReduction rr;
+  for (size_t d = 0; d < rank; ++d) (d < first ? rr.rows : rr.length) *= loop.dims[d];
+  for (const LoopReduce& r : loop.reduces) {
+    if (r.count != rr.length) return std::nullopt;
+    // the leading dims at their row-major strides: output `row` is element `row`
+    int64_t stride = 1;
+    for (size_t d = rank; d-- > 0;) {
+      if (d >= first) {
+        if (r.stride[d] != 0) return std::nullopt;
+      } else if (loop.dims[d] != 1) {
+        if (r.stride[d] != stride) return std::nullopt;
+        stride *= loop.dims[d];
+      }
+    }
+  }
+  return rr;
+}
 
 std::optional<AffineEpilogue> affine_epilogue(std::span<const PostOp> epilogue) {
   AffineEpilogue f;

@@ -172,6 +172,15 @@ struct Plan {
 /// not fit the graph.
 std::unique_ptr<ir::Graph> specialize(const ir::Graph& g, std::span<const Shape> shapes);
 
+/// A loop whose reductions all reduce the same trailing dims, each output element from one
+/// contiguous row of the loop's elements: `rows` outputs of `length` elements each (the loop's
+/// elements are rows x length, row-major). Nothing for a loop without reductions or of another
+/// layout.
+struct RowReduction {
+  int64_t rows = 1, length = 1;
+};
+std::optional<RowReduction> row_reduction(const LoopStep& loop);
+
 /// One line naming `s` as Plan::to_string prints it ("loop [64, 16] {add, relu} stores 1",
 /// "matmul 1x64x16x32 inline {bias}"); a cond or while step with its branches' step counts.
 std::string describe(const Step& s);
@@ -204,6 +213,11 @@ struct LowerOptions {
   /// which accumulates in place: right for one thread per output, not for a GPU's many); off:
   /// it becomes a ReduceStep of its own (or a fallback when its axes are not one run).
   bool fuse_reductions = true;
+  /// With fuse_reductions: only reductions over a loop's trailing dims join it, all of one
+  /// loop over the same dims (every reduction of the loop then produces one value per row of
+  /// `rows x row length` elements: a GPU thread block per row, row_reduction()); others stay
+  /// steps of their own.
+  bool row_reductions_only = false;
   /// float16 and bfloat16 values join loops, reductions and matmuls like float32 (the CUDA
   /// backend computes them in float, rounding after every op as the eager kernels do); off:
   /// their nodes fall back (the CPU code generator has no 16-bit floats).

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -140,7 +141,7 @@ class Program {
     auto t0 = std::chrono::steady_clock::now();
     plan_ = cpu::lower(*graph_, cuda::lower_options());
     block_ = cuda::block_program(plan_);
-    if (!block_.eligible) fuse_epilogues();
+    if (!block_.eligible) relower();
     stats_.lower_us = micros_since(t0);
     result_buffers_.resize(plan_.num_results);
     for (const Buffer& b : plan_.buffers)
@@ -162,10 +163,18 @@ class Program {
         Kernel k;
         k.fn = function("kiln_k" + std::to_string(i));
         if (steps[i]->kind == Step::Kind::Loop) {
-          if (cuda::loop_vectorizable(plan_, steps[i]->loop)) k.fn_v4 = function("kiln_k" + std::to_string(i) + "_v4");
-          k.params = cuda::loop_kernel_buffers(steps[i]->loop);
+          const cpu::LoopStep& loop = steps[i]->loop;
+          if (cuda::loop_vectorizable(plan_, loop)) k.fn_v4 = function("kiln_k" + std::to_string(i) + "_v4");
+          k.params = cuda::loop_kernel_buffers(loop);
           k.elements = 1;
-          for (int64_t d : steps[i]->loop.dims) k.elements *= d;
+          for (int64_t d : loop.dims) k.elements *= d;
+          if (std::optional<cpu::RowReduction> rr = cpu::row_reduction(loop)) {
+            // a block per row (row_reduce_kernel), as many threads as the row has elements
+            // (a power of two from 32 to 256)
+            k.threads = 32;
+            while (k.threads < 256 && k.threads < uint64_t(rr->length)) k.threads *= 2;
+            k.blocks = unsigned(std::min<int64_t>(rr->rows, 1 << 20));
+          }
         } else {
           set_reduce_layout(steps[i]->reduce, k);
         }
@@ -254,7 +263,7 @@ class Program {
     int64_t elements = 0;            // loops: the grid-stride loop's length
     ops::cuda::ReduceLayout layout;  // reductions
     long long outputs = 0;
-    unsigned threads = 0, blocks = 0;
+    unsigned threads = 0, blocks = 0;  // reductions, and loops with row reductions (blocks > 0)
   };
 
   // What one call works on: the buffers' tensors and the arena.
@@ -287,38 +296,52 @@ class Program {
     k.blocks = unsigned(std::min<long long>(k.outputs, 1 << 20));
   }
 
-  // Lowers the graph again with matmul epilogues (the loops that only add a bias or a tensor
-  // of the result's shape, or scale, fused into cuBLASLt matmuls) and keeps that plan when
-  // cuBLASLt plans every one of its matmuls; otherwise the plan stays as it was.
-  void fuse_epilogues() {
-    cpu::LowerOptions o = cuda::lower_options();
-    o.epilogues = cpu::LowerOptions::Epilogues::Affine;
-    cpu::Plan fused = cpu::lower(*graph_, o);
-    std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lts;
+  // Lowers the graph again with what the CUDA backend fuses beyond lower_options(): reductions
+  // over a loop's trailing dims join the loop (a thread block per row: row_reduce_kernel), and
+  // the loops that only add a bias or a tensor of the result's shape to a float32 matmul, or
+  // scale it, become its cuBLASLt epilogue (LowerOptions::Epilogues::Affine). Without the
+  // epilogues when cuBLASLt does not plan one of them; the plan stays as it was when a loop's
+  // reductions are not rows.
+  void relower() {
     std::string why;
-    std::function<bool(const std::vector<Step>&)> plan_all = [&](const std::vector<Step>& list) {
-      for (const Step& s : list) {
-        if ((s.kind == Step::Kind::Cond || s.kind == Step::Kind::While) &&
-            (!plan_all(s.control.first) || !plan_all(s.control.second)))
-          return false;
-        if (s.kind != Step::Kind::MatMul || s.matmul.epilogue.empty()) continue;
-        const cpu::MatMulStep& mm = s.matmul;
-        const cpu::AffineEpilogue form = *cpu::affine_epilogue(mm.epilogue);
-        ops::cuda::LtMatmulShape shape{DType::Float32, mm.m,        mm.n,        mm.k,       mm.batch,  mm.ta,
-                                       mm.tb,          mm.a_stride, mm.b_stride, form.alpha, form.beta, form.bias >= 0};
-        auto lt = ops::cuda::LtMatmul::plan(device_, shape, &why);
-        if (!lt) return false;
-        lts.emplace(&s, std::move(lt));
+    for (auto epilogues : {cpu::LowerOptions::Epilogues::Affine, cpu::LowerOptions::Epilogues::None}) {
+      cpu::LowerOptions o = cuda::lower_options();
+      o.epilogues = epilogues;
+      o.fuse_reductions = true;
+      o.row_reductions_only = true;
+      cpu::Plan fused = cpu::lower(*graph_, o);
+      for (const Step* k : cuda::kernel_steps(fused))
+        if (k->kind == Step::Kind::Loop && !k->loop.reduces.empty() && !cpu::row_reduction(k->loop)) {
+          logging::debug("[cuda] '{}': reductions stay steps of their own: {} is not a row reduction", graph_->name,
+                         cpu::describe(*k));
+          return;
+        }
+      std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lts;
+      std::function<bool(const std::vector<Step>&)> plan_all = [&](const std::vector<Step>& list) {
+        for (const Step& s : list) {
+          if ((s.kind == Step::Kind::Cond || s.kind == Step::Kind::While) &&
+              (!plan_all(s.control.first) || !plan_all(s.control.second)))
+            return false;
+          if (s.kind != Step::Kind::MatMul || s.matmul.epilogue.empty()) continue;
+          const cpu::MatMulStep& mm = s.matmul;
+          const cpu::AffineEpilogue form = *cpu::affine_epilogue(mm.epilogue);
+          ops::cuda::LtMatmulShape shape{DType::Float32, mm.m,       mm.n,      mm.k,
+                                         mm.batch,       mm.ta,      mm.tb,     mm.a_stride,
+                                         mm.b_stride,    form.alpha, form.beta, form.bias >= 0};
+          auto lt = ops::cuda::LtMatmul::plan(device_, shape, &why);
+          if (!lt) return false;
+          lts.emplace(&s, std::move(lt));
+        }
+        return true;
+      };
+      if (!plan_all(fused.steps)) {
+        logging::debug("[cuda] '{}': matmul epilogues stay loops: {}", graph_->name, why);
+        continue;
       }
-      return true;
-    };
-    if (!plan_all(fused.steps)) {
-      logging::debug("[cuda] '{}': matmul epilogues stay loops: {}", graph_->name, why);
+      plan_ = std::move(fused);  // moving the step vectors keeps the steps' addresses
+      lt_ = std::move(lts);
       return;
     }
-    if (lts.empty()) return;   // nothing was fused
-    plan_ = std::move(fused);  // moving the step vectors keeps the steps' addresses
-    lt_ = std::move(lts);
   }
 
   // Compiles `source` (or finds it in the code cache) and loads it as this program's module.
@@ -552,8 +575,11 @@ class Program {
             aligned = aligned && reinterpret_cast<uintptr_t>(ptrs.back()) % 16 == 0;
           }
           for (void*& p : ptrs) args.push_back(&p);
-          ops::cuda::launch(graph_->name, device_, aligned ? k.fn_v4 : k.fn, aligned ? k.elements / 4 : k.elements,
-                            args.data());
+          if (k.blocks > 0)  // a loop with row reductions
+            ops::cuda::launch_blocks(graph_->name, device_, k.fn, k.blocks, k.threads, args.data());
+          else
+            ops::cuda::launch(graph_->name, device_, aligned ? k.fn_v4 : k.fn, aligned ? k.elements / 4 : k.elements,
+                              args.data());
           break;
         }
         case Step::Kind::Reduce: {

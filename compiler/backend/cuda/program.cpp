@@ -3,6 +3,7 @@
 // eager reduction kernel). Dims and strides are constants of the specialized shape.
 #include <algorithm>
 #include <functional>
+#include <optional>
 
 #include "compiler/backend/cuda/cuda_backend.h"
 #include "ops/kernels/cuda/source.h"
@@ -56,11 +57,9 @@ std::string load_offset(const Expr& e) {
 // The statements computing element i of a fused loop (after loop_index), `ptr(b)` naming buffer
 // b's typed pointer. `lane` >= 0: lane `lane` of a 4-wide kernel (loop_kernel_v4), whose
 // contiguous loads were read into L<j> and whose stores go to S<k>.
+// Reductions fused into the loop are not computed here (row_reduce_kernel does).
 std::string loop_body(const Plan& plan, const LoopStep& loop, const std::string& name,
                       const std::function<std::string(int)>& ptr, int lane = -1) {
-  if (!loop.reduces.empty())
-    fail<Internal>("cuda", "kernel ", name,
-                   ": a reduction fused into a loop has no GPU kernel (lower with cuda::lower_options())");
   std::string s;
   const size_t rank = loop.dims.size();
   for (size_t j = 0; j < loop.exprs.size(); ++j) {
@@ -137,6 +136,8 @@ std::string loop_signature(const Plan& plan, const LoopStep& loop, const std::ve
   for (const Expr& e : loop.exprs)
     if (e.kind == Expr::Kind::Load) loaded[size_t(std::find(bufs.begin(), bufs.end(), e.buffer) - bufs.begin())] = true;
   for (auto [e, b] : loop.stores) stored[size_t(std::find(bufs.begin(), bufs.end(), b) - bufs.begin())] = true;
+  for (const cpu::LoopReduce& r : loop.reduces)
+    stored[size_t(std::find(bufs.begin(), bufs.end(), r.buffer) - bufs.begin())] = true;
   std::string s = "extern \"C\" __global__ void " + name + "(";
   for (size_t i = 0; i < bufs.size(); ++i) {
     const std::string T = ops::cuda::gpu_type_name(plan.buffers[size_t(bufs[i])].dtype);
@@ -185,6 +186,54 @@ std::string loop_kernel_v4(const Plan& plan, const LoopStep& loop, const std::st
   return s + "  }\n}\n";
 }
 
+// A loop with reductions over its trailing dims (cpu::row_reduction): a thread block per row
+// (blocks stride over the rows), its threads striding over the row's elements, each computing
+// the loop's values, storing what the loop stores and accumulating each reduction, which a
+// shared-memory tree then combines as the eager reduction kernel does (same accumulator types
+// and NaN rules); thread 0 writes the row's results.
+std::string row_reduce_kernel(const Plan& plan, const LoopStep& loop, const std::string& name) {
+  const std::optional<cpu::RowReduction> rr = cpu::row_reduction(loop);
+  if (!rr) fail<Internal>("cuda", "kernel ", name, ": its reductions are not over the loop's trailing dims");
+  const std::vector<int> bufs = loop_kernel_buffers(loop);
+  auto param = [&](int b) { return "p" + std::to_string(std::find(bufs.begin(), bufs.end(), b) - bufs.begin()); };
+  std::vector<ops::cuda::ReduceParts> parts;
+  for (const cpu::LoopReduce& r : loop.reduces)
+    parts.push_back(ops::cuda::reduce_parts(r.op, loop.exprs[size_t(r.expr)].dtype));
+  auto each = [&](const std::function<std::string(size_t, const std::string&)>& f) {
+    std::string out;
+    for (size_t j = 0; j < parts.size(); ++j) out += f(j, std::to_string(j));
+    return out;
+  };
+  std::string s = loop_signature(plan, loop, bufs, name);
+  s += each([&](size_t j, const std::string& k) {
+    return "  typedef " + parts[j].acc + " A" + k + ";\n  __shared__ A" + k + " part" + k + "[256];\n";
+  });
+  s += "  const long long n = " + num(rr->length) + ";\n  for (long long row = blockIdx.x; row < " + num(rr->rows) +
+       "; row += gridDim.x) {\n";
+  s += each([&](size_t j, const std::string& k) {
+    return "    A" + k + " acc" + k + " = (A" + k + ")(" + parts[j].init + ");\n";
+  });
+  s += "    for (long long c = threadIdx.x; c < n; c += blockDim.x) {\n      const long long i = row * n + c;\n" +
+       loop_index(loop) + loop_body(plan, loop, name, param);
+  s += each([&](size_t j, const std::string& k) {
+    return "      { const A" + k + " a = acc" + k + ", b = (A" + k + ")" + var(loop.reduces[j].expr) + "; acc" + k +
+           " = " + parts[j].merge + "; }\n";
+  });
+  s += "    }\n";
+  s += each([&](size_t, const std::string& k) { return "    part" + k + "[threadIdx.x] = acc" + k + ";\n"; });
+  s += "    __syncthreads();\n    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {\n      if (threadIdx.x < s) {\n";
+  s += each([&](size_t j, const std::string& k) {
+    return "        { const A" + k + " a = part" + k + "[threadIdx.x], b = part" + k + "[threadIdx.x + s]; part" + k +
+           "[threadIdx.x] = " + parts[j].merge + "; }\n";
+  });
+  s += "      }\n      __syncthreads();\n    }\n    if (threadIdx.x == 0) {\n";
+  s += each([&](size_t j, const std::string& k) {
+    return "      { const A" + k + " a = part" + k + "[0]; " + param(loop.reduces[j].buffer) + "[row] = io<" +
+           parts[j].out_type + ">::st(" + parts[j].finish + "); }\n";
+  });
+  return s + "    }\n    __syncthreads();\n  }\n}\n";
+}
+
 std::string reduce_kernel(const Plan& plan, const cpu::ReduceStep& r, const std::string& name) {
   const DType in = plan.buffers[size_t(r.in)].dtype;
   if (!ops::cuda::gpu_reduce_supported(r.op, in))
@@ -201,7 +250,7 @@ constexpr size_t kBlockSharedArena = 40 * 1024;
 int64_t block_items(const Plan& plan, const Step& s) {
   switch (s.kind) {
     case Step::Kind::Loop:
-      return loop_elements(s.loop);
+      return s.loop.reduces.empty() ? loop_elements(s.loop) : 0;
     case Step::Kind::Reduce:
       return ops::cuda::gpu_reduce_supported(s.reduce.op, plan.buffers[size_t(s.reduce.in)].dtype)
                  ? s.reduce.outer * s.reduce.inner
@@ -351,6 +400,7 @@ std::vector<int> loop_kernel_buffers(const LoopStep& loop) {
   for (const Expr& e : loop.exprs)
     if (e.kind == Expr::Kind::Load) add(e.buffer);
   for (auto [e, b] : loop.stores) add(b);
+  for (const cpu::LoopReduce& r : loop.reduces) add(r.buffer);
   return bufs;
 }
 
@@ -375,6 +425,10 @@ std::string program_kernels(const Plan& plan, const std::string& prefix) {
     const std::string name = prefix + "_k" + std::to_string(i);
     if (steps[i]->kind != Step::Kind::Loop) {
       s += reduce_kernel(plan, steps[i]->reduce, name);
+      continue;
+    }
+    if (!steps[i]->loop.reduces.empty()) {
+      s += row_reduce_kernel(plan, steps[i]->loop, name);
       continue;
     }
     s += loop_kernel(plan, steps[i]->loop, name);
