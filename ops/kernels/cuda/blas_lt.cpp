@@ -130,7 +130,12 @@ std::unique_ptr<LtMatmul> LtMatmul::plan(int device, const LtMatmulShape& s, std
   std::unique_ptr<LtMatmul> lt(new LtMatmul(device, s));
   Impl& im = *lt->impl_;
   const CublasLt& api = im.api;
-  im.handle = lt_handle(device);
+  try {
+    im.handle = lt_handle(device);
+  } catch (const Error& e) {
+    *why = e.what();
+    return nullptr;
+  }
   im.workspace = blas_workspace(device, &im.workspace_bytes);
   auto ok = [&](cublasStatus_t st, const char* call) {
     if (st != CUBLAS_STATUS_SUCCESS) *why = std::string(call) + " failed with status " + std::to_string(int(st));
