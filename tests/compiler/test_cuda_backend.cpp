@@ -427,9 +427,12 @@ TEST_CASE("lowering: affine matmul epilogues for cuBLASLt", "[cuda-source]") {
   // a relu stays a loop: cuBLASLt's relu would turn NaN into 0 where Kiln's keeps it
   CHECK(plan(dense_relu, {x, w, random::normal({16}, 3)}).to_string() ==
         "matmul 1x64x16x32 inline\nloop [64, 16] {add, relu} stores 1\n");
-  // a bias over batches stays a loop (cuBLASLt's bias is one vector per matrix here)
+  // rows of a batch against one matrix are one matmul of 192 rows, with its bias
   CHECK(plan(dense, {random::normal({3, 64, 32}, 1), w, random::normal({16}, 3)}).to_string() ==
-        "matmul 3x64x16x32 inline\nloop [192, 16] {add} stores 1\n");
+        "matmul 1x192x16x32 inline {bias}\n");
+  // a bias over the batches of a batched matmul stays a loop (one bias vector a matrix here)
+  CHECK(plan(dense, {random::normal({3, 64, 32}, 1), random::normal({3, 32, 16}, 2), random::normal({16}, 3)})
+            .to_string() == "matmul 3x64x16x32 inline\nloop [192, 16] {add} stores 1\n");
   // what the form cannot say
   using K = cpu::PostOp::Kind;
   const std::vector<cpu::PostOp> bias_then_scale{{K::Bias, 1, 1}, {K::Scale, -1, 2}},

@@ -498,6 +498,13 @@ class Lowering {
       return true;
     };
     if (!stride(sa, mm.a_stride) || !stride(sb, mm.b_stride)) return false;
+    if (mm.batch > 1 && mm.a_stride != 0 && mm.b_stride == 0 && !mm.ta) {
+      // a batch of A's rows against one B (x[b, t, c] · w[c, d]) is one matmul of batch·m rows:
+      // A and the result are contiguous
+      mm.m *= mm.batch;
+      mm.batch = 1;
+      mm.a_stride = 0;
+    }
     mm.a = materialize(n.inputs[0]).buffer;
     mm.b = materialize(n.inputs[1]).buffer;
     mm.library =
