@@ -402,6 +402,8 @@ class Program {
         const cpu::MatMulStep& mm = s.matmul;
         gpu_us += (bytes(mm.a) + bytes(mm.b) + bytes(mm.out)) / kBytesPerUs +
                   2.0 * double(mm.m * mm.n * mm.k * mm.batch) / kFlopsPerUs;
+        for (const cpu::PostOp& p : mm.epilogue)
+          if (p.buffer >= 0) gpu_us += bytes(p.buffer) / kBytesPerUs;
       }
     }
     for (const Buffer& b : plan_.buffers)
