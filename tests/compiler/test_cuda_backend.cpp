@@ -230,6 +230,19 @@ TEST_CASE("CUDA programs: an MLP training step, by value_and_grad and with varia
   Lowered step = plan_of([&mlp](Tensor a, Tensor b) { return mlp.step(a, b); }, "mlp_step", x, y);
   CHECK(step.plan.assigns.size() == 4);
   CHECK(compile(step) >= 3);
+  // the plan a GPU program uses when the step is too large for one block: row reductions in
+  // their loops, the SGD updates as cuBLASLt epilogues
+  cpu::LowerOptions second = gpu_backend::lower_options();
+  second.fuse_reductions = true;
+  second.row_reductions_only = true;
+  second.epilogues = cpu::LowerOptions::Epilogues::Affine;
+  auto step_fn = function([&mlp](Tensor a, Tensor b) { return mlp.step(a, b); }, on(backend::BackendKind::Cpu, "big"));
+  Tensor xb = random::normal({2048, 16}, 11), yb = random::normal({2048, 4}, 12);
+  Lowered big = lowered(step_fn.get_concrete_function(xb, yb).graph(), second);
+  INFO(big.to_string());
+  CHECK(big.to_string().find("reduces 1") != std::string::npos);
+  CHECK(big.to_string().find("{scale, scale, add}") != std::string::npos);
+  CHECK(compile(big) >= 3);
 }
 
 TEST_CASE("CUDA programs: a small graph is one single-block kernel", "[cuda-source]") {
