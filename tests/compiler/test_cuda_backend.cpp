@@ -758,6 +758,32 @@ TEST_CASE("CUDA backend: row reductions run in their loop's kernel, a block per 
   for (int64_t r = 0; r < 500; ++r) CHECK(std::isnan(p[r]) == (r == 7));
 }
 
+TEST_CASE("CUDA backend: a whole-tensor reduction is split over many blocks", "[.cuda]") {
+  require_gpu();
+  // 100,000 elements to one: a reduction step of its own (not the exp's loop, which would be
+  // one block), its partials in the program's scratch; replayed from a CUDA graph as well
+  auto f = [](Tensor x) { return reduce_sum(exp(x * 0.01f)) + reduce_max(x * 2.0f); };
+  ::setenv("KILN_CUDA_GRAPHS", "1", 1);
+  auto native = function(f, on(backend::BackendKind::Cpu, "split"));
+  auto interp = function(f, on(backend::BackendKind::Interpreter, "split"));
+  const uint64_t replays = gpu_backend::graph_replays();
+  for (uint64_t i = 0; i < 3; ++i) {
+    Tensor x = random::normal({200, 500}, 40 + i);
+    check_same(native(x.to(kGPU)), interp(x), 1e-5);
+  }
+  ::unsetenv("KILN_CUDA_GRAPHS");
+  CHECK(gpu_backend::graph_replays() == replays + 2);  // captured on the second call
+  cpu::LowerOptions second = gpu_backend::lower_options();
+  second.fuse_reductions = true;
+  second.row_reductions_only = true;
+  second.split_rows = ops::cuda::kReduceSplitMaxOutputs;
+  second.split_length = ops::cuda::kReduceSplitMinCount;
+  const std::string plan =
+      lowered(native.get_concrete_function(random::normal({200, 500}, 1)).graph(), second).to_string();
+  INFO(plan);
+  CHECK(plan.find("reduces") == std::string::npos);
+}
+
 TEST_CASE("CUDA backend: the step profile times each step of a call", "[.cuda]") {
   require_gpu();
   struct Profiling {

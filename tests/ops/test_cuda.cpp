@@ -3,6 +3,7 @@
 // scripts/gpu_check.sh): placement, copies, the allocator, kernels against the CPU.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -247,6 +248,40 @@ TEST_CASE("GPU: matmul through cuBLAS and the integer kernel agree with the CPU"
       CHECK(diff.item<double>() <= (dt == DType::Float16 ? 0.5 : 1e-3));
     }
   }
+}
+
+TEST_CASE("GPU: reductions of few outputs over many elements split over many blocks", "[.cuda]") {
+  require_gpu();
+  // 1 output of 300,000 elements, 3 of 100,000 (a leading and a trailing axis), and one output
+  // per row where that is not worth splitting
+  CHECK(ops::cuda::reduce_split(1, 300000).splits > 1);
+  CHECK(ops::cuda::reduce_split(264, 300000).splits == 1);
+  CHECK(ops::cuda::reduce_split(1, 1000).splits == 1);
+  for (DType dt : {DType::Float32, DType::Float16, DType::Int32, DType::Int64}) {
+    INFO(dtype_name(dt));
+    Tensor x = cast(random::uniform(Shape{3, 100000}, 5, -3, 3), dt);
+    const double tol = dt == DType::Float16 ? 2e-2 : 1e-5;
+    auto same = [&](const Tensor& gpu, const Tensor& cpu) {
+      CHECK(gpu.device() == kGPU);
+      Tensor g = cast(gpu.to(kCPU), DType::Float64), c = cast(cpu, DType::Float64);
+      CHECK(reduce_max(abs(g - c) / (abs(c) + 1.0)).item<double>() <= tol);
+    };
+    Tensor g = x.to(kGPU);
+    same(reduce_sum(g), reduce_sum(x));
+    same(reduce_max(g, {1}), reduce_max(x, {1}));
+    same(reduce_min(g, {0}), reduce_min(x, {0}));
+    same(reduce_mean(g, {1}), reduce_mean(x, {1}));
+    same(reduce_sum(reshape(g, {300000, 1}), {0}), reduce_sum(reshape(x, {300000, 1}), {0}));
+  }
+  // NaN anywhere in the split output makes it NaN, as on the CPU
+  Tensor y = random::normal({300000}, 6);
+  y = where(equal(range_like(y, 0, DType::Int32), constant(123456)), constant(NAN), y);
+  CHECK(std::isnan(reduce_max(y.to(kGPU)).to(kCPU).item<float>()));
+  CHECK(std::isnan(reduce_sum(y.to(kGPU)).to(kCPU).item<float>()));
+  // booleans
+  Tensor b = greater(random::uniform({200000}, 7), constant(0.99999f));
+  CHECK(reduce_any(b.to(kGPU)).to(kCPU).item<bool>() == reduce_any(b).item<bool>());
+  CHECK(reduce_all(b.to(kGPU)).to(kCPU).item<bool>() == reduce_all(b).item<bool>());
 }
 
 TEST_CASE("GPU: errors and ops without a GPU kernel", "[.cuda]") {

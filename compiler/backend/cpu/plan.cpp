@@ -539,6 +539,8 @@ class Lowering {
         if (reduced[d]) length *= s.dim(d);
       }
       if (!loop.reduces.empty() && loop.reduces[0].count != length) return false;
+      if (length >= options_.split_length && s.num_elements() / std::max<int64_t>(length, 1) < options_.split_rows)
+        return false;
     }
     LoopReduce r;
     r.op = n.def->id;

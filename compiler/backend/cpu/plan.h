@@ -218,6 +218,10 @@ struct LowerOptions {
   /// `rows x row length` elements: a GPU thread block per row, row_reduction()); others stay
   /// steps of their own.
   bool row_reductions_only = false;
+  /// With row_reductions_only: a loop of fewer rows than `split_rows` whose rows have at least
+  /// `split_length` elements keeps its reductions as steps (which the CUDA backend spreads over
+  /// many blocks instead of one per row); 0: no such limit.
+  int64_t split_rows = 0, split_length = 0;
   /// float16 and bfloat16 values join loops, reductions and matmuls like float32 (the CUDA
   /// backend computes them in float, rounding after every op as the eager kernels do); off:
   /// their nodes fall back (the CPU code generator has no 16-bit floats).

@@ -159,6 +159,7 @@ class Program {
       block_fn_ = function("kiln_block");
     } else if (!steps.empty()) {
       load_module(cuda::cuda_program_source(plan_));
+      size_t scratch_bytes = 0;  // for the split reductions (steps run in order: one will do)
       for (size_t i = 0; i < steps.size(); ++i) {
         Kernel k;
         k.fn = function("kiln_k" + std::to_string(i));
@@ -177,9 +178,11 @@ class Program {
           }
         } else {
           set_reduce_layout(steps[i]->reduce, k);
+          scratch_bytes = std::max(scratch_bytes, ops::cuda::reduce_scratch_bytes(k.outputs, k.layout.count));
         }
         kernels_.emplace(steps[i], std::move(k));
       }
+      if (scratch_bytes) scratch_ = Storage::allocate(scratch_bytes, gpu_);
     }
     if (launch_ != Launch::Block) launch_ = capturable() ? Launch::Graph : Launch::Stream;
     stats_.gpu_launch = launch_ == Launch::Block ? "block" : launch_ == Launch::Graph ? "graph" : "stream";
@@ -309,6 +312,8 @@ class Program {
       o.epilogues = epilogues;
       o.fuse_reductions = true;
       o.row_reductions_only = true;
+      o.split_rows = ops::cuda::kReduceSplitMaxOutputs;
+      o.split_length = ops::cuda::kReduceSplitMinCount;
       cpu::Plan fused = cpu::lower(*graph_, o);
       for (const Step* k : cuda::kernel_steps(fused))
         if (k->kind == Step::Kind::Loop && !k->loop.reduces.empty() && !cpu::row_reduction(k->loop)) {
@@ -587,6 +592,13 @@ class Program {
         case Step::Kind::Reduce: {
           const Kernel& k = kernels_.at(&s);
           if (k.outputs == 0) break;
+          if (ops::cuda::reduce_split(k.outputs, k.layout.count).splits > 1) {
+            // few outputs of many elements: spread over many blocks, partials in the scratch
+            ops::cuda::reduce_on_device(graph_->name, device_, s.reduce.op, plan_.buffers[size_t(s.reduce.in)].dtype,
+                                        ptr(s.reduce.in, c), ptr(s.reduce.out, c), k.outputs, k.layout,
+                                        scratch_->data());
+            break;
+          }
           void* in = ptr(s.reduce.in, c);
           void* out = ptr(s.reduce.out, c);
           long long outputs = k.outputs;
@@ -677,6 +689,7 @@ class Program {
   std::vector<Tensor> constants_;                     // plan_.constants on the GPU
   CUmodule module_ = nullptr;
   std::unordered_map<const Step*, Kernel> kernels_;
+  Ref<Storage> scratch_;  // the partials of split reductions (reduce_split), shared by the steps
   std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lt_;  // matmuls with epilogues
   BackendStats stats_;
   enum class Launch { Block, Graph, Stream };

@@ -319,18 +319,13 @@ void kernel_reduce(KernelContext& ctx) {
   std::reverse(r.out_strides, r.out_strides + r.rank_out);
   std::reverse(r.red_dims, r.red_dims + r.rank_red);
   std::reverse(r.red_strides, r.red_strides + r.rank_red);
-  long long outputs = out.num_elements();
+  const long long outputs = out.num_elements();
   if (outputs == 0) return;
-  const int dev = out.device().index;
-  std::string name = kernel_name("reduce", ctx.def.name, x.dtype(), out.dtype());
-  CUfunction fn = get_kernel(dev, name, [&] { return reduce_kernel_source(ctx.def.id, x.dtype(), name); });
-  unsigned threads = 32;
-  while (threads < 256 && threads < r.count) threads *= 2;
-  const auto blocks = static_cast<unsigned>(std::min<long long>(outputs, 1 << 20));
-  void* px = data_ptr(x);
-  void* po = data_ptr(out);
-  void* args[] = {&px, &po, &outputs, &r};
-  launch_blocks(ctx.def.name, dev, fn, blocks, threads, args);
+  Tensor scratch;  // freed in stream order: safe while the kernels still use it
+  if (const size_t bytes = reduce_scratch_bytes(outputs, r.count))
+    scratch = Tensor::empty({int64_t(bytes)}, DType::UInt8, out.device());
+  reduce_on_device(ctx.def.name, out.device().index, ctx.def.id, x.dtype(), x.device_data(), data_ptr(out), outputs, r,
+                   scratch.defined() ? data_ptr(scratch) : nullptr);
 }
 
 // One cuBLAS handle per device, used under its lock (handles are not thread-safe), with a
@@ -475,6 +470,51 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
   void* pc = c;
   void* args[] = {&pa, &pb, &pc, &s};
   launch(who, device, fn, m * n * batches, args);
+}
+
+ReduceSplit reduce_split(long long outputs, long long count) {
+  if (outputs >= kReduceSplitMaxOutputs || count < kReduceSplitMinCount) return {1, count};
+  const long long splits = std::min<long long>((count + 8191) / 8192, std::max<long long>(2, 1024 / outputs));
+  const long long chunk = (count + splits - 1) / splits;
+  return {(count + chunk - 1) / chunk, chunk};
+}
+
+size_t reduce_scratch_bytes(long long outputs, long long count) {
+  const ReduceSplit split = reduce_split(outputs, count);
+  return split.splits > 1 ? size_t(outputs * split.splits) * 16 : 0;
+}
+
+void reduce_on_device(std::string_view who, int device, OpId op, DType in, const void* x, void* o, long long outputs,
+                      const ReduceLayout& layout, void* scratch) {
+  if (outputs == 0) return;
+  const std::string_view name_of_op = op_def(op).name;
+  const ReduceParts parts = reduce_parts(op, in);  // throws for what has no kernel
+  const DType out = parts.out_type == "bool" ? DType::Bool : in;
+  ReduceSplit split = reduce_split(outputs, layout.count);
+  ReduceLayout r = layout;
+  void* px = const_cast<void*>(x);
+  auto threads_for = [](long long n) {
+    unsigned t = 32;
+    while (t < 256 && t < n) t *= 2;
+    return t;
+  };
+  if (split.splits == 1) {
+    const std::string name = kernel_name("reduce", name_of_op, in, out);
+    CUfunction fn = get_kernel(device, name, [&] { return reduce_kernel_source(op, in, name); });
+    void* args[] = {&px, &o, &outputs, &r};
+    launch_blocks(who, device, fn, unsigned(std::min<long long>(outputs, 1 << 20)), threads_for(r.count), args);
+    return;
+  }
+  if (!scratch) fail<Internal>(who, "a split reduction needs scratch memory");
+  const std::string part = kernel_name("reduce_part", name_of_op, in, out),
+                    join = kernel_name("reduce_join", name_of_op, in, out);
+  CUfunction fp = get_kernel(device, part, [&] { return reduce_kernel_source(op, in, part, true); });
+  CUfunction fj = get_kernel(device, join, [&] { return reduce_join_kernel_source(op, in, join); });
+  long long blocks = outputs * split.splits, n = r.count;
+  void* part_args[] = {&px, &scratch, &outputs, &r, &split.splits, &split.chunk};
+  launch_blocks(who, device, fp, unsigned(std::min<long long>(blocks, 1 << 20)), threads_for(split.chunk), part_args);
+  void* join_args[] = {&scratch, &o, &outputs, &split.splits, &n};
+  launch_blocks(who, device, fj, unsigned(std::min<long long>(outputs, 1 << 20)), threads_for(split.splits), join_args);
 }
 
 void* blas_workspace(int device, size_t* bytes) {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "ops/defs/shape_common.h"
+#include "ops/kernels/cuda/source.h"
 #include "ops/op_def.h"
 
 namespace kiln::ops::cuda {
@@ -35,6 +36,27 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
 /// cuBLAS handle: nothing is allocated while a CUDA graph is captured); `*bytes` its size. The
 /// libraries run on the device's one stream, which orders their uses of it.
 void* blas_workspace(int device, size_t* bytes);
+
+/// How a reduction of `outputs` outputs over `count` elements each is spread over thread
+/// blocks: a block per output (splits 1), or, for fewer than kReduceSplitMaxOutputs outputs of
+/// at least kReduceSplitMinCount elements (a sum of a whole large tensor), `splits` blocks per
+/// output of `chunk` elements each, whose accumulators a second kernel combines in order
+/// (up to 1024 blocks in all, at least 8192 elements a block).
+struct ReduceSplit {
+  long long splits = 1, chunk = 0;
+};
+inline constexpr long long kReduceSplitMaxOutputs = 264, kReduceSplitMinCount = 32768;
+ReduceSplit reduce_split(long long outputs, long long count);
+
+/// The scratch a split reduction needs (16 bytes a partial accumulator); 0 when not split.
+size_t reduce_scratch_bytes(long long outputs, long long count);
+
+/// Queues reduction `op` of `x` (device memory of dtype `in`, laid out as `layout` says) into
+/// `outputs` elements at `o` on GPU `device`'s stream, with the reduction kernel of
+/// source.h (split over blocks as reduce_split says, its partials in `scratch`, which must
+/// hold reduce_scratch_bytes). Throws Internal naming `who` for what has no kernel.
+void reduce_on_device(std::string_view who, int device, OpId op, DType in, const void* x, void* o, long long outputs,
+                      const ReduceLayout& layout, void* scratch);
 
 /// One device-to-device copy of copy_many_on_device.
 struct DeviceCopy {

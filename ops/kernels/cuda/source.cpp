@@ -443,50 +443,68 @@ ReduceParts reduce_parts(OpId op, DType in) {
   return {A, init, merge, fin, load, O};
 }
 
-std::string reduce_kernel_source(OpId op, DType in, const std::string& name) {
+namespace {
+
+// The shared-memory tree that combines a block's accumulators into part[0], then `last` (run by
+// thread 0, with `a` the block's result).
+std::string reduce_tree(const std::string& merge, const std::string& last) {
+  return "    part[threadIdx.x] = acc;\n"
+         "    __syncthreads();\n"
+         "    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {\n"
+         "      if (threadIdx.x < s) { const A a = part[threadIdx.x], b = part[threadIdx.x + s]; part[threadIdx.x] = " +
+         merge +
+         "; }\n"
+         "      __syncthreads();\n"
+         "    }\n"
+         "    if (threadIdx.x == 0) { const A a = part[0]; " +
+         last +
+         "; }\n"
+         "    __syncthreads();\n";
+}
+
+}  // namespace
+
+std::string reduce_kernel_source(OpId op, DType in, const std::string& name, bool partial) {
   const ReduceParts p = reduce_parts(op, in);
-  const std::string T = cuda_type(in), &A = p.acc, &init = p.init, &merge = p.merge, &fin = p.finish, &load = p.load,
-                    &O = p.out_type;
-  std::string s;
-  s += "extern \"C\" __global__ void " + name + "(const " + T + "* __restrict__ x, " + O +
-       "* __restrict__ o, long long outputs, Reduce r) {\n"
-       "  typedef " +
-       A +
-       " A;\n"
-       "  __shared__ A part[256];\n"
-       "  const long long n = r.count;\n"
-       "  for (long long e = blockIdx.x; e < outputs; e += gridDim.x) {\n"
-       "    long long base = 0, rem = e;\n"
+  const std::string T = cuda_type(in), &A = p.acc, &O = p.out_type;
+  std::string s = "extern \"C\" __global__ void " + name + "(const " + T + "* __restrict__ x, ";
+  s += partial
+           ? "unsigned char* __restrict__ partials, long long outputs, Reduce r, long long splits, long long chunk) {\n"
+           : O + "* __restrict__ o, long long outputs, Reduce r) {\n";
+  s += "  typedef " + A + " A;\n  __shared__ A part[256];\n  const long long n = r.count;\n";
+  // a block per output, or per chunk of an output's elements (block = e * splits + chunk index)
+  s +=
+      partial
+          ? "  for (long long blk = blockIdx.x; blk < outputs * splits; blk += gridDim.x) {\n"
+            "    const long long e = blk / splits, lo = (blk % splits) * chunk, hi = lo + chunk < n ? lo + chunk : n;\n"
+          : "  for (long long e = blockIdx.x; e < outputs; e += gridDim.x) {\n    const long long lo = 0, hi = n;\n";
+  s += "    long long base = 0, rem = e;\n"
        "    for (int d = r.rank_out - 1; d >= 0; --d) { long long i = rem % r.out_dims[d]; rem /= r.out_dims[d]; base "
        "+= i * r.out_strides[d]; }\n"
        "    A acc = (A)(" +
-       init +
+       p.init +
        ");\n"
-       "    for (long long j = threadIdx.x; j < n; j += blockDim.x) {\n"
+       "    for (long long j = lo + threadIdx.x; j < hi; j += blockDim.x) {\n"
        "      long long off = base, rj = j;\n"
        "      for (int d = r.rank_red - 1; d >= 0; --d) { long long i = rj % r.red_dims[d]; rj /= r.red_dims[d]; off "
        "+= i * r.red_strides[d]; }\n"
        "      const A a = acc, b = " +
-       load +
-       ";\n"
-       "      acc = " +
-       merge +
-       ";\n"
-       "    }\n"
-       "    part[threadIdx.x] = acc;\n"
-       "    __syncthreads();\n"
-       "    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {\n"
-       "      if (threadIdx.x < s) { const A a = part[threadIdx.x], b = part[threadIdx.x + s]; part[threadIdx.x] = " +
-       merge +
-       "; }\n"
-       "      __syncthreads();\n"
-       "    }\n"
-       "    if (threadIdx.x == 0) { const A a = part[0]; o[e] = io<" +
-       O + ">::st(" + fin +
-       "); }\n"
-       "    __syncthreads();\n"
-       "  }\n}\n";
-  return s;
+       p.load + ";\n      acc = " + p.merge + ";\n    }\n";
+  s += reduce_tree(p.merge, partial ? "((A*)partials)[blk] = a" : "o[e] = io<" + O + ">::st(" + p.finish + ")");
+  return s + "  }\n}\n";
+}
+
+std::string reduce_join_kernel_source(OpId op, DType in, const std::string& name) {
+  const ReduceParts p = reduce_parts(op, in);
+  std::string s = "extern \"C\" __global__ void " + name + "(const unsigned char* __restrict__ partials, " +
+                  p.out_type + "* __restrict__ o, long long outputs, long long splits, long long n) {\n";
+  s += "  typedef " + p.acc + " A;\n  __shared__ A part[256];\n";
+  s += "  for (long long e = blockIdx.x; e < outputs; e += gridDim.x) {\n    A acc = (A)(" + p.init +
+       ");\n    for (long long j = threadIdx.x; j < splits; j += blockDim.x) { const A a = acc, b = ((const "
+       "A*)partials)[e * splits + j]; acc = " +
+       p.merge + "; }\n";
+  s += reduce_tree(p.merge, "o[e] = io<" + p.out_type + ">::st(" + p.finish + ")");
+  return s + "  }\n}\n";
 }
 
 std::string copy_many_kernel_source() {

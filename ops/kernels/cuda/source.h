@@ -43,7 +43,16 @@ bool gpu_reduce_supported(OpId op, DType in);
 /// output element, a tree in shared memory over at most 256 threads (a power of two), with the
 /// CPU kernels' accumulator types (wrapping integer sums, float for 16-bit floats, wide
 /// integer means), NaN propagation for max/min and an empty mean being NaN (0 for integers).
-std::string reduce_kernel_source(OpId op, DType in, const std::string& name);
+/// With `partial`, the first kernel of a split reduction (few outputs of many elements):
+/// (const In* x, unsigned char* partials, long long outputs, Reduce r, long long splits, long long
+/// chunk), block e * splits + c combining elements [c * chunk, (c + 1) * chunk) of output e into
+/// accumulator ((A*)partials)[e * splits + c], unfinished.
+std::string reduce_kernel_source(OpId op, DType in, const std::string& name, bool partial = false);
+
+/// The second kernel of a split reduction: (const unsigned char* partials, Out* o, long long
+/// outputs, long long splits, long long n) combines each output's `splits` accumulators in
+/// order and finishes them (a mean divides by the n elements).
+std::string reduce_join_kernel_source(OpId op, DType in, const std::string& name);
 
 /// A reduction's pieces as C, for kernels that reduce their own way (the CUDA backend's
 /// single-block programs): the accumulator type `acc`, its first value `init`, `merge` (an
