@@ -64,7 +64,14 @@ std::string all_kernels(int& count) {
   for (ops::OpId op : {ops::OpId::ReduceSum, ops::OpId::ReduceMean, ops::OpId::ReduceProd, ops::OpId::ReduceMax,
                        ops::OpId::ReduceMin, ops::OpId::ReduceAny, ops::OpId::ReduceAll})
     for (DType dt : kGpuDTypes)
-      if (ops::cuda::gpu_reduce_supported(op, dt)) add(ops::cuda::reduce_kernel_source(op, dt, name()));
+      if (ops::cuda::gpu_reduce_supported(op, dt)) {
+        // a block per output, the two kernels of a split reduction, the two of a column one
+        add(ops::cuda::reduce_kernel_source(op, dt, name()));
+        add(ops::cuda::reduce_kernel_source(op, dt, name(), true));
+        add(ops::cuda::reduce_join_kernel_source(op, dt, name()));
+        add(ops::cuda::reduce_columns_kernel_source(op, dt, name()));
+        add(ops::cuda::reduce_columns_join_kernel_source(op, dt, name()));
+      }
   return src;
 }
 
@@ -250,13 +257,59 @@ TEST_CASE("GPU: matmul through cuBLAS and the integer kernel agree with the CPU"
   }
 }
 
-TEST_CASE("GPU: reductions of few outputs over many elements split over many blocks", "[.cuda]") {
+TEST_CASE("GPU: reductions spread over blocks: rows, split, columns", "[.cuda]") {
   require_gpu();
-  // 1 output of 300,000 elements, 3 of 100,000 (a leading and a trailing axis), and one output
-  // per row where that is not worth splitting
-  CHECK(ops::cuda::reduce_split(1, 300000).splits > 1);
-  CHECK(ops::cuda::reduce_split(264, 300000).splits == 1);
-  CHECK(ops::cuda::reduce_split(1, 1000).splits == 1);
+  using Kind = ops::cuda::ReducePlan::Kind;
+  auto plan = [](std::vector<long long> out_dims, std::vector<long long> out_strides, long long reduced,
+                 long long red_stride) {
+    ops::cuda::ReduceLayout r;
+    long long outputs = 1;
+    for (size_t i = 0; i < out_dims.size(); ++i) {
+      r.out_dims[i] = out_dims[i];
+      r.out_strides[i] = out_strides[i];
+      outputs *= out_dims[i];
+    }
+    r.rank_out = int(out_dims.size());
+    r.red_dims[0] = reduced;
+    r.red_strides[0] = red_stride;
+    r.rank_red = 1;
+    r.count = reduced;
+    return ops::cuda::reduce_plan(outputs, r);
+  };
+  // a whole tensor, and 3 rows of 100,000: split; 264 rows, or short rows: a block per row
+  CHECK(plan({}, {}, 300000, 1).kind == Kind::Split);
+  CHECK(plan({3}, {100000}, 100000, 1).kind == Kind::Split);
+  CHECK(plan({264}, {300000}, 300000, 1).kind == Kind::Rows);
+  CHECK(plan({1000}, {70}, 70, 1).kind == Kind::Rows);
+  // over the batch of [4096, 256] (a bias gradient) and [5, 300, 40]: columns, in chunks
+  const ops::cuda::ReducePlan bias = plan({256}, {1}, 4096, 256);
+  CHECK((bias.kind == Kind::Columns && bias.splits > 1 && bias.inner == 256 && bias.outer == 1));
+  CHECK(plan({5, 40}, {12000, 1}, 300, 40).kind == Kind::Columns);
+  CHECK(plan({5, 16}, {4800, 1}, 300, 16).kind == Kind::Rows);  // fewer than 32 columns
+  {
+    // columns against the CPU: sums, a NaN-propagating max (one NaN, in column 1000 % 256), a
+    // mean over the middle axis, for float32, float16 and int64
+    auto same = [](const Tensor& gpu, const Tensor& cpu, double tol) {
+      CHECK(gpu.device() == kGPU);
+      Tensor g = cast(gpu.to(kCPU), DType::Float64), c = cast(cpu, DType::Float64);
+      Tensor g_nan = not_equal(g, g), c_nan = not_equal(c, c);
+      CHECK(reduce_all(equal(g_nan, c_nan)).item<bool>());
+      Tensor diff = where(c_nan, zeros_like(c), abs(g - c) / (abs(c) + 1.0));
+      CHECK(reduce_max(diff).item<double>() <= tol);
+    };
+    Tensor x = random::normal({4096, 256}, 8);
+    x = where(equal(range_like(x, 0, DType::Int32) * 256 + range_like(x, 1, DType::Int32), constant(1000)),
+              constant(NAN), x);
+    for (DType dt : {DType::Float32, DType::Float16, DType::Int64}) {
+      INFO(dtype_name(dt));
+      Tensor xd = dt == DType::Int64 ? cast(where(not_equal(x, x), constant(0.0f), x) * 10.0f, dt) : cast(x, dt);
+      Tensor g = xd.to(kGPU);
+      const double tol = dt == DType::Float16 ? 2e-2 : 1e-5;
+      same(reduce_sum(g, {0}), reduce_sum(xd, {0}), tol);
+      same(reduce_max(g, {0}), reduce_max(xd, {0}), tol);
+      same(reduce_mean(reshape(g, {4, 1024, 256}), {1}), reduce_mean(reshape(xd, {4, 1024, 256}), {1}), tol);
+    }
+  }
   for (DType dt : {DType::Float32, DType::Float16, DType::Int32, DType::Int64}) {
     INFO(dtype_name(dt));
     Tensor x = cast(random::uniform(Shape{3, 100000}, 5, -3, 3), dt);

@@ -178,7 +178,7 @@ class Program {
           }
         } else {
           set_reduce_layout(steps[i]->reduce, k);
-          scratch_bytes = std::max(scratch_bytes, ops::cuda::reduce_scratch_bytes(k.outputs, k.layout.count));
+          scratch_bytes = std::max(scratch_bytes, ops::cuda::reduce_plan(k.outputs, k.layout).scratch_bytes);
         }
         kernels_.emplace(steps[i], std::move(k));
       }
@@ -592,11 +592,11 @@ class Program {
         case Step::Kind::Reduce: {
           const Kernel& k = kernels_.at(&s);
           if (k.outputs == 0) break;
-          if (ops::cuda::reduce_split(k.outputs, k.layout.count).splits > 1) {
-            // few outputs of many elements: spread over many blocks, partials in the scratch
+          if (ops::cuda::reduce_plan(k.outputs, k.layout).kind != ops::cuda::ReducePlan::Kind::Rows) {
+            // few outputs of many elements, or columns: spread over blocks, partials in the scratch
             ops::cuda::reduce_on_device(graph_->name, device_, s.reduce.op, plan_.buffers[size_t(s.reduce.in)].dtype,
                                         ptr(s.reduce.in, c), ptr(s.reduce.out, c), k.outputs, k.layout,
-                                        scratch_->data());
+                                        scratch_ ? scratch_->data() : nullptr);
             break;
           }
           void* in = ptr(s.reduce.in, c);
@@ -689,7 +689,7 @@ class Program {
   std::vector<Tensor> constants_;                     // plan_.constants on the GPU
   CUmodule module_ = nullptr;
   std::unordered_map<const Step*, Kernel> kernels_;
-  Ref<Storage> scratch_;  // the partials of split reductions (reduce_split), shared by the steps
+  Ref<Storage> scratch_;  // the partials of split and column reductions (reduce_plan), shared by the steps
   std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lt_;  // matmuls with epilogues
   BackendStats stats_;
   enum class Launch { Block, Graph, Stream };

@@ -322,7 +322,7 @@ void kernel_reduce(KernelContext& ctx) {
   const long long outputs = out.num_elements();
   if (outputs == 0) return;
   Tensor scratch;  // freed in stream order: safe while the kernels still use it
-  if (const size_t bytes = reduce_scratch_bytes(outputs, r.count))
+  if (const size_t bytes = reduce_plan(outputs, r).scratch_bytes)
     scratch = Tensor::empty({int64_t(bytes)}, DType::UInt8, out.device());
   reduce_on_device(ctx.def.name, out.device().index, ctx.def.id, x.dtype(), x.device_data(), data_ptr(out), outputs, r,
                    scratch.defined() ? data_ptr(scratch) : nullptr);
@@ -472,16 +472,30 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
   launch(who, device, fn, m * n * batches, args);
 }
 
-ReduceSplit reduce_split(long long outputs, long long count) {
-  if (outputs >= kReduceSplitMaxOutputs || count < kReduceSplitMinCount) return {1, count};
-  const long long splits = std::min<long long>((count + 8191) / 8192, std::max<long long>(2, 1024 / outputs));
-  const long long chunk = (count + splits - 1) / splits;
-  return {(count + chunk - 1) / chunk, chunk};
-}
-
-size_t reduce_scratch_bytes(long long outputs, long long count) {
-  const ReduceSplit split = reduce_split(outputs, count);
-  return split.splits > 1 ? size_t(outputs * split.splits) * 16 : 0;
+ReducePlan reduce_plan(long long outputs, const ReduceLayout& r) {
+  ReducePlan p;
+  p.chunk = r.count;
+  // [outer, reduced, inner]: one reduced axis just outside a contiguous inner output axis
+  const int ro = r.rank_out;
+  if (r.rank_red == 1 && r.count > 1 && ro >= 1 && ro <= 2 && r.out_strides[ro - 1] == 1 && r.out_dims[ro - 1] >= 32 &&
+      r.red_strides[0] == r.out_dims[ro - 1] && (ro == 1 || r.out_strides[0] == r.count * r.out_dims[1])) {
+    p.kind = ReducePlan::Kind::Columns;
+    p.inner = r.out_dims[ro - 1];
+    p.outer = ro == 2 ? r.out_dims[0] : 1;
+    const long long tiles = (p.inner + 31) / 32;
+    p.splits = std::min<long long>((r.count + 127) / 128, std::max<long long>(1, 1024 / (tiles * p.outer)));
+    p.chunk = (r.count + p.splits - 1) / p.splits;
+    p.splits = (r.count + p.chunk - 1) / p.chunk;
+    if (p.splits > 1) p.scratch_bytes = size_t(outputs * p.splits) * 16;
+    return p;
+  }
+  if (outputs >= kReduceSplitMaxOutputs || r.count < kReduceSplitMinCount) return p;
+  p.kind = ReducePlan::Kind::Split;
+  p.splits = std::min<long long>((r.count + 8191) / 8192, std::max<long long>(2, 1024 / outputs));
+  p.chunk = (r.count + p.splits - 1) / p.splits;
+  p.splits = (r.count + p.chunk - 1) / p.chunk;
+  p.scratch_bytes = size_t(outputs * p.splits) * 16;
+  return p;
 }
 
 void reduce_on_device(std::string_view who, int device, OpId op, DType in, const void* x, void* o, long long outputs,
@@ -490,31 +504,50 @@ void reduce_on_device(std::string_view who, int device, OpId op, DType in, const
   const std::string_view name_of_op = op_def(op).name;
   const ReduceParts parts = reduce_parts(op, in);  // throws for what has no kernel
   const DType out = parts.out_type == "bool" ? DType::Bool : in;
-  ReduceSplit split = reduce_split(outputs, layout.count);
+  ReducePlan plan = reduce_plan(outputs, layout);
   ReduceLayout r = layout;
+  long long n = r.count;
   void* px = const_cast<void*>(x);
-  auto threads_for = [](long long n) {
+  auto threads_for = [](long long count) {
     unsigned t = 32;
-    while (t < 256 && t < n) t *= 2;
+    while (t < 256 && t < count) t *= 2;
     return t;
   };
-  if (split.splits == 1) {
-    const std::string name = kernel_name("reduce", name_of_op, in, out);
-    CUfunction fn = get_kernel(device, name, [&] { return reduce_kernel_source(op, in, name); });
-    void* args[] = {&px, &o, &outputs, &r};
-    launch_blocks(who, device, fn, unsigned(std::min<long long>(outputs, 1 << 20)), threads_for(r.count), args);
-    return;
+  auto blocks = [](long long b) { return unsigned(std::min<long long>(b, 1 << 20)); };
+  auto kernel = [&](std::string_view kind, std::string (*source)(OpId, DType, const std::string&)) {
+    const std::string name = kernel_name(kind, name_of_op, in, out);
+    return get_kernel(device, name, [&] { return source(op, in, name); });
+  };
+  if (plan.scratch_bytes && !scratch) fail<Internal>(who, "a split reduction needs scratch memory");
+  switch (plan.kind) {
+    case ReducePlan::Kind::Rows: {
+      CUfunction fn =
+          kernel("reduce", [](OpId p, DType t, const std::string& nm) { return reduce_kernel_source(p, t, nm); });
+      void* args[] = {&px, &o, &outputs, &r};
+      launch_blocks(who, device, fn, blocks(outputs), threads_for(r.count), args);
+      return;
+    }
+    case ReducePlan::Kind::Split: {
+      CUfunction fp = kernel(
+          "reduce_part", [](OpId p, DType t, const std::string& nm) { return reduce_kernel_source(p, t, nm, true); });
+      CUfunction fj = kernel("reduce_join", reduce_join_kernel_source);
+      void* part_args[] = {&px, &scratch, &outputs, &r, &plan.splits, &plan.chunk};
+      launch_blocks(who, device, fp, blocks(outputs * plan.splits), threads_for(plan.chunk), part_args);
+      void* join_args[] = {&scratch, &o, &outputs, &plan.splits, &n};
+      launch_blocks(who, device, fj, blocks(outputs), threads_for(plan.splits), join_args);
+      return;
+    }
+    case ReducePlan::Kind::Columns: {
+      CUfunction fc = kernel("reduce_columns", reduce_columns_kernel_source);
+      void* args[] = {&px, &o, &scratch, &plan.outer, &n, &plan.inner, &plan.splits, &plan.chunk};
+      launch_blocks(who, device, fc, blocks((plan.inner + 31) / 32 * plan.outer * plan.splits), 256, args);
+      if (plan.splits == 1) return;
+      CUfunction fj = kernel("reduce_columns_join", reduce_columns_join_kernel_source);
+      void* join_args[] = {&scratch, &o, &outputs, &plan.splits, &n};
+      launch(who, device, fj, outputs, join_args);
+      return;
+    }
   }
-  if (!scratch) fail<Internal>(who, "a split reduction needs scratch memory");
-  const std::string part = kernel_name("reduce_part", name_of_op, in, out),
-                    join = kernel_name("reduce_join", name_of_op, in, out);
-  CUfunction fp = get_kernel(device, part, [&] { return reduce_kernel_source(op, in, part, true); });
-  CUfunction fj = get_kernel(device, join, [&] { return reduce_join_kernel_source(op, in, join); });
-  long long blocks = outputs * split.splits, n = r.count;
-  void* part_args[] = {&px, &scratch, &outputs, &r, &split.splits, &split.chunk};
-  launch_blocks(who, device, fp, unsigned(std::min<long long>(blocks, 1 << 20)), threads_for(split.chunk), part_args);
-  void* join_args[] = {&scratch, &o, &outputs, &split.splits, &n};
-  launch_blocks(who, device, fj, unsigned(std::min<long long>(outputs, 1 << 20)), threads_for(split.splits), join_args);
 }
 
 void* blas_workspace(int device, size_t* bytes) {

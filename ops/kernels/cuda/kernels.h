@@ -37,24 +37,29 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
 /// libraries run on the device's one stream, which orders their uses of it.
 void* blas_workspace(int device, size_t* bytes);
 
-/// How a reduction of `outputs` outputs over `count` elements each is spread over thread
-/// blocks: a block per output (splits 1), or, for fewer than kReduceSplitMaxOutputs outputs of
-/// at least kReduceSplitMinCount elements (a sum of a whole large tensor), `splits` blocks per
-/// output of `chunk` elements each, whose accumulators a second kernel combines in order
-/// (up to 1024 blocks in all, at least 8192 elements a block).
-struct ReduceSplit {
-  long long splits = 1, chunk = 0;
+/// How reduce_on_device spreads a reduction over thread blocks:
+///  - Rows: a block per output (up to 256 threads over its elements);
+///  - Split: fewer than kReduceSplitMaxOutputs outputs of at least kReduceSplitMinCount
+///    elements (a sum of a whole large tensor): `splits` blocks per output of `chunk` elements
+///    each (up to 1024 blocks, at least 8192 elements a block), whose accumulators a second
+///    kernel combines in order;
+///  - Columns: a reduction over the axis just outside a contiguous inner axis of at least 32
+///    outputs (`outer` x `reduced` x `inner`: bias gradients, a sum over the batch): blocks of
+///    32 adjacent columns, the rows in `splits` chunks of `chunk` rows, combined in order.
+/// `scratch_bytes` is the scratch the partials need (16 bytes each), 0 for Rows.
+struct ReducePlan {
+  enum class Kind : uint8_t { Rows, Split, Columns };
+  Kind kind = Kind::Rows;
+  long long splits = 1, chunk = 0, outer = 1, inner = 1;
+  size_t scratch_bytes = 0;
 };
 inline constexpr long long kReduceSplitMaxOutputs = 264, kReduceSplitMinCount = 32768;
-ReduceSplit reduce_split(long long outputs, long long count);
-
-/// The scratch a split reduction needs (16 bytes a partial accumulator); 0 when not split.
-size_t reduce_scratch_bytes(long long outputs, long long count);
+ReducePlan reduce_plan(long long outputs, const ReduceLayout& layout);
 
 /// Queues reduction `op` of `x` (device memory of dtype `in`, laid out as `layout` says) into
 /// `outputs` elements at `o` on GPU `device`'s stream, with the reduction kernel of
-/// source.h (split over blocks as reduce_split says, its partials in `scratch`, which must
-/// hold reduce_scratch_bytes). Throws Internal naming `who` for what has no kernel.
+/// source.h, spread over blocks as reduce_plan says (its partials in `scratch`, which must
+/// hold the plan's scratch_bytes). Throws Internal naming `who` for what has no kernel.
 void reduce_on_device(std::string_view who, int device, OpId op, DType in, const void* x, void* o, long long outputs,
                       const ReduceLayout& layout, void* scratch);
 

@@ -507,6 +507,54 @@ std::string reduce_join_kernel_source(OpId op, DType in, const std::string& name
   return s + "  }\n}\n";
 }
 
+std::string reduce_columns_kernel_source(OpId op, DType in, const std::string& name) {
+  const ReduceParts p = reduce_parts(op, in);
+  std::string s = "extern \"C\" __global__ void " + name + "(const " + cuda_type(in) + "* __restrict__ x, " +
+                  p.out_type +
+                  "* __restrict__ o, unsigned char* __restrict__ partials, long long outer, long long reduced, long "
+                  "long inner, long long chunks, long long rows) {\n";
+  s += "  typedef " + p.acc + " A;\n  __shared__ A part[8][33];\n";
+  s += "  const long long n = reduced, tiles = (inner + 31) / 32;\n"
+       "  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;\n"
+       "  for (long long blk = blockIdx.x; blk < tiles * outer * chunks; blk += gridDim.x) {\n"
+       "    const long long rest = blk / tiles, oi = rest % outer, chunk = rest / outer, col = (blk % tiles) * 32 + "
+       "tx;\n"
+       "    const long long lo = chunk * rows, hi = lo + rows < reduced ? lo + rows : reduced;\n"
+       "    A acc = (A)(" +
+       p.init +
+       ");\n"
+       "    if (col < inner)\n"
+       "      for (long long j = lo + ty; j < hi; j += 8) {\n"
+       "        const long long off = (oi * reduced + j) * inner + col;\n"
+       "        const A a = acc, b = " +
+       p.load + ";\n        acc = " + p.merge +
+       ";\n      }\n"
+       "    part[ty][tx] = acc;\n"
+       "    __syncthreads();\n"
+       "    if (ty == 0 && col < inner) {\n"
+       "      A a = part[0][tx];\n"
+       "      for (int k = 1; k < 8; ++k) { const A b = part[k][tx]; a = " +
+       p.merge +
+       "; }\n"
+       "      if (chunks == 1) o[oi * inner + col] = io<" +
+       p.out_type + ">::st(" + p.finish +
+       ");\n"
+       "      else ((A*)partials)[(chunk * outer + oi) * inner + col] = a;\n"
+       "    }\n"
+       "    __syncthreads();\n"
+       "  }\n}\n";
+  return s;
+}
+
+std::string reduce_columns_join_kernel_source(OpId op, DType in, const std::string& name) {
+  const ReduceParts p = reduce_parts(op, in);
+  return "extern \"C\" __global__ void " + name + "(const unsigned char* __restrict__ partials, " + p.out_type +
+         "* __restrict__ o, long long outputs, long long chunks, long long n) {\n  typedef " + p.acc +
+         " A;\n  KILN_GRID_LOOP(e, outputs) {\n    A a = ((const A*)partials)[e];\n"
+         "    for (long long c = 1; c < chunks; ++c) { const A b = ((const A*)partials)[c * outputs + e]; a = " +
+         p.merge + "; }\n    o[e] = io<" + p.out_type + ">::st(" + p.finish + ");\n  }\n}\n";
+}
+
 std::string copy_many_kernel_source() {
   return "struct CopyList { int n; unsigned long long dst[" + std::to_string(kMaxCopies) + "], src[" +
          std::to_string(kMaxCopies) + "], bytes[" + std::to_string(kMaxCopies) +

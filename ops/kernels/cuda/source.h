@@ -54,6 +54,17 @@ std::string reduce_kernel_source(OpId op, DType in, const std::string& name, boo
 /// order and finishes them (a mean divides by the n elements).
 std::string reduce_join_kernel_source(OpId op, DType in, const std::string& name);
 
+/// A reduction of [outer, reduced, inner] over `reduced`, with the inner axis contiguous
+/// (bias gradients: a sum over the batch): (const In* x, Out* o, unsigned char* partials,
+/// long long outer, long long reduced, long long inner, long long chunks, long long rows).
+/// A block of 256 threads takes 32 adjacent columns (coalesced reads) and `rows` rows of one
+/// chunk, 8 threads a column; with one chunk it finishes the outputs, otherwise it writes
+/// accumulator ((A*)partials)[(chunk * outer + o) * inner + col], which the join kernel
+/// (const unsigned char* partials, Out* o, long long outputs, long long chunks, long long n)
+/// combines in chunk order, a thread per output.
+std::string reduce_columns_kernel_source(OpId op, DType in, const std::string& name);
+std::string reduce_columns_join_kernel_source(OpId op, DType in, const std::string& name);
+
 /// A reduction's pieces as C, for kernels that reduce their own way (the CUDA backend's
 /// single-block programs): the accumulator type `acc`, its first value `init`, `merge` (an
 /// expression of the accumulator `a` and the loaded value `b`), `finish` (of the accumulator
