@@ -2,6 +2,8 @@
 // kernels per (device, kernel name), broadcasting set-up and the launch grid.
 #include "ops/kernels/cuda/kernels.h"
 
+#include <algorithm>
+
 #include "runtime/errors.h"
 
 #if KILN_WITH_CUDA
@@ -29,6 +31,33 @@
 #endif
 
 namespace kiln::ops::cuda {
+
+// Host arithmetic only: also in builds without CUDA (tests check the plans anywhere).
+ReducePlan reduce_plan(long long outputs, const ReduceLayout& r) {
+  ReducePlan p;
+  p.chunk = r.count;
+  // [outer, reduced, inner]: one reduced axis just outside a contiguous inner output axis
+  const int ro = r.rank_out;
+  if (r.rank_red == 1 && r.count > 1 && ro >= 1 && ro <= 2 && r.out_strides[ro - 1] == 1 && r.out_dims[ro - 1] >= 32 &&
+      r.red_strides[0] == r.out_dims[ro - 1] && (ro == 1 || r.out_strides[0] == r.count * r.out_dims[1])) {
+    p.kind = ReducePlan::Kind::Columns;
+    p.inner = r.out_dims[ro - 1];
+    p.outer = ro == 2 ? r.out_dims[0] : 1;
+    const long long tiles = (p.inner + 31) / 32;
+    p.splits = std::min<long long>((r.count + 127) / 128, std::max<long long>(1, 1024 / (tiles * p.outer)));
+    p.chunk = (r.count + p.splits - 1) / p.splits;
+    p.splits = (r.count + p.chunk - 1) / p.chunk;
+    if (p.splits > 1) p.scratch_bytes = size_t(outputs * p.splits) * 16;
+    return p;
+  }
+  if (outputs >= kReduceSplitMaxOutputs || r.count < kReduceSplitMinCount) return p;
+  p.kind = ReducePlan::Kind::Split;
+  p.splits = std::min<long long>((r.count + 8191) / 8192, std::max<long long>(2, 1024 / outputs));
+  p.chunk = (r.count + p.splits - 1) / p.splits;
+  p.splits = (r.count + p.chunk - 1) / p.chunk;
+  p.scratch_bytes = size_t(outputs * p.splits) * 16;
+  return p;
+}
 
 #if KILN_WITH_CUDA
 
@@ -470,32 +499,6 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
   void* pc = c;
   void* args[] = {&pa, &pb, &pc, &s};
   launch(who, device, fn, m * n * batches, args);
-}
-
-ReducePlan reduce_plan(long long outputs, const ReduceLayout& r) {
-  ReducePlan p;
-  p.chunk = r.count;
-  // [outer, reduced, inner]: one reduced axis just outside a contiguous inner output axis
-  const int ro = r.rank_out;
-  if (r.rank_red == 1 && r.count > 1 && ro >= 1 && ro <= 2 && r.out_strides[ro - 1] == 1 && r.out_dims[ro - 1] >= 32 &&
-      r.red_strides[0] == r.out_dims[ro - 1] && (ro == 1 || r.out_strides[0] == r.count * r.out_dims[1])) {
-    p.kind = ReducePlan::Kind::Columns;
-    p.inner = r.out_dims[ro - 1];
-    p.outer = ro == 2 ? r.out_dims[0] : 1;
-    const long long tiles = (p.inner + 31) / 32;
-    p.splits = std::min<long long>((r.count + 127) / 128, std::max<long long>(1, 1024 / (tiles * p.outer)));
-    p.chunk = (r.count + p.splits - 1) / p.splits;
-    p.splits = (r.count + p.chunk - 1) / p.chunk;
-    if (p.splits > 1) p.scratch_bytes = size_t(outputs * p.splits) * 16;
-    return p;
-  }
-  if (outputs >= kReduceSplitMaxOutputs || r.count < kReduceSplitMinCount) return p;
-  p.kind = ReducePlan::Kind::Split;
-  p.splits = std::min<long long>((r.count + 8191) / 8192, std::max<long long>(2, 1024 / outputs));
-  p.chunk = (r.count + p.splits - 1) / p.splits;
-  p.splits = (r.count + p.chunk - 1) / p.chunk;
-  p.scratch_bytes = size_t(outputs * p.splits) * 16;
-  return p;
 }
 
 void reduce_on_device(std::string_view who, int device, OpId op, DType in, const void* x, void* o, long long outputs,
