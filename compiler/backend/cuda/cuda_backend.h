@@ -37,9 +37,11 @@ bool loop_vectorizable(const cpu::Plan& plan, const cpu::LoopStep& loop);
 
 /// The kernels of `plan` without the prelude: per loop step a grid-stride kernel over the
 /// loop's elements with its dims and strides as constants (and its 4-wide twin when
-/// loop_vectorizable), per reduce step the eager
+/// loop_vectorizable), or, for a loop with reductions over its trailing dims
+/// (cpu::row_reduction), a kernel of a thread block per row; per reduce step the eager
 /// reduction kernel (ops/kernels/cuda/source.h). Throws Internal for what has no kernel here
-/// (a fused LoopReduce: lower with lower_options()).
+/// (a reduction fused into a loop over other dims: lower with lower_options(), or with
+/// row_reductions_only).
 std::string program_kernels(const cpu::Plan& plan, const std::string& prefix);
 
 /// The whole CUDA C program of `plan`: gpu_prelude() followed by program_kernels(plan, "kiln").

@@ -1,6 +1,7 @@
 // CUDA C for a plan: a kernel per fused loop (the loop's expression tree over the prelude's
-// functors, so values follow the eager GPU kernels' semantics) and per reduction step (the
-// eager reduction kernel). Dims and strides are constants of the specialized shape.
+// functors, so values follow the eager GPU kernels' semantics; a block per row when the loop
+// ends in row reductions) and per reduction step (the eager reduction kernel). Dims and strides
+// are constants of the specialized shape.
 #include <algorithm>
 #include <functional>
 #include <optional>
