@@ -28,6 +28,15 @@ namespace kiln::cuda {
   X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy)
 // clang-format on
 
+/// Resolves member `name` of the function table `t` (a member per function and a std::string
+/// `error`) from the dlopen()ed library `lib`, unless an earlier one failed; the first missing
+/// function becomes t->error. For the libraries loaded like the driver (NVRTC, cuBLAS, cuBLASLt).
+#define KILN_CUDA_RESOLVE(name)                                                       \
+  if (t->error.empty()) {                                                             \
+    t->name = reinterpret_cast<decltype(t->name)>(dlsym(lib, KILN_CUDA_STR(name)));   \
+    if (!t->name) t->error = std::string("the library lacks ") + KILN_CUDA_STR(name); \
+  }
+
 /// The loaded driver functions.
 struct DriverApi {
 #define KILN_CUDA_MEMBER(name) decltype(&::name) name = nullptr;

@@ -178,7 +178,8 @@ class Program {
           }
         } else {
           set_reduce_layout(steps[i]->reduce, k);
-          scratch_bytes = std::max(scratch_bytes, ops::cuda::reduce_plan(k.outputs, k.layout).scratch_bytes);
+          k.spread = ops::cuda::reduce_plan(k.outputs, k.layout);
+          scratch_bytes = std::max(scratch_bytes, k.spread.scratch_bytes);
         }
         kernels_.emplace(steps[i], std::move(k));
       }
@@ -265,6 +266,7 @@ class Program {
     std::vector<int> params;         // loops: the buffers passed, in order
     int64_t elements = 0;            // loops: the grid-stride loop's length
     ops::cuda::ReduceLayout layout;  // reductions
+    ops::cuda::ReducePlan spread;    // reductions: Rows runs this module's kernel, the others reduce_on_device
     long long outputs = 0;
     unsigned threads = 0, blocks = 0;  // reductions, and loops with row reductions (blocks > 0)
   };
@@ -321,7 +323,7 @@ class Program {
                          cpu::describe(*k));
           return;
         }
-      std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lts;
+      std::unordered_map<const Step*, LtStep> lts;
       std::function<bool(const std::vector<Step>&)> plan_all = [&](const std::vector<Step>& list) {
         for (const Step& s : list) {
           if ((s.kind == Step::Kind::Cond || s.kind == Step::Kind::While) &&
@@ -335,7 +337,7 @@ class Program {
                                          mm.b_stride,    form.alpha, form.beta, form.bias >= 0};
           auto lt = ops::cuda::LtMatmul::plan(device_, shape, &why);
           if (!lt) return false;
-          lts.emplace(&s, std::move(lt));
+          lts.emplace(&s, LtStep{std::move(lt), form});
         }
         return true;
       };
@@ -592,10 +594,10 @@ class Program {
         case Step::Kind::Reduce: {
           const Kernel& k = kernels_.at(&s);
           if (k.outputs == 0) break;
-          if (ops::cuda::reduce_plan(k.outputs, k.layout).kind != ops::cuda::ReducePlan::Kind::Rows) {
+          if (k.spread.kind != ops::cuda::ReducePlan::Kind::Rows) {
             // few outputs of many elements, or columns: spread over blocks, partials in the scratch
             ops::cuda::reduce_on_device(graph_->name, device_, s.reduce.op, plan_.buffers[size_t(s.reduce.in)].dtype,
-                                        ptr(s.reduce.in, c), ptr(s.reduce.out, c), k.outputs, k.layout,
+                                        ptr(s.reduce.in, c), ptr(s.reduce.out, c), k.outputs, k.layout, k.spread,
                                         scratch_ ? scratch_->data() : nullptr);
             break;
           }
@@ -610,9 +612,9 @@ class Program {
         case Step::Kind::MatMul: {
           const cpu::MatMulStep& mm = s.matmul;
           if (!mm.epilogue.empty()) {
-            const cpu::AffineEpilogue form = *cpu::affine_epilogue(mm.epilogue);
-            lt_.at(&s)->run(graph_->name, ptr(mm.a, c), ptr(mm.b, c), form.add >= 0 ? ptr(form.add, c) : nullptr,
-                            form.bias >= 0 ? ptr(form.bias, c) : nullptr, ptr(mm.out, c));
+            const LtStep& lt = lt_.at(&s);
+            lt.matmul->run(graph_->name, ptr(mm.a, c), ptr(mm.b, c), lt.form.add >= 0 ? ptr(lt.form.add, c) : nullptr,
+                           lt.form.bias >= 0 ? ptr(lt.form.bias, c) : nullptr, ptr(mm.out, c));
             break;
           }
           ops::cuda::matmul_on_device(graph_->name, device_, plan_.buffers[size_t(mm.out)].dtype, ptr(mm.a, c),
@@ -690,7 +692,12 @@ class Program {
   CUmodule module_ = nullptr;
   std::unordered_map<const Step*, Kernel> kernels_;
   Ref<Storage> scratch_;  // the partials of split and column reductions (reduce_plan), shared by the steps
-  std::unordered_map<const Step*, std::unique_ptr<ops::cuda::LtMatmul>> lt_;  // matmuls with epilogues
+  // matmuls with epilogues: their cuBLASLt plan and the epilogue's form (affine_epilogue)
+  struct LtStep {
+    std::unique_ptr<ops::cuda::LtMatmul> matmul;
+    cpu::AffineEpilogue form;
+  };
+  std::unordered_map<const Step*, LtStep> lt_;
   BackendStats stats_;
   enum class Launch { Block, Graph, Stream };
   Launch launch_ = Launch::Stream;

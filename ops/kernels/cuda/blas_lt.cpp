@@ -60,13 +60,7 @@ const CublasLt& cublas_lt() {
       t->error = "cuBLASLt (libcublasLt.so) is not installed: " + err;
       return t;
     }
-#define KILN_RESOLVE(name)                                                            \
-  if (t->error.empty()) {                                                             \
-    t->name = reinterpret_cast<decltype(t->name)>(dlsym(lib, KILN_CUDA_STR(name)));   \
-    if (!t->name) t->error = std::string("the library lacks ") + KILN_CUDA_STR(name); \
-  }
-    KILN_CUBLASLT_FUNCTIONS(KILN_RESOLVE)
-#undef KILN_RESOLVE
+    KILN_CUBLASLT_FUNCTIONS(KILN_CUDA_RESOLVE)
     return t;
   }();
   return *api;
@@ -101,7 +95,7 @@ struct LtMatmul::Impl {
   cublasLtHandle_t handle = nullptr;
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  cublasLtMatmulAlgo_t fast{}, any{};  // 16-byte aligned operands; float-aligned ones
+  cublasLtMatmulAlgo_t fast{}, any{};  // 16-byte aligned operands; element-aligned ones
   bool has_fast = false;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;

@@ -44,8 +44,6 @@ class LtMatmul {
   /// when cuBLASLt fails.
   void run(std::string_view who, const void* a, const void* b, const void* c, const void* bias, void* d) const;
 
-  const LtMatmulShape& shape() const { return shape_; }
-
  private:
   struct Impl;
   LtMatmul(int device, const LtMatmulShape& s);

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -36,6 +37,13 @@ namespace kiln::ops::cuda {
 ReducePlan reduce_plan(long long outputs, const ReduceLayout& r) {
   ReducePlan p;
   p.chunk = r.count;
+  // `count` elements in at most `most` chunks of at least `least` (rounded to whole chunks)
+  auto divide = [&](long long least, long long most) {
+    p.splits = std::min<long long>((r.count + least - 1) / least, most);
+    p.chunk = (r.count + p.splits - 1) / p.splits;
+    p.splits = (r.count + p.chunk - 1) / p.chunk;
+    if (p.splits > 1) p.scratch_bytes = size_t(outputs * p.splits) * 16;
+  };
   // [outer, reduced, inner]: one reduced axis just outside a contiguous inner output axis
   const int ro = r.rank_out;
   if (r.rank_red == 1 && r.count > 1 && ro >= 1 && ro <= 2 && r.out_strides[ro - 1] == 1 && r.out_dims[ro - 1] >= 32 &&
@@ -43,19 +51,11 @@ ReducePlan reduce_plan(long long outputs, const ReduceLayout& r) {
     p.kind = ReducePlan::Kind::Columns;
     p.inner = r.out_dims[ro - 1];
     p.outer = ro == 2 ? r.out_dims[0] : 1;
-    const long long tiles = (p.inner + 31) / 32;
-    p.splits = std::min<long long>((r.count + 127) / 128, std::max<long long>(1, 1024 / (tiles * p.outer)));
-    p.chunk = (r.count + p.splits - 1) / p.splits;
-    p.splits = (r.count + p.chunk - 1) / p.chunk;
-    if (p.splits > 1) p.scratch_bytes = size_t(outputs * p.splits) * 16;
-    return p;
+    divide(128, std::max<long long>(1, 1024 / ((p.inner + 31) / 32 * p.outer)));
+  } else if (outputs < kReduceSplitMaxOutputs && r.count >= kReduceSplitMinCount) {
+    p.kind = ReducePlan::Kind::Split;
+    divide(8192, std::max<long long>(2, 1024 / outputs));
   }
-  if (outputs >= kReduceSplitMaxOutputs || r.count < kReduceSplitMinCount) return p;
-  p.kind = ReducePlan::Kind::Split;
-  p.splits = std::min<long long>((r.count + 8191) / 8192, std::max<long long>(2, 1024 / outputs));
-  p.chunk = (r.count + p.splits - 1) / p.splits;
-  p.splits = (r.count + p.chunk - 1) / p.chunk;
-  p.scratch_bytes = size_t(outputs * p.splits) * 16;
   return p;
 }
 
@@ -86,13 +86,6 @@ struct Cublas {
   std::string error;
 };
 
-// Resolves every function of a table from `lib`; the first missing one becomes the error.
-#define KILN_RESOLVE(name)                                                            \
-  if (t->error.empty()) {                                                             \
-    t->name = reinterpret_cast<decltype(t->name)>(dlsym(lib, KILN_CUDA_STR(name)));   \
-    if (!t->name) t->error = std::string("the library lacks ") + KILN_CUDA_STR(name); \
-  }
-
 const Nvrtc& nvrtc() {
   static const Nvrtc* api = [] {
     auto* t = new Nvrtc();
@@ -102,7 +95,7 @@ const Nvrtc& nvrtc() {
       t->error = "NVRTC (libnvrtc.so) is not installed: " + err;
       return t;
     }
-    KILN_NVRTC_FUNCTIONS(KILN_RESOLVE)
+    KILN_NVRTC_FUNCTIONS(KILN_CUDA_RESOLVE)
     if (t->error.empty()) {
       int major = 0, minor = 0;
       t->nvrtcVersion(&major, &minor);
@@ -125,13 +118,12 @@ const Cublas& cublas() {
       t->error = "cuBLAS (libcublas.so) is not installed: " + err;
       return t;
     }
-    KILN_CUBLAS_FUNCTIONS(KILN_RESOLVE)
+    KILN_CUBLAS_FUNCTIONS(KILN_CUDA_RESOLVE)
     return t;
   }();
   if (!api->error.empty()) fail<InvalidArgument>("matmul", api->error);
   return *api;
 }
-#undef KILN_RESOLVE
 
 // Compiled kernels by device and name; modules stay loaded for the life of the process.
 struct KernelCache {
@@ -350,11 +342,11 @@ void kernel_reduce(KernelContext& ctx) {
   std::reverse(r.red_strides, r.red_strides + r.rank_red);
   const long long outputs = out.num_elements();
   if (outputs == 0) return;
+  const ReducePlan plan = reduce_plan(outputs, r);
   Tensor scratch;  // freed in stream order: safe while the kernels still use it
-  if (const size_t bytes = reduce_plan(outputs, r).scratch_bytes)
-    scratch = Tensor::empty({int64_t(bytes)}, DType::UInt8, out.device());
+  if (plan.scratch_bytes) scratch = Tensor::empty({int64_t(plan.scratch_bytes)}, DType::UInt8, out.device());
   reduce_on_device(ctx.def.name, out.device().index, ctx.def.id, x.dtype(), x.device_data(), data_ptr(out), outputs, r,
-                   scratch.defined() ? data_ptr(scratch) : nullptr);
+                   plan, scratch.defined() ? data_ptr(scratch) : nullptr);
 }
 
 // One cuBLAS handle per device, used under its lock (handles are not thread-safe), with a
@@ -502,14 +494,11 @@ void matmul_on_device(std::string_view who, int device, DType dtype, const void*
 }
 
 void reduce_on_device(std::string_view who, int device, OpId op, DType in, const void* x, void* o, long long outputs,
-                      const ReduceLayout& layout, void* scratch) {
+                      const ReduceLayout& layout, const ReducePlan& plan, void* scratch) {
   if (outputs == 0) return;
-  const std::string_view name_of_op = op_def(op).name;
-  const ReduceParts parts = reduce_parts(op, in);  // throws for what has no kernel
-  const DType out = parts.out_type == "bool" ? DType::Bool : in;
-  ReducePlan plan = reduce_plan(outputs, layout);
+  if (plan.scratch_bytes && !scratch) fail<Internal>(who, "a reduction spread over blocks needs scratch memory");
   ReduceLayout r = layout;
-  long long n = r.count;
+  long long n = r.count, splits = plan.splits, chunk = plan.chunk, outer = plan.outer, inner = plan.inner;
   void* px = const_cast<void*>(x);
   auto threads_for = [](long long count) {
     unsigned t = 32;
@@ -517,36 +506,38 @@ void reduce_on_device(std::string_view who, int device, OpId op, DType in, const
     return t;
   };
   auto blocks = [](long long b) { return unsigned(std::min<long long>(b, 1 << 20)); };
-  auto kernel = [&](std::string_view kind, std::string (*source)(OpId, DType, const std::string&)) {
-    const std::string name = kernel_name(kind, name_of_op, in, out);
-    return get_kernel(device, name, [&] { return source(op, in, name); });
+  // the kernel `kind` of op and dtype (any and all reduce bools to bools, the others keep the dtype)
+  auto kernel = [&](std::string_view kind, const std::function<std::string(const std::string&)>& source) {
+    const std::string name = kernel_name(kind, op_def(op).name, in, in);
+    return get_kernel(device, name, [&] { return source(name); });
   };
-  if (plan.scratch_bytes && !scratch) fail<Internal>(who, "a split reduction needs scratch memory");
   switch (plan.kind) {
     case ReducePlan::Kind::Rows: {
-      CUfunction fn =
-          kernel("reduce", [](OpId p, DType t, const std::string& nm) { return reduce_kernel_source(p, t, nm); });
+      CUfunction fn = kernel("reduce", [&](const std::string& nm) { return reduce_kernel_source(op, in, nm); });
       void* args[] = {&px, &o, &outputs, &r};
-      launch_blocks(who, device, fn, blocks(outputs), threads_for(r.count), args);
+      launch_blocks(who, device, fn, blocks(outputs), threads_for(n), args);
       return;
     }
     case ReducePlan::Kind::Split: {
-      CUfunction fp = kernel(
-          "reduce_part", [](OpId p, DType t, const std::string& nm) { return reduce_kernel_source(p, t, nm, true); });
-      CUfunction fj = kernel("reduce_join", reduce_join_kernel_source);
-      void* part_args[] = {&px, &scratch, &outputs, &r, &plan.splits, &plan.chunk};
-      launch_blocks(who, device, fp, blocks(outputs * plan.splits), threads_for(plan.chunk), part_args);
-      void* join_args[] = {&scratch, &o, &outputs, &plan.splits, &n};
-      launch_blocks(who, device, fj, blocks(outputs), threads_for(plan.splits), join_args);
+      CUfunction fp =
+          kernel("reduce_part", [&](const std::string& nm) { return reduce_kernel_source(op, in, nm, true); });
+      CUfunction fj =
+          kernel("reduce_join", [&](const std::string& nm) { return reduce_join_kernel_source(op, in, nm); });
+      void* part_args[] = {&px, &scratch, &outputs, &r, &splits, &chunk};
+      launch_blocks(who, device, fp, blocks(outputs * splits), threads_for(chunk), part_args);
+      void* join_args[] = {&scratch, &o, &outputs, &splits, &n};
+      launch_blocks(who, device, fj, blocks(outputs), threads_for(splits), join_args);
       return;
     }
     case ReducePlan::Kind::Columns: {
-      CUfunction fc = kernel("reduce_columns", reduce_columns_kernel_source);
-      void* args[] = {&px, &o, &scratch, &plan.outer, &n, &plan.inner, &plan.splits, &plan.chunk};
-      launch_blocks(who, device, fc, blocks((plan.inner + 31) / 32 * plan.outer * plan.splits), 256, args);
-      if (plan.splits == 1) return;
-      CUfunction fj = kernel("reduce_columns_join", reduce_columns_join_kernel_source);
-      void* join_args[] = {&scratch, &o, &outputs, &plan.splits, &n};
+      CUfunction fc =
+          kernel("reduce_columns", [&](const std::string& nm) { return reduce_columns_kernel_source(op, in, nm); });
+      void* args[] = {&px, &o, &scratch, &outer, &n, &inner, &splits, &chunk};
+      launch_blocks(who, device, fc, blocks((inner + 31) / 32 * outer * splits), 256, args);
+      if (splits == 1) return;
+      CUfunction fj = kernel("reduce_columns_join",
+                             [&](const std::string& nm) { return reduce_columns_join_kernel_source(op, in, nm); });
+      void* join_args[] = {&scratch, &o, &outputs, &splits, &n};
       launch(who, device, fj, outputs, join_args);
       return;
     }

@@ -57,11 +57,12 @@ inline constexpr long long kReduceSplitMaxOutputs = 264, kReduceSplitMinCount = 
 ReducePlan reduce_plan(long long outputs, const ReduceLayout& layout);
 
 /// Queues reduction `op` of `x` (device memory of dtype `in`, laid out as `layout` says) into
-/// `outputs` elements at `o` on GPU `device`'s stream, with the reduction kernel of
-/// source.h, spread over blocks as reduce_plan says (its partials in `scratch`, which must
-/// hold the plan's scratch_bytes). Throws Internal naming `who` for what has no kernel.
+/// `outputs` elements at `o` on GPU `device`'s stream, with the reduction kernels of source.h,
+/// spread over blocks as `plan` (reduce_plan of the same outputs and layout) says, its partials
+/// in `scratch`, which must hold the plan's scratch_bytes. Throws Internal naming `who` for what
+/// has no kernel.
 void reduce_on_device(std::string_view who, int device, OpId op, DType in, const void* x, void* o, long long outputs,
-                      const ReduceLayout& layout, void* scratch);
+                      const ReduceLayout& layout, const ReducePlan& plan, void* scratch);
 
 /// One device-to-device copy of copy_many_on_device.
 struct DeviceCopy {
